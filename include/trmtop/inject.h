@@ -1,0 +1,69 @@
+/* inject.h - the attach state machine: get the agent running in a live
+ * CPython process at a safe point and connect to it over two pipes.
+ *
+ * Paths (DESIGN.md §3): a pending call (Py_AddPendingCall of
+ * PyRun_SimpleString) when the main thread runs Python; the hijack of a
+ * thread parked in a syscall with the GIL released (PyGILState_Ensure ->
+ * PyRun_SimpleString -> PyGILState_Release as remote calls) when it does
+ * not.  Every stop is undone on every path; signals to trmtop (SIGINT,
+ * SIGTERM, SIGHUP, read from the signalfd given to ptrace_set_sigfd) abort
+ * between steps.  Renders nothing. */
+#ifndef TRMTOP_INJECT_H
+#define TRMTOP_INJECT_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "trmtop/elf.h"
+#include "trmtop/err.h"
+#include "trmtop/wire.h"
+
+struct inject_opts {
+	int attach_timeout_ms; /* give up after this long without HELLO */
+	int verbose;           /* progress lines on stderr */
+};
+
+struct inject_target {
+	pid_t pid;
+	char exe[TARGET_PATH_MAX];
+	struct elf_pyinfo py;
+};
+
+struct inject_conn {
+	struct inject_target target;
+	int ctl_fd;   /* requests to the agent */
+	int data_fd;  /* replies from the agent */
+	struct wire_reader rd;
+	struct wire_hello hello;
+	const char *path; /* "pending call", "hijack of thread N" ... */
+	pid_t via_tid;
+	uint64_t ns_to_hello;
+};
+
+/* Check that pid is a supported CPython (no attach, no stop).  Fills t.
+ * Errors: -ESRCH, -TRM_ENOTPY, -TRM_EPYVER, -TRM_EFREETHREAD,
+ * -TRM_ESTOPPED, -TRM_ETRACED, -EACCES/-EPERM (err->msg says why). */
+int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err);
+
+/* Attach and connect: on success *c holds the open connection and the
+ * agent's HELLO.  On failure nothing of trmtop is left running in the
+ * target: no stopped thread, no tracer, and any bootstrap left queued does
+ * nothing when it runs. */
+int inject_attach(pid_t pid, const struct inject_opts *opts,
+		  struct inject_conn *c, struct trm_err *err);
+
+/* Send a request frame (already encoded) and wait for the reply of one of
+ * the expected types (or ERROR, returned as -TRM_EAGENT with the text in
+ * err).  timeout_ms < 0: no limit. */
+int inject_request(struct inject_conn *c, const uint8_t *frame, size_t len,
+		   uint16_t want_type, struct wire_msg *reply, int timeout_ms,
+		   struct trm_err *err);
+
+/* Send DETACH (best effort) and close the pipes. */
+void inject_close(struct inject_conn *c);
+
+/* For tests: TRMTOP_TEST_PAUSE=<stage> holds the attach at that stage
+ * after announcing it on TRMTOP_TEST_PAUSE_FIFO, until a signal. */
+int inject_test_pause(const char *stage);
+
+#endif

@@ -1,0 +1,86 @@
+/* ptrace.h - seize, interrupt and release one thread of a target; remote
+ * syscalls and remote function calls in it.
+ *
+ * Stops only the thread it is given (PTRACE_SEIZE + PTRACE_INTERRUPT).  The
+ * registers saved at the first stop (general, FP and extended state) are
+ * written back by ptrace_release on every path, so a syscall the thread was
+ * blocked in restarts as if nothing happened.  Signals that reach the thread
+ * while it is held are recorded and re-delivered on release.  Never writes
+ * into the target's code: remote calls return to address 0 and the fault
+ * stop that follows is the "return".  Decides nothing about when it is safe
+ * to do so: that is inject's business. */
+#ifndef TRMTOP_PTRACE_H
+#define TRMTOP_PTRACE_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "trmtop/err.h"
+#include "trmtop/target.h"
+
+#define PTRACE_MAX_PENDING_SIGS 8
+#define PTRACE_XSTATE_MAX 16384
+
+struct ptrace_arch_regs; /* arch/<arch>.h */
+
+struct ptrace_thread {
+	pid_t pid, tid;
+	int seized;        /* PTRACE_SEIZE succeeded */
+	int stopped;       /* in a ptrace stop we caused */
+	int dirty;         /* registers changed since the save */
+	int nsigs;         /* signals to re-deliver on release */
+	int sigs[PTRACE_MAX_PENDING_SIGS];
+	struct ptrace_arch_regs *saved; /* owned */
+	struct ptrace_arch_regs *work;  /* owned scratch copy */
+};
+
+/* Use fd (a signalfd reading at least SIGCHLD, and the signals that should
+ * abort waiting: SIGINT, SIGTERM, SIGHUP) for all waits.  Without it, waits
+ * poll.  When an aborting signal is read, the wait returns -TRM_EINTR and
+ * ptrace_abort_signal() tells which. */
+void ptrace_set_sigfd(int fd);
+int ptrace_abort_signal(void);
+
+/* Seize tid of process pid, interrupt it and wait (up to timeout_ms) for it
+ * to stop; save its registers.  -EPERM, -ESRCH, -TRM_ETIMEOUT,
+ * -TRM_EEXITED, -TRM_EINTR. */
+int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
+		 int timeout_ms, struct trm_err *err);
+
+/* Write the saved registers back (if changed), detach and re-deliver held
+ * signals.  Safe on a zeroed or partly seized struct; frees its buffers. */
+int ptrace_release(struct ptrace_thread *t);
+
+/* Resume a held thread for a while and stop it again (used to step out of
+ * an unsafe place).  The registers must be unchanged (not dirty). */
+int ptrace_resume_briefly(struct ptrace_thread *t, int run_us, int timeout_ms,
+			  struct trm_err *err);
+
+/* Saved program counter / stack pointer / syscall state. */
+raddr_t ptrace_saved_pc(const struct ptrace_thread *t);
+raddr_t ptrace_saved_sp(const struct ptrace_thread *t);
+/* Syscall number the thread was stopped in (-1 if none) and the value the
+ * kernel left for it (e.g. -ERESTARTSYS). */
+long ptrace_saved_syscall(const struct ptrace_thread *t, long *ret);
+/* DWARF register file of the saved state, for elf_unwind (17 entries). */
+void ptrace_saved_dwarf_regs(const struct ptrace_thread *t, uint64_t *regs);
+
+/* Execute syscall nr with args in the thread, as a remote call of the
+ * target's libc syscall() at syscall_fn, on the thread's own stack well
+ * below its red zone.  *ret is syscall()'s result: -1 on failure. */
+int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
+			  const uint64_t args[6], int64_t *ret,
+			  struct trm_err *err);
+
+/* Call fn(args...) (up to 7 integer args, the 7th on the stack) with the stack pointer just below
+ * sp_top (aligned by the callee's ABI), returning to address 0.  Waits up to
+ * timeout_ms (< 0: for ever); on timeout interrupts the call and restores
+ * the saved registers (-TRM_ETIMEOUT).  *ret is the integer result. */
+int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
+		       const uint64_t *args, int nargs, raddr_t sp_top,
+		       int timeout_ms, uint64_t *ret, struct trm_err *err);
+
+/* Restore the saved registers in the (still held) thread. */
+int ptrace_restore(struct ptrace_thread *t, struct trm_err *err);
+
+#endif

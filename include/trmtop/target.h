@@ -1,0 +1,95 @@
+/* target.h - what /proc says about a process; memory access.
+ *
+ * Owns /proc parsing (maps, status, task list, per-thread syscall/wchan) and
+ * process_vm_readv/writev.  Never calls ptrace. */
+#ifndef TRMTOP_TARGET_H
+#define TRMTOP_TARGET_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "trmtop/err.h"
+
+typedef uint64_t raddr_t; /* an address in the target */
+
+#define TARGET_PATH_MAX 4096
+
+struct target_map {
+	raddr_t start, end;
+	uint64_t offset;
+	unsigned long inode;
+	unsigned dev_major, dev_minor;
+	char perms[5];          /* "r-xp" */
+	char path[TARGET_PATH_MAX]; /* as shown in maps; "" for anonymous */
+	int deleted;            /* path ended in " (deleted)" (suffix removed) */
+};
+
+struct target_maps {
+	struct target_map *v;
+	size_t n;
+};
+
+/* Read /proc/PID/maps.  Caller frees with target_maps_fini. */
+int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err);
+void target_maps_fini(struct target_maps *maps);
+
+struct target_status {
+	char name[64];   /* Name: */
+	char state;      /* 'R', 'S', 'D', 'T', 't', 'Z', ... */
+	pid_t tgid;
+	pid_t tracer;    /* TracerPid */
+	uid_t uid_real, uid_eff;
+	pid_t nspid;     /* innermost NSpid (== pid outside containers) */
+	unsigned long vm_rss_kib;
+	int threads;
+};
+
+/* Parse /proc/PID/status (or /proc/PID/task/TID/status when tid > 0). */
+int target_read_status(pid_t pid, pid_t tid, struct target_status *out,
+		       struct trm_err *err);
+
+/* List thread ids (/proc/PID/task).  *tids is the caller's (free()). The
+ * first entry is the main thread (tid == pid) when it is alive. */
+int target_list_threads(pid_t pid, pid_t **tids, size_t *n, struct trm_err *err);
+
+struct target_syscall {
+	int running;     /* 1: "running" (not in a syscall) */
+	long nr;         /* syscall number, -1 if not in a syscall */
+	uint64_t args[6];
+	raddr_t sp, pc;
+	char wchan[64];  /* /proc/PID/task/TID/wchan, "" if unavailable */
+};
+
+/* Parse /proc/PID/task/TID/syscall and wchan. */
+int target_read_syscall(pid_t pid, pid_t tid, struct target_syscall *out,
+			struct trm_err *err);
+
+/* Name of an x86_64 syscall number for messages ("futex", "accept4");
+ * "syscall N" style text into buf otherwise.  Returns buf or a literal. */
+const char *target_syscall_name(long nr, char *buf, size_t len);
+
+/* Executable path (readlink /proc/PID/exe) into buf. */
+int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err);
+
+/* Memory access.  Short reads are errors (-EFAULT).  Falls back to
+ * /proc/PID/mem when process_vm_* is refused. */
+int target_read_mem(pid_t pid, raddr_t addr, void *buf, size_t len);
+int target_write_mem(pid_t pid, raddr_t addr, const void *buf, size_t len);
+
+/* Open a mapped file of the target as the target sees it: first
+ * /proc/PID/map_files/START-END, then /proc/PID/root/PATH.  Returns an fd
+ * (O_RDONLY|O_CLOEXEC) or -errno. */
+int target_open_mapped(pid_t pid, const struct target_map *map,
+		       struct trm_err *err);
+
+/* 1 if the process exists (kill(pid, 0) or /proc/PID present), else 0. */
+int target_alive(pid_t pid);
+
+/* Resident set size in bytes from /proc/PID/statm. */
+int target_read_rss(pid_t pid, uint64_t *rss, struct trm_err *err);
+
+/* Count open fds (/proc/PID/fd entries). */
+int target_count_fds(pid_t pid, int *n, struct trm_err *err);
+
+#endif

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The whole test suite: installs dependencies, builds trmtop plainly and
+# with AddressSanitizer+UBSan, runs unit, agent and end-to-end tests in
+# both, then the fuzzers, and ends with one line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+root=$(pwd)
+bash scripts/deps.sh || { echo "dependency installation failed"; echo "0 passed, 1 failed"; exit 1; }
+
+passed=0; failed=0; skipped=0
+count() {  # count <testlog.json> : meson results, the e2e entry by its junit xml
+  local out
+  out=$(/usr/bin/python3 "$root/scripts/count_results.py" "$@") || out="0 1 0"
+  set -- $out
+  passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
+}
+
+for variant in plain asan; do
+  dir="$root/build-ci-$variant"
+  opts=()
+  [ "$variant" = asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false)
+  echo "=== $variant build"
+  if ! { [ -d "$dir" ] || meson setup "$dir" "${opts[@]}" >/dev/null; } || ! ninja -C "$dir"; then
+    echo "build failed ($variant)"; failed=$((failed + 1)); continue
+  fi
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  meson test -C "$dir" --print-errorlogs --num-processes 2 --timeout-multiplier 3 || true
+  count "$dir/meson-logs/testlog.json" "$dir/e2e-junit.xml"
+done
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

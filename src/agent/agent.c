@@ -1,0 +1,389 @@
+/* agent.c - the _trmtop_agent extension module: init and start().
+ *
+ * Built once against the limited API of 3.8 and loaded into the target by
+ * the bootstrap script with _imp.create_dynamic.  start() runs on the
+ * target's main thread with the GIL held; it must never raise, print or
+ * close an fd it has not verified to be one of trmtop's pipes. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "agent_int.h"
+
+pthread_mutex_t agent_lock = PTHREAD_MUTEX_INITIALIZER;
+struct agent_sess *agent_cur;
+bool agent_trm_started;
+atomic_bool agent_exiting;
+
+static bool hooks_installed; /* atfork + exit hooks; GIL held */
+
+/* ---- Python helpers (GIL held) ---- */
+
+int agent_tm_ull(PyObject *tm, const char *name, unsigned long long *out)
+{
+	PyObject *r = PyObject_CallMethod(tm, name, NULL);
+	if (!r)
+		return -1;
+	*out = PyLong_AsUnsignedLongLong(r);
+	Py_DECREF(r);
+	return PyErr_Occurred() ? -1 : 0;
+}
+
+int agent_tm_state(uint8_t *tracing, uint32_t *limit)
+{
+	PyObject *tm = PyImport_ImportModule("_tracemalloc");
+	unsigned long long on = 0, lim = 0;
+	int rc = -1;
+
+	if (!tm)
+		return -1;
+	if (agent_tm_ull(tm, "is_tracing", &on) < 0 ||
+	    agent_tm_ull(tm, "get_traceback_limit", &lim) < 0)
+		goto out;
+	if (!on)
+		agent_trm_started = false; /* someone stopped it */
+	*tracing = !on ? WIRE_TRACING_OFF
+		       : agent_trm_started ? WIRE_TRACING_TRMTOP
+					   : WIRE_TRACING_APPLICATION;
+	*limit = lim > UINT32_MAX ? UINT32_MAX : (uint32_t)lim;
+	rc = 0;
+out:
+	Py_DECREF(tm);
+	return rc;
+}
+
+/* A new reference to the UTF-8 bytes of str(o), or NULL (error cleared). */
+static PyObject *str_bytes(PyObject *o)
+{
+	PyObject *s, *b = NULL;
+
+	if (!o)
+		return NULL;
+	s = PyObject_Str(o);
+	if (s) {
+		b = PyUnicode_AsUTF8String(s);
+		Py_DECREF(s);
+	}
+	if (!b)
+		PyErr_Clear();
+	return b;
+}
+
+/* Cut a NUL-terminated string so it does not end inside a UTF-8 sequence. */
+static void utf8_trim(char *buf)
+{
+	size_t n = strlen(buf), i = n;
+
+	while (i > 0 && ((unsigned char)buf[i - 1] & 0xC0) == 0x80)
+		i--;
+	if (i > 0) {
+		unsigned char lead = (unsigned char)buf[i - 1];
+		size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+		if (n - (i - 1) < want)
+			buf[i - 1] = '\0';
+	}
+}
+
+void agent_py_error(const char *what, char *buf, size_t cap)
+{
+	PyObject *type = NULL, *value = NULL, *tb = NULL;
+	PyObject *tname = NULL, *tbytes = NULL, *vbytes = NULL;
+	const char *tn = "error", *vs = "";
+
+	if (!cap)
+		goto out;
+	PyErr_Fetch(&type, &value, &tb);
+	if (type) {
+		tname = PyObject_GetAttrString(type, "__name__");
+		if (!tname)
+			PyErr_Clear();
+		tbytes = str_bytes(tname);
+		if (tbytes)
+			tn = PyBytes_AsString(tbytes);
+	}
+	vbytes = str_bytes(value);
+	if (vbytes)
+		vs = PyBytes_AsString(vbytes);
+	if (!tn || !vs) {
+		PyErr_Clear();
+		tn = tn ? tn : "error";
+		vs = vs ? vs : "";
+	}
+	snprintf(buf, cap, "%s: %s%s%s", what, tn, *vs ? ": " : "", vs);
+	utf8_trim(buf);
+out:
+	Py_XDECREF(vbytes);
+	Py_XDECREF(tbytes);
+	Py_XDECREF(tname);
+	Py_XDECREF(type);
+	Py_XDECREF(value);
+	Py_XDECREF(tb);
+	PyErr_Clear();
+}
+
+/* ---- process-level hooks ---- */
+
+static void on_fork_prepare(void)
+{
+	pthread_mutex_lock(&agent_lock);
+}
+
+static void on_fork_parent(void)
+{
+	pthread_mutex_unlock(&agent_lock);
+}
+
+/* In a forked child the control thread does not exist: close the
+ * inherited pipe ends and forget the session. */
+static void on_fork_child(void)
+{
+	struct agent_sess *s = agent_cur;
+
+	pthread_mutex_init(&agent_lock, NULL);
+	agent_cur = NULL;
+	if (s) {
+		close(s->ctl_fd);
+		close(s->data_fd);
+		wire_reader_fini(&s->rd);
+		free(s);
+	}
+}
+
+/* Py_AtExit: runs at the very end of finalization (a late backstop). */
+static void on_c_exit(void)
+{
+	atomic_store(&agent_exiting, true);
+}
+
+/* atexit.register target: runs early in Py_FinalizeEx, before the
+ * interpreter refuses new thread states. */
+static PyObject *on_py_exit(PyObject *self, PyObject *unused)
+{
+	(void)self;
+	(void)unused;
+	atomic_store(&agent_exiting, true);
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef on_py_exit_def = {
+	"_trmtop_agent_atexit", on_py_exit, METH_NOARGS, NULL
+};
+
+/* Once per process: fork handler, C and Python exit hooks.  Failures are
+ * ignored (errors cleared); GIL held. */
+static void install_hooks(void)
+{
+	PyObject *ax, *fn, *r;
+
+	if (hooks_installed)
+		return;
+	hooks_installed = true;
+	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
+	Py_AtExit(on_c_exit);
+	ax = PyImport_ImportModule("atexit");
+	fn = PyCFunction_NewEx(&on_py_exit_def, NULL, NULL);
+	if (ax && fn) {
+		r = PyObject_CallMethod(ax, "register", "O", fn);
+		Py_XDECREF(r);
+	}
+	Py_XDECREF(fn);
+	Py_XDECREF(ax);
+	PyErr_Clear();
+}
+
+/* ---- start() ---- */
+
+static bool is_our_fifo(int fd, unsigned long long ino)
+{
+	struct stat st;
+
+	/* Raw syscall: see the symbol versions note in agent_int.h. */
+	return fd >= 0 && syscall(SYS_fstat, fd, &st) == 0 &&
+	       S_ISFIFO(st.st_mode) &&
+	       (unsigned long long)st.st_ino == ino;
+}
+
+/* Write a frame from the application's thread without a SIGPIPE reaching
+ * it (the application may run with SIGPIPE at its default action). */
+static void write_nosigpipe(int fd, const void *buf, size_t len)
+{
+	sigset_t pipe_set, old, pending;
+	bool was_pending;
+
+	sigemptyset(&pipe_set);
+	sigaddset(&pipe_set, SIGPIPE);
+	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
+		return;
+	was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+	if (wire_write_all(fd, buf, len) == -EPIPE && !was_pending) {
+		struct timespec zero = { 0, 0 };
+		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
+			;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+static void send_error_and_close(int ctl_fd, int data_fd, uint32_t code,
+				 const char *text)
+{
+	uint8_t frame[WIRE_CTL_MAX];
+	int n = wire_enc_error(frame, sizeof(frame), code, text);
+
+	if (n > 0)
+		write_nosigpipe(data_fd, frame, (size_t)n);
+	close(ctl_fd);
+	close(data_fd);
+}
+
+/* Has trmtop hung up its end of ctl (it gave up on this attach)? */
+static bool ctl_abandoned(int ctl_fd)
+{
+	struct pollfd pfd = { .fd = ctl_fd, .events = POLLIN };
+	int rc;
+
+	do
+		rc = poll(&pfd, 1, 0);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN);
+}
+
+static uint32_t hexversion(void)
+{
+	PyObject *v = PySys_GetObject("hexversion"); /* borrowed */
+	unsigned long x;
+
+	if (!v)
+		return 0;
+	x = PyLong_AsUnsignedLong(v);
+	if (PyErr_Occurred()) {
+		PyErr_Clear();
+		return 0;
+	}
+	return (uint32_t)x;
+}
+
+/* start(ctl_fd, data_fd, ctl_ino, data_ino, token): see DESIGN.md §4.
+ * Returns None on every path and never leaves an exception set. */
+static PyObject *agent_start(PyObject *self, PyObject *args)
+{
+	int ctl_fd, data_fd, rc;
+	unsigned long long ctl_ino, data_ino, token;
+	unsigned long long page = 0, page_len = 0;
+	struct agent_sess *s = NULL;
+	struct wire_hello hello = { .proto = WIRE_PROTO_VERSION };
+	uint8_t tracing = WIRE_TRACING_OFF;
+	uint32_t limit = 0;
+	char text[256];
+	PyObject *thr;
+	bool busy, same;
+
+	(void)self;
+	if (!PyArg_ParseTuple(args, "iiKKK|KK", &ctl_fd, &data_fd, &ctl_ino,
+			      &data_ino, &token, &page, &page_len))
+		goto out;
+	/* the bootstrap's private page: its text is compiled by now */
+	if (page && page_len && (page & 4095u) == 0)
+		munmap((void *)(uintptr_t)page, (size_t)page_len);
+	if (ctl_fd == data_fd || !is_our_fifo(ctl_fd, ctl_ino) ||
+	    !is_our_fifo(data_fd, data_ino))
+		goto out; /* not our pipes (fd numbers reused): touch nothing */
+
+	pthread_mutex_lock(&agent_lock);
+	busy = agent_cur != NULL;
+	same = busy && agent_cur->token == token;
+	pthread_mutex_unlock(&agent_lock);
+	if (same)
+		goto out; /* the bootstrap ran twice */
+
+	if (ctl_abandoned(ctl_fd)) {
+		close(ctl_fd);
+		close(data_fd);
+		goto out;
+	}
+	if (busy) {
+		send_error_and_close(ctl_fd, data_fd, WIRE_ERR_BUSY,
+				     "another trmtop is attached");
+		goto out;
+	}
+
+	/* 3.8 misbehaves at exit when threading is first imported from a
+	 * foreign thread: import it here, on the main thread. */
+	thr = PyImport_ImportModule("threading");
+	Py_XDECREF(thr);
+	PyErr_Clear();
+	install_hooks();
+
+	if (agent_tm_state(&tracing, &limit) < 0) {
+		agent_py_error("tracemalloc state", text, sizeof(text));
+		send_error_and_close(ctl_fd, data_fd, WIRE_ERR_PYTHON, text);
+		goto out;
+	}
+	hello.pid = (uint32_t)getpid();
+	hello.py_hexversion = hexversion();
+	hello.traceback_limit = limit;
+	hello.tracing = tracing;
+	hello.token = token;
+
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		send_error_and_close(ctl_fd, data_fd, WIRE_ERR_UNKNOWN,
+				     "agent: out of memory");
+		goto out;
+	}
+	s->ctl_fd = ctl_fd;
+	s->data_fd = data_fd;
+	s->token = token;
+	wire_reader_init(&s->rd, ctl_fd, WIRE_CTL_MAX);
+	s->hello_len = wire_enc_hello(s->hello, sizeof(s->hello), &hello);
+
+	pthread_mutex_lock(&agent_lock);
+	agent_cur = s;
+	rc = agent_ctl_spawn(s);
+	if (rc < 0)
+		agent_cur = NULL;
+	pthread_mutex_unlock(&agent_lock);
+	if (rc < 0) {
+		snprintf(text, sizeof(text), "agent: cannot start thread: %s",
+			 strerror(-rc));
+		send_error_and_close(ctl_fd, data_fd, WIRE_ERR_UNKNOWN, text);
+		free(s);
+	}
+out:
+	PyErr_Clear();
+	Py_RETURN_NONE;
+}
+
+static PyMethodDef agent_methods[] = {
+	{ "start", agent_start, METH_VARARGS,
+	  "start(ctl_fd, data_fd, ctl_ino, data_ino, token): serve trmtop" },
+	{ NULL, NULL, 0, NULL },
+};
+
+static struct PyModuleDef agent_module = {
+	PyModuleDef_HEAD_INIT,
+	"_trmtop_agent",
+	"trmtop's in-process agent (loaded by trmtop, not for import)",
+	-1,
+	agent_methods,
+	NULL,
+	NULL,
+	NULL,
+	NULL,
+};
+
+PyMODINIT_FUNC PyInit__trmtop_agent(void);
+
+PyMODINIT_FUNC PyInit__trmtop_agent(void)
+{
+	return PyModule_Create(&agent_module);
+}

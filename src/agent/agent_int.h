@@ -1,0 +1,71 @@
+/* agent_int.h - private to the agent: session state shared between the
+ * module code (agent.c, main thread, GIL held) and the control thread
+ * (ctl.c, GIL taken only around Python calls). */
+#ifndef TRMTOP_AGENT_INT_H
+#define TRMTOP_AGENT_INT_H
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "trmtop/wire.h"
+
+/* The agent loads into targets whose glibc may be older than the build
+ * machine's (containers).  Bind the few symbols that got new versions in
+ * glibc 2.32-2.34 to their original versions (libpthread's before 2.34,
+ * always loaded in a CPython process); fstat is done with a raw syscall
+ * (agent_fstat) because fstat64@GLIBC_2.33 has no old version. */
+#if defined(__GLIBC__) && defined(__x86_64__)
+#define AGENT_GLIBC_BASE "GLIBC_2.2.5"
+#elif defined(__GLIBC__) && defined(__aarch64__)
+#define AGENT_GLIBC_BASE "GLIBC_2.17"
+#endif
+#ifdef AGENT_GLIBC_BASE
+__asm__(".symver pthread_create,pthread_create@" AGENT_GLIBC_BASE);
+__asm__(".symver pthread_sigmask,pthread_sigmask@" AGENT_GLIBC_BASE);
+#endif
+
+/* One connection to one trmtop.  Owned by its control thread; published
+ * in agent_cur (under agent_lock) while it is active. */
+struct agent_sess {
+	int ctl_fd, data_fd;
+	uint64_t token;
+	bool owns; /* this session started tracing without WIRE_START_KEEP */
+	struct wire_reader rd;
+	int hello_len;
+	uint8_t hello[64]; /* encoded HELLO, sent first by the thread */
+};
+
+/* agent_lock guards agent_cur; it is held only for a few instructions and
+ * never while taking the GIL or blocking. */
+extern pthread_mutex_t agent_lock;
+extern struct agent_sess *agent_cur;
+
+/* Tracing is on and trmtop started it (in this or an earlier session).
+ * Read and written with the GIL held only. */
+extern bool agent_trm_started;
+
+/* Set once the interpreter starts finalizing: no more PyGILState_Ensure. */
+extern atomic_bool agent_exiting;
+
+/* tm.<name>() as an unsigned long long.  GIL held; 0, or -1 with a
+ * Python exception set. */
+int agent_tm_ull(PyObject *tm, const char *name, unsigned long long *out);
+
+/* Current tracemalloc state: *tracing is a wire_tracing value.  GIL held.
+ * 0, or -1 with a Python exception set. */
+int agent_tm_state(uint8_t *tracing, uint32_t *limit);
+
+/* Describe and clear the current Python exception as "what: Type: text",
+ * NUL-terminated and cut at a UTF-8 boundary to fit cap.  GIL held. */
+void agent_py_error(const char *what, char *buf, size_t cap);
+
+/* Start the control thread for s with every signal blocked.  0 or
+ * -errno (then the caller still owns s). */
+int agent_ctl_spawn(struct agent_sess *s);
+
+#endif

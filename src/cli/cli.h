@@ -1,0 +1,48 @@
+/* cli.h - shared by the CLI's subcommands: exit codes, messages, the
+ * common option group and the attach helper. */
+#ifndef TRMTOP_CLI_H
+#define TRMTOP_CLI_H
+
+#include <argp.h>
+#include <sys/types.h>
+
+#include "trmtop/err.h"
+#include "trmtop/inject.h"
+
+enum cli_exit {
+	EXIT_OK = 0,
+	EXIT_USAGE = 1,
+	EXIT_TARGET = 2,    /* target or attach error */
+	EXIT_THRESHOLD = 3, /* --fail-above exceeded */
+	EXIT_BADINPUT = 4,  /* bad input file or stream */
+};
+
+/* "trmtop: <msg>" and, if set, "hint: <hint>" on stderr. */
+void cli_error(const struct trm_err *err);
+void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Exit code for an attach/target error code. */
+int cli_exit_for(int code);
+
+/* Options shared by the subcommands that attach (argp child). */
+struct cli_target_opts {
+	pid_t pid;
+	int attach_timeout_ms;
+	int verbose;
+};
+extern const struct argp cli_target_argp;
+void cli_target_opts_init(struct cli_target_opts *o);
+
+/* Block SIGINT/SIGTERM/SIGHUP/SIGCHLD and route them to a signalfd that
+ * ptrace/inject poll, so an interrupt never leaves a target stopped. */
+int cli_signals_setup(void);
+
+/* Attach (or reconnect) to o->pid; on error prints and returns the exit
+ * code (> 0). */
+int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
+
+int cmd_start(int argc, char **argv);
+int cmd_stats(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+
+#endif

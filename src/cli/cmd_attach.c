@@ -1,0 +1,298 @@
+/* cmd_attach.c - start, stats, stop: the subcommands that talk to the
+ * agent in a live process. */
+#include "config.h"
+
+#include <argp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "trmtop/target.h"
+#include "trmtop/util.h"
+#include "trmtop/wire.h"
+
+#define REQUEST_TIMEOUT_MS 60000
+
+enum { OPT_JSON = 0x200, OPT_FRAMES };
+
+struct attach_args {
+	struct cli_target_opts target;
+	int json;
+	unsigned frames;
+	int want_json, want_frames;
+};
+
+static const struct argp_option stats_options[] = {
+	{ "json", OPT_JSON, NULL, 0, "One JSON object with stable keys", 2 },
+	{ 0 }
+};
+
+static const struct argp_option start_options[] = {
+	{ "frames", OPT_FRAMES, "N", 0,
+	  "Frames kept per traceback (default 1, as tracemalloc; each extra "
+	  "frame costs the target about 0.5 us per allocation)", 2 },
+	{ 0 }
+};
+
+static error_t parse(int key, char *arg, struct argp_state *state)
+{
+	struct attach_args *a = state->input;
+	char *end;
+	long v;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->target;
+		return 0;
+	case OPT_JSON:
+		a->json = 1;
+		return 0;
+	case OPT_FRAMES:
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || *end || v < 1 || v > 65535)
+			argp_error(state, "invalid frame count '%s' (1 to 65535)", arg);
+		a->frames = (unsigned)v;
+		return 0;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	case ARGP_KEY_END:
+		if (a->target.pid == 0)
+			argp_error(state, "--pid is required");
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+static const struct argp_child children[] = {
+	{ &cli_target_argp, 0, "Target:", 1 },
+	{ 0 }
+};
+
+static int parse_args(int argc, char **argv, const struct argp_option *opts,
+		      const char *doc, struct attach_args *a)
+{
+	struct argp ap = { opts, parse, NULL, doc, children, NULL, NULL };
+
+	memset(a, 0, sizeof(*a));
+	cli_target_opts_init(&a->target);
+	a->frames = 1;
+	if (argp_parse(&ap, argc, argv, 0, NULL, a) != 0)
+		return EXIT_USAGE;
+	return 0;
+}
+
+static const char *tracing_word(unsigned t)
+{
+	switch (t) {
+	case WIRE_TRACING_TRMTOP:
+		return "trmtop";
+	case WIRE_TRACING_APPLICATION:
+		return "application";
+	default:
+		return "off";
+	}
+}
+
+static const char *tracing_text(unsigned t)
+{
+	switch (t) {
+	case WIRE_TRACING_TRMTOP:
+		return "on, started by trmtop";
+	case WIRE_TRACING_APPLICATION:
+		return "on, started by the application";
+	default:
+		return "off";
+	}
+}
+
+/* Send a control request and decode the STATE reply. */
+static int control(struct inject_conn *c, const uint8_t *frame, int len,
+		   struct wire_state *st)
+{
+	struct trm_err err = { 0 };
+	struct wire_msg msg;
+	int rc;
+
+	if (len < 0) {
+		cli_errorf("encoding a request: %s", strerror(-len));
+		return EXIT_TARGET;
+	}
+	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
+			    REQUEST_TIMEOUT_MS, &err);
+	if (rc == 0 && wire_dec_state(&msg, st) < 0)
+		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
+				 (int)c->target.pid);
+	if (rc < 0) {
+		cli_error(&err);
+		return cli_exit_for(rc);
+	}
+	return 0;
+}
+
+int cmd_start(int argc, char **argv)
+{
+	struct attach_args a;
+	struct inject_conn c;
+	struct wire_start req;
+	struct wire_state st;
+	uint8_t buf[WIRE_CTL_MAX];
+	int rc;
+
+	rc = parse_args(argc, argv, start_options,
+			"Turn tracemalloc tracing on in a running process; it "
+			"stays on after trmtop exits, until 'trmtop stop'.", &a);
+	if (rc)
+		return rc;
+	rc = cli_attach(&a.target, &c);
+	if (rc)
+		return rc;
+	req.nframe = a.frames;
+	req.flags = WIRE_START_KEEP;
+	rc = control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
+	if (rc == 0) {
+		if (st.tracing == WIRE_TRACING_APPLICATION)
+			printf("pid %d: tracing already started by the application "
+			       "(traceback limit %u): left as it is\n",
+			       (int)a.target.pid, st.traceback_limit);
+		else if (st.tracing == WIRE_TRACING_TRMTOP)
+			printf("pid %d: tracing on (traceback limit %u)\n",
+			       (int)a.target.pid, st.traceback_limit);
+		else {
+			cli_errorf("pid %d: tracing could not be started",
+				   (int)a.target.pid);
+			rc = EXIT_TARGET;
+		}
+	}
+	inject_close(&c);
+	return rc;
+}
+
+int cmd_stop(int argc, char **argv)
+{
+	struct attach_args a;
+	struct inject_conn c;
+	struct wire_state st;
+	uint8_t buf[WIRE_CTL_MAX];
+	int rc;
+
+	rc = parse_args(argc, argv, NULL,
+			"Turn off the tracing trmtop turned on; tracing started "
+			"by the application is left on.", &a);
+	if (rc)
+		return rc;
+	rc = cli_attach(&a.target, &c);
+	if (rc)
+		return rc;
+	rc = control(&c, buf, wire_enc_empty(buf, sizeof(buf), WIRE_STOP), &st);
+	if (rc == 0) {
+		if (st.tracing == WIRE_TRACING_APPLICATION)
+			printf("pid %d: tracing was started by the application: left on\n",
+			       (int)a.target.pid);
+		else
+			printf("pid %d: tracing off\n", (int)a.target.pid);
+	}
+	inject_close(&c);
+	return rc;
+}
+
+static void json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(f, "\\%c", ch);
+		else if (ch < 0x20)
+			fprintf(f, "\\u%04x", ch);
+		else
+			fputc(ch, f);
+	}
+	fputc('"', f);
+}
+
+static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
+			int json)
+{
+	const struct inject_target *t = &c->target;
+	char b1[32], b2[32], b3[32], b4[32];
+
+	if (json) {
+		printf("{\"pid\": %d, \"executable\": ", (int)t->pid);
+		json_str(stdout, t->exe);
+		printf(", \"python_version\": ");
+		json_str(stdout, t->py.version);
+		printf(", \"libpython\": \"%s\", \"pie\": %s, \"tracing\": \"%s\", "
+		       "\"traceback_limit\": %u, \"traced_current\": %llu, "
+		       "\"traced_peak\": %llu, \"tracemalloc_memory\": %llu, "
+		       "\"traced_blocks\": %llu, \"rss\": %llu}\n",
+		       t->py.shared ? "shared" : "static", t->py.pie ? "true" : "false",
+		       tracing_word(s->tracing), s->traceback_limit,
+		       (unsigned long long)s->traced_current,
+		       (unsigned long long)s->traced_peak,
+		       (unsigned long long)s->tracemalloc_memory,
+		       (unsigned long long)s->traced_blocks,
+		       (unsigned long long)s->rss);
+		return;
+	}
+	printf("pid:                %d\n", (int)t->pid);
+	printf("executable:         %s\n", t->exe);
+	printf("python:             %s\n", t->py.version);
+	printf("build:              %s, %s\n",
+	       t->py.shared ? "libpython shared" : "libpython in the executable",
+	       t->py.pie ? "PIE" : "not PIE");
+	printf("tracing:            %s\n", tracing_text(s->tracing));
+	if (s->tracing == WIRE_TRACING_OFF) {
+		printf("hint: 'trmtop start --pid %d' turns it on\n", (int)t->pid);
+	} else {
+		printf("traceback limit:    %u\n", s->traceback_limit);
+		printf("traced memory:      %s (peak %s)\n",
+		       util_format_size((int64_t)s->traced_current, 0, b1, sizeof(b1)),
+		       util_format_size((int64_t)s->traced_peak, 0, b2, sizeof(b2)));
+		printf("traced blocks:      %llu\n", (unsigned long long)s->traced_blocks);
+		printf("tracemalloc memory: %s\n",
+		       util_format_size((int64_t)s->tracemalloc_memory, 0, b3, sizeof(b3)));
+	}
+	printf("rss:                %s\n",
+	       util_format_size((int64_t)s->rss, 0, b4, sizeof(b4)));
+}
+
+int cmd_stats(int argc, char **argv)
+{
+	struct attach_args a;
+	struct inject_conn c;
+	struct wire_stats s;
+	struct wire_msg msg;
+	struct trm_err err = { 0 };
+	uint8_t buf[WIRE_CTL_MAX];
+	int rc, n;
+
+	rc = parse_args(argc, argv, stats_options,
+			"Show what the agent in a running process sees now; "
+			"does not turn tracing on.", &a);
+	if (rc)
+		return rc;
+	rc = cli_attach(&a.target, &c);
+	if (rc)
+		return rc;
+	n = wire_enc_empty(buf, sizeof(buf), WIRE_STATS_REQ);
+	rc = inject_request(&c, buf, (size_t)n, WIRE_STATS, &msg,
+			    REQUEST_TIMEOUT_MS, &err);
+	if (rc == 0 && wire_dec_stats(&msg, &s) < 0)
+		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed stats",
+				 (int)a.target.pid);
+	if (rc < 0) {
+		cli_error(&err);
+		rc = cli_exit_for(rc);
+	} else {
+		print_stats(&c, &s, a.json);
+		rc = fflush(stdout) == 0 ? 0 : EXIT_TARGET;
+	}
+	inject_close(&c);
+	return rc;
+}

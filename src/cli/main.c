@@ -1,0 +1,81 @@
+#include "config.h"
+
+#include <argp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+const char *argp_program_version = "trmtop " TRMTOP_VERSION;
+const char *argp_program_bug_address = NULL;
+
+static const struct {
+	const char *name;
+	int (*fn)(int argc, char **argv);
+	const char *summary;
+} commands[] = {
+	{ "start", cmd_start, "turn tracing on in a running process" },
+	{ "stats", cmd_stats, "show what the agent in a process sees now" },
+	{ "stop", cmd_stop, "turn off the tracing trmtop turned on" },
+};
+
+#define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
+
+static const char doc[] =
+	"trmtop -- tracemalloc for running CPython processes\v"
+	"Commands:\n"
+	"  start --pid PID [--frames N]   turn tracing on; it stays on after trmtop exits\n"
+	"  stats --pid PID [--json]       traced memory, peak, blocks, RSS\n"
+	"  stop  --pid PID                turn off what trmtop turned on\n"
+	"\n"
+	"Run 'trmtop COMMAND --help' for the options of a command.\n"
+	"\n"
+	"Exit status: 0 ok, 1 usage error, 2 target or attach error, "
+	"3 --fail-above exceeded, 4 bad input file.";
+
+static error_t parse(int key, char *arg, struct argp_state *state)
+{
+	size_t i;
+
+	switch (key) {
+	case ARGP_KEY_ARG:
+		for (i = 0; i < NCOMMANDS; i++) {
+			if (strcmp(arg, commands[i].name) == 0) {
+				*(size_t *)state->input = i;
+				state->next = state->argc; /* the rest is the command's */
+				return 0;
+			}
+		}
+		argp_error(state, "unknown command '%s'", arg);
+		return EINVAL;
+	case ARGP_KEY_NO_ARGS:
+		argp_usage(state);
+		return EINVAL;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+static const struct argp argp = { NULL, parse, "COMMAND [ARG...]", doc, NULL,
+				  NULL, NULL };
+
+int main(int argc, char **argv)
+{
+	size_t cmd = NCOMMANDS;
+	int idx = 0;
+	char name[64];
+
+	argp_err_exit_status = EXIT_USAGE;
+	if (argp_parse(&argp, argc, argv, ARGP_IN_ORDER, &idx, &cmd) != 0 ||
+	    cmd >= NCOMMANDS)
+		return EXIT_USAGE;
+	/* idx points past the command word; hand the rest to it with
+	 * argv[0] = "trmtop <cmd>" */
+	for (idx = 1; idx < argc; idx++)
+		if (strcmp(argv[idx], commands[cmd].name) == 0)
+			break;
+	snprintf(name, sizeof(name), "trmtop %s", commands[cmd].name);
+	argv[idx] = name;
+	return commands[cmd].fn(argc - idx, argv + idx);
+}

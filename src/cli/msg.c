@@ -1,0 +1,137 @@
+#include "config.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+
+#include "cli.h"
+#include "trmtop/ptrace.h"
+#include "trmtop/util.h"
+
+void cli_errorf(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("trmtop: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void cli_error(const struct trm_err *err)
+{
+	cli_errorf("%s", err->msg[0] ? err->msg : trm_strerror(err->code));
+	if (err->hint[0])
+		fprintf(stderr, "hint: %s\n", err->hint);
+}
+
+int cli_exit_for(int code)
+{
+	if (code == -TRM_EINTR) {
+		int sig = ptrace_abort_signal();
+
+		return 128 + (sig ? sig : SIGINT);
+	}
+	if (code == -TRM_EFORMAT)
+		return EXIT_BADINPUT;
+	return EXIT_TARGET;
+}
+
+int cli_signals_setup(void)
+{
+	sigset_t set;
+	int fd;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (fd < 0)
+		return -errno;
+	ptrace_set_sigfd(fd);
+	return 0;
+}
+
+/* ---- the shared target options --------------------------------------- */
+
+enum { OPT_ATTACH_TIMEOUT = 0x100 };
+
+static const struct argp_option target_options[] = {
+	{ "pid", 'p', "PID", 0, "Process to attach to", 1 },
+	{ "attach-timeout", OPT_ATTACH_TIMEOUT, "DURATION", 0,
+	  "Give up attaching after this long (default 5s)", 1 },
+	{ "verbose", 'v', NULL, 0, "Report attach progress on stderr", 1 },
+	{ 0 }
+};
+
+static error_t target_parse(int key, char *arg, struct argp_state *state)
+{
+	struct cli_target_opts *o = state->input;
+	char *end;
+	uint64_t ms;
+	long v;
+
+	switch (key) {
+	case 'p':
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || *end || v <= 0 || v > 0x3fffffff)
+			argp_error(state, "invalid pid '%s'", arg);
+		o->pid = (pid_t)v;
+		return 0;
+	case OPT_ATTACH_TIMEOUT:
+		if (util_parse_duration(arg, &ms) < 0 || ms == 0 || ms > 86400000u)
+			argp_error(state, "invalid duration '%s'", arg);
+		o->attach_timeout_ms = (int)ms;
+		return 0;
+	case 'v':
+		o->verbose = 1;
+		return 0;
+	case ARGP_KEY_INIT:
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+const struct argp cli_target_argp = { target_options, target_parse, NULL, NULL,
+				      NULL, NULL, NULL };
+
+void cli_target_opts_init(struct cli_target_opts *o)
+{
+	memset(o, 0, sizeof(*o));
+	o->attach_timeout_ms = 5000;
+}
+
+int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
+{
+	struct inject_opts io = { o->attach_timeout_ms, o->verbose };
+	struct trm_err err = { 0 };
+	int rc;
+
+	rc = cli_signals_setup();
+	if (rc < 0) {
+		cli_errorf("signal setup: %s", strerror(-rc));
+		return EXIT_TARGET;
+	}
+	rc = inject_attach(o->pid, &io, c, &err);
+	if (rc < 0) {
+		if (!err.msg[0])
+			trm_err_set(&err, rc, "pid %d: %s", (int)o->pid, trm_strerror(rc));
+		cli_error(&err);
+		return cli_exit_for(rc);
+	}
+	if (o->verbose)
+		fprintf(stderr, "trmtop: attached to %d by %s in %.2f ms\n", (int)o->pid,
+			c->path ? c->path : "?", (double)c->ns_to_hello / 1e6);
+	return 0;
+}

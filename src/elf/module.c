@@ -1,0 +1,598 @@
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+
+#include "elf_int.h"
+
+static int lib_init(struct trm_err *err)
+{
+	static int done;
+
+	if (done)
+		return 0;
+	if (elf_version(EV_CURRENT) == EV_NONE)
+		return trm_err_set(err, -TRM_EBADELF, "libelf: %s",
+				   elf_errmsg(-1));
+	done = 1;
+	return 0;
+}
+
+/* A mapping that may hold an ELF object. */
+static int file_backed(const struct target_map *m)
+{
+	if (m->path[0] != '/')
+		return 0;
+	if (strncmp(m->path, "/dev/", 5) == 0 || strncmp(m->path, "/SYSV", 5) == 0)
+		return 0;
+	return 1;
+}
+
+static int same_object(const struct target_map *a, const struct target_map *b)
+{
+	return a->inode == b->inode && a->dev_major == b->dev_major &&
+	       a->dev_minor == b->dev_minor && a->deleted == b->deleted &&
+	       strcmp(a->path, b->path) == 0;
+}
+
+static void mod_release(struct elf_mod *m)
+{
+	free(m->syms);
+	m->syms = NULL;
+	if (m->elf)
+		elf_end(m->elf);
+	m->elf = NULL;
+	if (m->fd >= 0)
+		close(m->fd);
+	m->fd = -1;
+}
+
+/* DT_SONAME and the GNU build-id note. */
+static void read_ids(struct elf_mod *m)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh))
+			continue;
+		if (sh.sh_type == SHT_DYNAMIC) {
+			size_t i, cnt;
+
+			d = elf_getdata(scn, NULL);
+			if (!d || sh.sh_entsize == 0)
+				continue;
+			cnt = sh.sh_size / sh.sh_entsize;
+			for (i = 0; i < cnt; i++) {
+				GElf_Dyn dyn;
+				const char *s;
+
+				if (!gelf_getdyn(d, (int)i, &dyn))
+					break;
+				if (dyn.d_tag == DT_NULL)
+					break;
+				if (dyn.d_tag != DT_SONAME)
+					continue;
+				s = elf_strptr(m->elf, sh.sh_link, dyn.d_un.d_val);
+				if (s)
+					snprintf(m->soname, sizeof(m->soname),
+						 "%s", s);
+			}
+		} else if (sh.sh_type == SHT_NOTE && !m->build_id[0]) {
+			size_t off = 0, noff, doff;
+			GElf_Nhdr nh;
+
+			d = elf_getdata(scn, NULL);
+			if (!d)
+				continue;
+			while ((off = gelf_getnote(d, off, &nh, &noff, &doff)) >
+			       0) {
+				const unsigned char *p;
+				size_t i, len;
+
+				if (nh.n_type != NT_GNU_BUILD_ID ||
+				    nh.n_namesz != 4 ||
+				    memcmp((const char *)d->d_buf + noff, "GNU",
+					   4) != 0)
+					continue;
+				p = (const unsigned char *)d->d_buf + doff;
+				len = nh.n_descsz;
+				if (len > 20)
+					len = 20;
+				for (i = 0; i < len; i++)
+					snprintf(m->build_id + 2 * i, 3, "%02x",
+						 p[i]);
+				break;
+			}
+		}
+	}
+}
+
+/* Open the object through the target and compute its bias.  0, or < 0 when
+ * the file is not a usable ELF object (not an error for the process). */
+static int mod_load(pid_t pid, struct elf_mod *m)
+{
+	GElf_Ehdr eh;
+	size_t i, nph;
+	int found = 0, rc = 0;
+
+	m->fd = target_open_mapped(pid, &m->map, NULL);
+	if (m->fd < 0) {
+		rc = m->fd;
+		m->fd = -1;
+		goto out;
+	}
+	m->elf = elf_begin(m->fd, ELF_C_READ_MMAP, NULL);
+	if (!m->elf || elf_kind(m->elf) != ELF_K_ELF || !gelf_getehdr(m->elf, &eh) ||
+	    (eh.e_type != ET_DYN && eh.e_type != ET_EXEC) ||
+	    elf_getphdrnum(m->elf, &nph) != 0) {
+		rc = -TRM_EBADELF;
+		goto out;
+	}
+	m->pie = eh.e_type == ET_DYN;
+	for (i = 0; i < nph; i++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(m->elf, (int)i, &ph) || ph.p_type != PT_LOAD)
+			continue;
+		if (!found) {
+			uint64_t align = ph.p_align > 1 ? ph.p_align : 1;
+			m->vaddr0 = ph.p_vaddr & ~(align - 1);
+			m->bias = m->map.start - (ph.p_vaddr - ph.p_offset +
+						  m->map.offset);
+			found = 1;
+		}
+		/* The segment holding the mapped offset gives the bias. */
+		if ((ph.p_offset & ~(uint64_t)0xfff) <= m->map.offset &&
+		    m->map.offset < ph.p_offset + ph.p_filesz) {
+			m->bias = m->map.start - (ph.p_vaddr - ph.p_offset +
+						  m->map.offset);
+			break;
+		}
+	}
+	if (!found) {
+		rc = -TRM_EBADELF;
+		goto out;
+	}
+	if (eh.e_type == ET_EXEC)
+		m->bias = 0;
+	read_ids(m);
+out:
+	if (rc < 0)
+		mod_release(m);
+	return rc;
+}
+
+/* Is the group m the process's executable? */
+static int is_exe_map(const struct target_map *map, const struct stat *exe_st,
+		      const char *exe_path)
+{
+	if (exe_st && map->inode == (unsigned long)exe_st->st_ino) {
+		if (map->dev_major == major(exe_st->st_dev) &&
+		    map->dev_minor == minor(exe_st->st_dev))
+			return 1;
+		/* overlayfs shows another device in maps than in stat */
+		if (exe_path && strcmp(map->path, exe_path) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
+{
+	struct target_maps maps = {0};
+	struct elf_proc *ep = NULL;
+	char exe_link[64], exe_path[TARGET_PATH_MAX];
+	struct stat exe_st;
+	int have_st, have_path, exe_idx = -1;
+	size_t i, j, alloc = 0;
+	int rc;
+
+	rc = lib_init(err);
+	if (rc < 0)
+		goto out;
+	ep = calloc(1, sizeof(*ep));
+	if (!ep) {
+		rc = trm_err_set(err, -ENOMEM, "elf_proc_open: %s",
+				 strerror(ENOMEM));
+		goto out;
+	}
+	ep->pid = pid;
+	rc = target_read_maps(pid, &maps, err);
+	if (rc < 0)
+		goto out;
+
+	snprintf(exe_link, sizeof(exe_link), "/proc/%d/exe", (int)pid);
+	have_st = stat(exe_link, &exe_st) == 0;
+	have_path = target_read_exe(pid, exe_path, sizeof(exe_path), NULL) == 0;
+	if (have_path) {
+		size_t l = strlen(exe_path);
+		const char *suf = " (deleted)";
+		size_t sl = strlen(suf);
+		if (l > sl && strcmp(exe_path + l - sl, suf) == 0)
+			exe_path[l - sl] = '\0';
+	}
+
+	/* Group the file-backed mappings by object. */
+	for (i = 0; i < maps.n; i++) {
+		const struct target_map *mp = &maps.v[i];
+		struct elf_mod *m = NULL;
+
+		if (!file_backed(mp))
+			continue;
+		for (j = 0; j < ep->n; j++) {
+			if (same_object(&ep->mods[j].map, mp)) {
+				m = &ep->mods[j];
+				break;
+			}
+		}
+		if (m) {
+			if (mp->start < m->lo)
+				m->lo = mp->start;
+			if (mp->end > m->hi)
+				m->hi = mp->end;
+			if (mp->offset < m->map.offset)
+				m->map = *mp;
+			continue;
+		}
+		if (ep->n == alloc) {
+			size_t na = alloc ? alloc * 2 : 32;
+			struct elf_mod *nv = realloc(ep->mods, na * sizeof(*nv));
+			if (!nv) {
+				rc = trm_err_set(err, -ENOMEM,
+						 "elf_proc_open: %s",
+						 strerror(ENOMEM));
+				goto out;
+			}
+			ep->mods = nv;
+			alloc = na;
+		}
+		m = &ep->mods[ep->n++];
+		memset(m, 0, sizeof(*m));
+		m->fd = -1;
+		m->map = *mp;
+		m->lo = mp->start;
+		m->hi = mp->end;
+	}
+
+	/* Keep the ELF objects only. */
+	for (i = 0, j = 0; i < ep->n; i++) {
+		struct elf_mod *m = &ep->mods[i];
+
+		if (mod_load(pid, m) < 0)
+			continue;
+		if (j != i)
+			ep->mods[j] = *m;
+		if (exe_idx < 0 &&
+		    is_exe_map(&ep->mods[j].map, have_st ? &exe_st : NULL,
+			       have_path ? exe_path : NULL))
+			exe_idx = (int)j;
+		j++;
+	}
+	ep->n = j;
+	if (exe_idx < 0 && have_path) {
+		for (i = 0; i < ep->n; i++) {
+			if (strcmp(ep->mods[i].map.path, exe_path) == 0) {
+				exe_idx = (int)i;
+				break;
+			}
+		}
+	}
+	/* The executable goes first. */
+	if (exe_idx >= 0) {
+		struct elf_mod tmp = ep->mods[exe_idx];
+
+		memmove(ep->mods + 1, ep->mods, (size_t)exe_idx * sizeof(tmp));
+		ep->mods[0] = tmp;
+		ep->mods[0].is_exe = 1;
+	}
+	if (ep->n == 0) {
+		rc = trm_err_set(err, -TRM_EBADELF,
+				 "pid %d: no ELF object could be opened",
+				 (int)pid);
+		goto out;
+	}
+	rc = 0;
+out:
+	target_maps_fini(&maps);
+	if (rc < 0) {
+		elf_proc_close(ep);
+		ep = NULL;
+		errno = -rc > 4095 ? EINVAL : -rc;
+	}
+	return ep;
+}
+
+void elf_proc_close(struct elf_proc *ep)
+{
+	size_t i;
+
+	if (!ep)
+		return;
+	elf_unwinder_free(ep->uw);
+	for (i = 0; i < ep->n; i++)
+		mod_release(&ep->mods[i]);
+	free(ep->mods);
+	free(ep);
+}
+
+size_t elf_proc_nmodules(const struct elf_proc *ep)
+{
+	return ep ? ep->n : 0;
+}
+
+int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out)
+{
+	const struct elf_mod *m;
+
+	if (!ep || i >= ep->n)
+		return -EINVAL;
+	m = &ep->mods[i];
+	out->path = m->map.path;
+	out->bias = m->bias;
+	out->lo = m->lo;
+	out->hi = m->hi;
+	out->is_exe = m->is_exe;
+	out->pie = m->pie;
+	memcpy(out->soname, m->soname, sizeof(out->soname));
+	memcpy(out->build_id, m->build_id, sizeof(out->build_id));
+	return 0;
+}
+
+int elf_mod_at(const struct elf_proc *ep, raddr_t addr)
+{
+	size_t i;
+
+	for (i = 0; i < ep->n; i++)
+		if (addr >= ep->mods[i].lo && addr < ep->mods[i].hi)
+			return (int)i;
+	return -1;
+}
+
+static int wanted_sym(const GElf_Sym *s)
+{
+	int t = GELF_ST_TYPE(s->st_info);
+
+	return s->st_shndx != SHN_UNDEF && (t == STT_FUNC || t == STT_OBJECT);
+}
+
+/* Look name up in the first section of type `type`.  0 or -TRM_ENOSYM. */
+static int lookup_in(struct elf_mod *m, Elf64_Word type, const char *name,
+		     raddr_t *addr, size_t *size)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
+		Elf_Data *d;
+		size_t i, cnt;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type ||
+		    sh.sh_entsize == 0)
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d)
+			continue;
+		cnt = sh.sh_size / sh.sh_entsize;
+		for (i = 1; i < cnt; i++) {
+			GElf_Sym s;
+			const char *sn;
+
+			if (!gelf_getsym(d, (int)i, &s) || !wanted_sym(&s))
+				continue;
+			sn = elf_strptr(m->elf, sh.sh_link, s.st_name);
+			if (!sn || strcmp(sn, name) != 0)
+				continue;
+			*addr = s.st_value + m->bias;
+			*size = s.st_size;
+			return 0;
+		}
+	}
+	return -TRM_ENOSYM;
+}
+
+int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
+		    raddr_t *addr, size_t *size, int *mod)
+{
+	size_t i, lo = 0, hi;
+	raddr_t a = 0;
+	size_t sz = 0;
+	int rc = -TRM_ENOSYM;
+
+	if (!ep || !name)
+		return -EINVAL;
+	if (module >= 0) {
+		if ((size_t)module >= ep->n)
+			return -EINVAL;
+		lo = (size_t)module;
+		hi = lo + 1;
+	} else {
+		hi = ep->n;
+	}
+	for (i = lo; i < hi && rc < 0; i++) {
+		struct elf_mod *m = &ep->mods[i];
+
+		rc = lookup_in(m, SHT_DYNSYM, name, &a, &sz);
+		if (rc < 0)
+			rc = lookup_in(m, SHT_SYMTAB, name, &a, &sz);
+		if (rc == 0) {
+			if (addr)
+				*addr = a;
+			if (size)
+				*size = sz;
+			if (mod)
+				*mod = (int)i;
+		}
+	}
+	return rc;
+}
+
+static int cmp_sym(const void *a, const void *b)
+{
+	const struct elf_sym *x = a, *y = b;
+
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	if (x->rank != y->rank)
+		return x->rank - y->rank;
+	/* Sized symbols before zero-sized aliases. */
+	return (x->size < y->size) - (x->size > y->size);
+}
+
+/* Collect the FUNC/OBJECT symbols of .symtab and .dynsym, sorted. */
+static int load_syms(struct elf_mod *m)
+{
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+	size_t total = 0, n = 0;
+	struct elf_sym *v = NULL;
+	int rc = 0;
+
+	if (m->syms_loaded)
+		return 0;
+	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
+		if (gelf_getshdr(scn, &sh) && sh.sh_entsize &&
+		    (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM))
+			total += sh.sh_size / sh.sh_entsize;
+	}
+	if (total) {
+		v = malloc(total * sizeof(*v));
+		if (!v) {
+			rc = -ENOMEM;
+			goto out;
+		}
+	}
+	scn = NULL;
+	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
+		Elf_Data *d;
+		size_t i, cnt;
+
+		if (!gelf_getshdr(scn, &sh) || !sh.sh_entsize ||
+		    (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d)
+			continue;
+		cnt = sh.sh_size / sh.sh_entsize;
+		for (i = 1; i < cnt && n < total; i++) {
+			GElf_Sym s;
+			const char *sn;
+
+			if (!gelf_getsym(d, (int)i, &s) || !wanted_sym(&s))
+				continue;
+			sn = elf_strptr(m->elf, sh.sh_link, s.st_name);
+			if (!sn || !*sn)
+				continue;
+			v[n].addr = s.st_value + m->bias;
+			v[n].size = s.st_size;
+			v[n].name = sn;
+			v[n].rank = sh.sh_type == SHT_SYMTAB ? 0 : 1;
+			n++;
+		}
+	}
+	if (n)
+		qsort(v, n, sizeof(*v), cmp_sym);
+	m->syms = v;
+	m->nsyms = n;
+	m->syms_loaded = 1;
+	v = NULL;
+out:
+	free(v);
+	return rc;
+}
+
+int elf_symbolize(struct elf_proc *ep, raddr_t pc, const char **name,
+		  const char **module_path, uint64_t *offset)
+{
+	struct elf_mod *m;
+	const struct elf_sym *best = NULL;
+	size_t lo, hi, k;
+	int idx, rc = 0;
+
+	if (name)
+		*name = "";
+	if (module_path)
+		*module_path = "";
+	if (offset)
+		*offset = 0;
+	if (!ep)
+		return -EINVAL;
+	idx = elf_mod_at(ep, pc);
+	if (idx < 0) {
+		rc = -TRM_ENOSYM;
+		goto out;
+	}
+	m = &ep->mods[idx];
+	if (module_path)
+		*module_path = m->map.path;
+	rc = load_syms(m);
+	if (rc < 0)
+		goto out;
+	/* Last symbol with addr <= pc. */
+	lo = 0;
+	hi = m->nsyms;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (m->syms[mid].addr <= pc)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	/* Walk back over a few overlapping candidates: the first of a run at
+	 * the same address is the preferred one. */
+	for (k = lo; k > 0 && lo - k < 64; k--) {
+		const struct elf_sym *s = &m->syms[k - 1];
+
+		if (pc < s->addr + s->size || (s->size == 0 && pc == s->addr))
+			best = s;
+		else if (best && s->addr < best->addr)
+			break;
+	}
+	if (best) {
+		if (name)
+			*name = best->name;
+		if (offset)
+			*offset = pc - best->addr;
+	} else if (offset) {
+		*offset = pc - m->bias;
+	}
+out:
+	return rc;
+}
+
+int elf_find_section(struct elf_proc *ep, int module, const char *name,
+		     raddr_t *addr, size_t *size)
+{
+	struct elf_mod *m;
+	Elf_Scn *scn = NULL;
+	size_t shstrndx;
+	GElf_Shdr sh;
+
+	if (!ep || module < 0 || (size_t)module >= ep->n || !name)
+		return -EINVAL;
+	m = &ep->mods[module];
+	if (elf_getshdrstrndx(m->elf, &shstrndx) != 0)
+		return -TRM_EBADELF;
+	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
+		const char *sn;
+
+		if (!gelf_getshdr(scn, &sh) || !(sh.sh_flags & SHF_ALLOC))
+			continue;
+		sn = elf_strptr(m->elf, shstrndx, sh.sh_name);
+		if (!sn || strcmp(sn, name) != 0)
+			continue;
+		if (addr)
+			*addr = sh.sh_addr + m->bias;
+		if (size)
+			*size = sh.sh_size;
+		return 0;
+	}
+	return -TRM_ENOSYM;
+}

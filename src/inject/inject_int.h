@@ -1,0 +1,17 @@
+/* inject_int.h - private to the inject module and its unit tests. */
+#ifndef TRMTOP_INJECT_INT_H
+#define TRMTOP_INJECT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trmtop/inject.h"
+
+/* Write the bootstrap script for one run into buf (NUL-terminated).
+ * Returns its length, or -ENOSPC. */
+int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
+			  int data_fd, unsigned long ctl_ino,
+			  unsigned long data_ino, uint64_t token,
+			  uint64_t page, uint64_t page_len, int import_threading);
+
+#endif

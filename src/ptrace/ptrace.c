@@ -1,0 +1,386 @@
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ptrace.h>
+#include <sys/signalfd.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "arch/arch.h"
+#include "trmtop/ptrace.h"
+#include "trmtop/util.h"
+
+static int g_sigfd = -1;
+static volatile int g_abort_sig;
+
+void ptrace_set_sigfd(int fd)
+{
+	g_sigfd = fd;
+}
+
+int ptrace_abort_signal(void)
+{
+	return g_abort_sig;
+}
+
+/* Drain the signalfd; note aborting signals.  Returns 1 if one arrived. */
+static int drain_sigfd(void)
+{
+	struct signalfd_siginfo si;
+	int got = 0;
+
+	if (g_sigfd < 0)
+		return g_abort_sig != 0;
+	while (read(g_sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo != SIGCHLD) {
+			g_abort_sig = (int)si.ssi_signo;
+			got = 1;
+		}
+	}
+	return got || g_abort_sig != 0;
+}
+
+enum stop_kind {
+	STOP_EVENT,   /* PTRACE_EVENT_STOP: interrupt or group stop */
+	STOP_SIGNAL,  /* signal-delivery-stop, *sig tells which */
+	STOP_SYSCALL, /* syscall stop (not used by us, but handled) */
+	STOP_OTHER,
+};
+
+/* Wait for the next stop of t->tid.  timeout_ms < 0: no limit.  With
+ * interruptible, an aborting signal to trmtop ends the wait with
+ * -TRM_EINTR. */
+static int wait_stop(struct ptrace_thread *t, int timeout_ms, int interruptible,
+		     enum stop_kind *kind, int *sig)
+{
+	uint64_t deadline = timeout_ms < 0 ? 0
+		: util_now_ns() + (uint64_t)timeout_ms * 1000000u;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == ECHILD) {
+				t->seized = t->stopped = 0;
+				return -TRM_EEXITED;
+			}
+			return -errno;
+		}
+		if (r == t->tid) {
+			if (WIFEXITED(status) || WIFSIGNALED(status)) {
+				t->seized = t->stopped = 0;
+				return -TRM_EEXITED;
+			}
+			if (!WIFSTOPPED(status))
+				continue;
+			t->stopped = 1;
+			*sig = WSTOPSIG(status);
+			if ((status >> 16) == PTRACE_EVENT_STOP)
+				*kind = STOP_EVENT;
+			else if (*sig == (SIGTRAP | 0x80))
+				*kind = STOP_SYSCALL;
+			else if ((status >> 16) != 0)
+				*kind = STOP_OTHER;
+			else
+				*kind = STOP_SIGNAL;
+			return 0;
+		}
+		if (interruptible && drain_sigfd())
+			return -TRM_EINTR;
+		{
+			int wait_ms = 1;
+			struct pollfd pfd = { g_sigfd, POLLIN, 0 };
+
+			if (timeout_ms >= 0) {
+				uint64_t now = util_now_ns();
+
+				if (now >= deadline)
+					return -TRM_ETIMEOUT;
+				if (g_sigfd >= 0) {
+					wait_ms = (int)((deadline - now) / 1000000u) + 1;
+					if (wait_ms > 100)
+						wait_ms = 100;
+				}
+			} else if (g_sigfd >= 0) {
+				wait_ms = 100;
+			}
+			if (g_sigfd >= 0) {
+				poll(&pfd, 1, wait_ms);
+				if (!interruptible)
+					(void)drain_sigfd();
+			} else {
+				struct timespec ts = { 0, 200000 };
+
+				nanosleep(&ts, NULL);
+			}
+		}
+	}
+}
+
+static void hold_signal(struct ptrace_thread *t, int sig)
+{
+	int i;
+
+	for (i = 0; i < t->nsigs; i++)
+		if (t->sigs[i] == sig)
+			return; /* standard signals do not queue either */
+	if (t->nsigs < PTRACE_MAX_PENDING_SIGS)
+		t->sigs[t->nsigs++] = sig;
+}
+
+static int resume(struct ptrace_thread *t, int request)
+{
+	if (ptrace(request, t->tid, 0, 0) < 0)
+		return -errno;
+	t->stopped = 0;
+	return 0;
+}
+
+/* Wait until the thread is in an interrupt/event stop, holding any signal
+ * that arrives first. */
+static int wait_event_stop(struct ptrace_thread *t, int timeout_ms,
+			   int interruptible)
+{
+	enum stop_kind kind;
+	int sig, rc;
+
+	for (;;) {
+		rc = wait_stop(t, timeout_ms, interruptible, &kind, &sig);
+		if (rc < 0)
+			return rc;
+		if (kind == STOP_EVENT)
+			return 0;
+		if (kind == STOP_SIGNAL)
+			hold_signal(t, sig);
+		rc = resume(t, PTRACE_CONT);
+		if (rc < 0)
+			return rc;
+	}
+}
+
+int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
+		 int timeout_ms, struct trm_err *err)
+{
+	size_t sz = arch_regs_size();
+	int rc;
+
+	memset(t, 0, sizeof(*t));
+	t->pid = pid;
+	t->tid = tid;
+	t->saved = calloc(1, sz);
+	t->work = calloc(1, sz);
+	if (!t->saved || !t->work) {
+		rc = trm_err_set(err, -ENOMEM, "ptrace: out of memory");
+		goto fail;
+	}
+	if (ptrace(PTRACE_SEIZE, tid, 0, (void *)(long)PTRACE_O_TRACESYSGOOD) < 0) {
+		rc = -errno;
+		trm_err_set(err, rc, "ptrace seize %d: %s", (int)tid, strerror(errno));
+		goto fail;
+	}
+	t->seized = 1;
+	if (ptrace(PTRACE_INTERRUPT, tid, 0, 0) < 0) {
+		rc = -errno;
+		trm_err_set(err, rc, "ptrace interrupt %d: %s", (int)tid, strerror(errno));
+		goto fail;
+	}
+	rc = wait_event_stop(t, timeout_ms, 1);
+	if (rc < 0) {
+		trm_err_set(err, rc, "waiting for thread %d to stop: %s", (int)tid,
+			    trm_strerror(rc));
+		goto fail;
+	}
+	rc = arch_get_regs(tid, t->saved);
+	if (rc < 0) {
+		trm_err_set(err, rc, "reading registers of %d: %s", (int)tid,
+			    strerror(-rc));
+		goto fail;
+	}
+	memcpy(t->work, t->saved, sz);
+	return 0;
+fail:
+	ptrace_release(t);
+	return rc;
+}
+
+int ptrace_restore(struct ptrace_thread *t, struct trm_err *err)
+{
+	int rc;
+
+	if (!t->dirty)
+		return 0;
+	rc = arch_set_regs(t->tid, t->saved, 1);
+	if (rc < 0)
+		return trm_err_set(err, rc, "restoring registers of %d: %s",
+				   (int)t->tid, strerror(-rc));
+	t->dirty = 0;
+	return 0;
+}
+
+int ptrace_release(struct ptrace_thread *t)
+{
+	int rc = 0, i, first = 0;
+
+	if (t->seized) {
+		if (!t->stopped) {
+			/* a detach needs a stop */
+			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) == 0)
+				(void)wait_event_stop(t, 2000, 0);
+		}
+		if (t->seized && t->stopped) {
+			if (t->dirty && arch_set_regs(t->tid, t->saved, 1) == 0)
+				t->dirty = 0;
+			if (t->nsigs > 0)
+				first = t->sigs[0];
+			if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)first) < 0)
+				rc = -errno;
+			for (i = 1; i < t->nsigs; i++)
+				syscall(SYS_tgkill, t->pid, t->tid, t->sigs[i]);
+		} else if (t->seized) {
+			/* not stoppable: the tracee exited or we are lost */
+			if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0)
+				rc = -errno;
+		}
+	}
+	t->seized = t->stopped = 0;
+	t->nsigs = 0;
+	free(t->saved);
+	free(t->work);
+	t->saved = t->work = NULL;
+	return rc;
+}
+
+int ptrace_resume_briefly(struct ptrace_thread *t, int run_us, int timeout_ms,
+			  struct trm_err *err)
+{
+	struct timespec ts = { 0, (long)run_us * 1000 };
+	int rc;
+
+	if (t->dirty)
+		return trm_err_set(err, -EINVAL, "resume with changed registers");
+	rc = resume(t, PTRACE_CONT);
+	if (rc < 0)
+		return trm_err_set(err, rc, "ptrace cont: %s", strerror(-rc));
+	nanosleep(&ts, NULL);
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+		return trm_err_set(err, -errno, "ptrace interrupt: %s", strerror(errno));
+	rc = wait_event_stop(t, timeout_ms, 1);
+	if (rc < 0)
+		return trm_err_set(err, rc, "waiting for thread %d: %s",
+				   (int)t->tid, trm_strerror(rc));
+	rc = arch_get_regs(t->tid, t->saved);
+	if (rc < 0)
+		return trm_err_set(err, rc, "reading registers: %s", strerror(-rc));
+	memcpy(t->work, t->saved, arch_regs_size());
+	return 0;
+}
+
+raddr_t ptrace_saved_pc(const struct ptrace_thread *t)
+{
+	return arch_pc(t->saved);
+}
+
+raddr_t ptrace_saved_sp(const struct ptrace_thread *t)
+{
+	return arch_sp(t->saved);
+}
+
+long ptrace_saved_syscall(const struct ptrace_thread *t, long *ret)
+{
+	return arch_in_syscall(t->saved, ret);
+}
+
+void ptrace_saved_dwarf_regs(const struct ptrace_thread *t, uint64_t *regs)
+{
+	arch_dwarf_regs(t->saved, regs);
+}
+
+int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
+		       const uint64_t *args, int nargs, raddr_t sp_top,
+		       int timeout_ms, uint64_t *ret, struct trm_err *err)
+{
+	uint64_t stackargs[2] = { 0, 0 };
+	enum stop_kind kind;
+	raddr_t sp;
+	int rc, sig;
+
+	if (!t->stopped)
+		return trm_err_set(err, -EINVAL, "remote call on a running thread");
+	memcpy(t->work, t->saved, arch_regs_size());
+	sp = arch_setup_call(t->work, fn, args, nargs, sp_top);
+	/* return address 0, then a 7th (stack) argument if given */
+	if (nargs > 6)
+		stackargs[1] = args[6];
+	rc = target_write_mem(t->pid, sp, stackargs, sizeof(stackargs));
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing the call frame: %s", strerror(-rc));
+	t->dirty = 1;
+	rc = arch_set_regs(t->tid, t->work, 0);
+	if (rc < 0)
+		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
+	rc = resume(t, PTRACE_CONT);
+	if (rc < 0)
+		return trm_err_set(err, rc, "ptrace cont: %s", strerror(-rc));
+	for (;;) {
+		rc = wait_stop(t, timeout_ms, 0, &kind, &sig);
+		if (rc == -TRM_ETIMEOUT) {
+			/* withdraw: stop it wherever it waits and restore */
+			if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) == 0 &&
+			    wait_event_stop(t, 2000, 0) == 0)
+				(void)ptrace_restore(t, NULL);
+			return trm_err_set(err, -TRM_ETIMEOUT,
+					   "remote call did not return within %d ms",
+					   timeout_ms);
+		}
+		if (rc < 0)
+			return trm_err_set(err, rc, "remote call: %s", trm_strerror(rc));
+		if (kind == STOP_SIGNAL && sig == SIGSEGV) {
+			rc = arch_get_regs(t->tid, t->work);
+			if (rc < 0)
+				return trm_err_set(err, rc, "reading registers: %s",
+						   strerror(-rc));
+			if (arch_pc(t->work) == 0)
+				break;
+			/* a real fault inside the call: give up on it */
+			(void)ptrace_restore(t, NULL);
+			return trm_err_set(err, -EFAULT,
+					   "remote call faulted at %#llx",
+					   (unsigned long long)arch_pc(t->work));
+		}
+		if (kind == STOP_SIGNAL)
+			hold_signal(t, sig);
+		rc = resume(t, PTRACE_CONT);
+		if (rc < 0)
+			return trm_err_set(err, rc, "ptrace cont: %s", strerror(-rc));
+	}
+	if (ret)
+		*ret = arch_call_result(t->work);
+	return 0;
+}
+
+int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
+			  const uint64_t args[6], int64_t *ret,
+			  struct trm_err *err)
+{
+	/* libc's syscall(nr, a0..a5): the 7th argument goes on the stack */
+	uint64_t a[7] = { (uint64_t)nr, args[0], args[1], args[2], args[3],
+			  args[4], args[5] };
+	uint64_t r = 0;
+	int rc;
+
+	rc = ptrace_remote_call(t, syscall_fn, a, 7,
+				arch_sp(t->saved) - 4096, 2000, &r, err);
+	if (rc < 0)
+		return rc;
+	*ret = (int64_t)r;
+	return 0;
+}

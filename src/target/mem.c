@@ -1,0 +1,168 @@
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "trmtop/target.h"
+
+/* Errors of process_vm_* after which /proc/PID/mem may still work. */
+static int vm_refused(int e)
+{
+	return e == EPERM || e == ENOSYS || e == EACCES;
+}
+
+/* pread/pwrite on /proc/PID/mem for the whole range.  0 or -errno. */
+static int mem_file_io(pid_t pid, raddr_t addr, void *rbuf, const void *wbuf,
+		       size_t len)
+{
+	char path[64];
+	size_t done = 0;
+	int fd, rc = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/mem", (int)pid);
+	fd = open(path, (wbuf ? O_RDWR : O_RDONLY) | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (done < len) {
+		ssize_t r;
+		off_t off = (off_t)(addr + done);
+
+		if (wbuf)
+			r = pwrite(fd, (const char *)wbuf + done, len - done,
+				   off);
+		else
+			r = pread(fd, (char *)rbuf + done, len - done, off);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			/* EIO: the range is not mapped. */
+			rc = errno == EIO ? -EFAULT : -errno;
+			goto out;
+		}
+		if (r == 0) {
+			rc = -EFAULT;
+			goto out;
+		}
+		done += (size_t)r;
+	}
+out:
+	close(fd);
+	return rc;
+}
+
+int target_read_mem(pid_t pid, raddr_t addr, void *buf, size_t len)
+{
+	struct iovec local, remote;
+	ssize_t r;
+	int rc = 0;
+
+	if (len == 0)
+		goto out;
+	if (addr + len < addr) {
+		rc = -EFAULT;
+		goto out;
+	}
+	local.iov_base = buf;
+	local.iov_len = len;
+	remote.iov_base = (void *)(uintptr_t)addr;
+	remote.iov_len = len;
+	r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (r < 0) {
+		if (vm_refused(errno))
+			rc = mem_file_io(pid, addr, buf, NULL, len);
+		else
+			rc = -errno;
+		goto out;
+	}
+	if ((size_t)r != len)
+		rc = -EFAULT;
+out:
+	return rc;
+}
+
+int target_write_mem(pid_t pid, raddr_t addr, const void *buf, size_t len)
+{
+	struct iovec local, remote;
+	ssize_t r;
+	int rc = 0;
+
+	if (len == 0)
+		goto out;
+	if (addr + len < addr) {
+		rc = -EFAULT;
+		goto out;
+	}
+	local.iov_base = (void *)(uintptr_t)buf;
+	local.iov_len = len;
+	remote.iov_base = (void *)(uintptr_t)addr;
+	remote.iov_len = len;
+	r = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+	if (r < 0) {
+		if (vm_refused(errno))
+			rc = mem_file_io(pid, addr, NULL, buf, len);
+		else
+			rc = -errno;
+		goto out;
+	}
+	if ((size_t)r != len)
+		rc = -EFAULT;
+out:
+	return rc;
+}
+
+/* The opened file must be the mapped one: same inode (and device when the
+ * filesystem reports a matching one). */
+static int same_file(int fd, const struct target_map *map)
+{
+	struct stat st;
+
+	if (fstat(fd, &st) != 0)
+		return 0;
+	if (map->inode == 0)
+		return 1;
+	return (unsigned long)st.st_ino == map->inode;
+}
+
+int target_open_mapped(pid_t pid, const struct target_map *map,
+		       struct trm_err *err)
+{
+	char path[TARGET_PATH_MAX + 64];
+	int fd, e1 = 0, rc;
+
+	snprintf(path, sizeof(path), "/proc/%d/map_files/%llx-%llx", (int)pid,
+		 (unsigned long long)map->start, (unsigned long long)map->end);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		rc = fd;
+		goto out;
+	}
+	e1 = errno;
+	/* A deleted file is only reachable through map_files. */
+	if (map->deleted || map->path[0] != '/') {
+		rc = trm_err_set(err, -e1, "open %s (%s): %s", path,
+				 map->path, strerror(e1));
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/root%s", (int)pid, map->path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = trm_err_set(err, -errno, "open %s: %s (map_files: %s)",
+				 path, strerror(errno), strerror(e1));
+		goto out;
+	}
+	if (!same_file(fd, map)) {
+		close(fd);
+		rc = trm_err_set(err, -ESTALE,
+				 "open %s: not the mapped file (replaced?)",
+				 path);
+		goto out;
+	}
+	rc = fd;
+out:
+	return rc;
+}

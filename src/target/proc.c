@@ -1,0 +1,566 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "target_int.h"
+
+#define DELETED_SUFFIX " (deleted)"
+
+/* Read a small /proc file into buf (NUL-terminated).  0 or -errno. */
+static int read_text(const char *path, char *buf, size_t len, size_t *got)
+{
+	size_t n = 0;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	while (n + 1 < len) {
+		ssize_t r = read(fd, buf + n, len - 1 - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			goto out;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+out:
+	buf[n] = '\0';
+	if (got)
+		*got = n;
+	close(fd);
+	return rc;
+}
+
+/* Cursor helpers: advance *s on success, return -1 on failure. */
+static int cur_hex(const char **s, uint64_t *v)
+{
+	char *end;
+
+	if (!isxdigit((unsigned char)**s))
+		return -1;
+	errno = 0;
+	*v = strtoull(*s, &end, 16);
+	if (errno)
+		return -1;
+	*s = end;
+	return 0;
+}
+
+static int cur_dec(const char **s, long long *v)
+{
+	char *end;
+
+	if (!isdigit((unsigned char)**s) && **s != '-')
+		return -1;
+	errno = 0;
+	*v = strtoll(*s, &end, 10);
+	if (errno || end == *s)
+		return -1;
+	*s = end;
+	return 0;
+}
+
+static int cur_char(const char **s, char c)
+{
+	if (**s != c)
+		return -1;
+	(*s)++;
+	return 0;
+}
+
+static void cur_spaces(const char **s)
+{
+	while (**s == ' ' || **s == '\t')
+		(*s)++;
+}
+
+int target_parse_map_line(const char *line, struct target_map *out)
+{
+	const char *s = line;
+	uint64_t start, end, off, maj, min, ino;
+	char *e;
+	size_t plen;
+
+	memset(out, 0, sizeof(*out));
+	if (cur_hex(&s, &start) || cur_char(&s, '-') || cur_hex(&s, &end) ||
+	    cur_char(&s, ' '))
+		return -EINVAL;
+	if (strlen(s) < 5 || s[4] != ' ')
+		return -EINVAL;
+	memcpy(out->perms, s, 4);
+	out->perms[4] = '\0';
+	s += 5;
+	if (cur_hex(&s, &off) || cur_char(&s, ' ') || cur_hex(&s, &maj) ||
+	    cur_char(&s, ':') || cur_hex(&s, &min) || cur_char(&s, ' '))
+		return -EINVAL;
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	ino = strtoull(s, &e, 10);
+	s = e;
+	if (errno || end < start)
+		return -EINVAL;
+	cur_spaces(&s);
+	plen = strcspn(s, "\n");
+	if (plen >= sizeof(out->path))
+		return -EINVAL;
+	memcpy(out->path, s, plen);
+	out->path[plen] = '\0';
+	if (plen >= sizeof(DELETED_SUFFIX) &&
+	    strcmp(out->path + plen - (sizeof(DELETED_SUFFIX) - 1),
+		   DELETED_SUFFIX) == 0) {
+		out->deleted = 1;
+		out->path[plen - (sizeof(DELETED_SUFFIX) - 1)] = '\0';
+	}
+	out->start = start;
+	out->end = end;
+	out->offset = off;
+	out->dev_major = (unsigned)maj;
+	out->dev_minor = (unsigned)min;
+	out->inode = (unsigned long)ino;
+	return 0;
+}
+
+int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err)
+{
+	char path[64];
+	FILE *f = NULL;
+	char *line = NULL;
+	size_t cap = 0, alloc = 0;
+	struct target_map *v = NULL;
+	size_t n = 0;
+	int rc = 0;
+
+	out->v = NULL;
+	out->n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
+	f = fopen(path, "re");
+	if (!f) {
+		rc = trm_err_set(err, -errno, "open %s: %s", path,
+				 strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		errno = 0;
+		if (getline(&line, &cap, f) < 0) {
+			if (errno) {
+				rc = trm_err_set(err, -errno, "read %s: %s",
+						 path, strerror(errno));
+				goto out;
+			}
+			break;
+		}
+		if (n == alloc) {
+			size_t na = alloc ? alloc * 2 : 64;
+			struct target_map *nv = realloc(v, na * sizeof(*v));
+			if (!nv) {
+				rc = trm_err_set(err, -ENOMEM, "read %s: %s",
+						 path, strerror(ENOMEM));
+				goto out;
+			}
+			v = nv;
+			alloc = na;
+		}
+		if (target_parse_map_line(line, &v[n]) != 0) {
+			rc = trm_err_set(err, -EINVAL,
+					 "parse %s: bad line \"%.80s\"", path,
+					 line);
+			goto out;
+		}
+		n++;
+	}
+	if (n == 0) {
+		/* A zombie or kernel thread: nothing mapped. */
+		rc = trm_err_set(err, -ESRCH, "read %s: empty", path);
+		goto out;
+	}
+	out->v = v;
+	out->n = n;
+	v = NULL;
+out:
+	free(v);
+	free(line);
+	if (f)
+		fclose(f);
+	return rc;
+}
+
+void target_maps_fini(struct target_maps *maps)
+{
+	if (!maps)
+		return;
+	free(maps->v);
+	maps->v = NULL;
+	maps->n = 0;
+}
+
+/* Value of "Key:" in a status text (pointer after the colon and blanks), or
+ * NULL. */
+static const char *status_field(const char *text, const char *key)
+{
+	size_t kl = strlen(key);
+	const char *p = text;
+
+	while (p && *p) {
+		if (strncmp(p, key, kl) == 0 && p[kl] == ':') {
+			p += kl + 1;
+			cur_spaces(&p);
+			return p;
+		}
+		p = strchr(p, '\n');
+		if (p)
+			p++;
+	}
+	return NULL;
+}
+
+static long long status_num(const char *text, const char *key, long long dflt)
+{
+	const char *p = status_field(text, key);
+	long long v;
+
+	if (!p || cur_dec(&p, &v))
+		return dflt;
+	return v;
+}
+
+int target_parse_status(const char *text, struct target_status *out)
+{
+	const char *p;
+	size_t l;
+	long long v;
+
+	memset(out, 0, sizeof(*out));
+	p = status_field(text, "Name");
+	if (!p)
+		return -EINVAL;
+	l = strcspn(p, "\n");
+	if (l >= sizeof(out->name))
+		l = sizeof(out->name) - 1;
+	memcpy(out->name, p, l);
+	out->name[l] = '\0';
+
+	p = status_field(text, "State");
+	if (!p || !*p || *p == '\n')
+		return -EINVAL;
+	out->state = *p;
+
+	v = status_num(text, "Tgid", -1);
+	if (v < 0)
+		return -EINVAL;
+	out->tgid = (pid_t)v;
+	out->tracer = (pid_t)status_num(text, "TracerPid", 0);
+	out->threads = (int)status_num(text, "Threads", 0);
+	out->vm_rss_kib = (unsigned long)status_num(text, "VmRSS", 0);
+
+	p = status_field(text, "Uid");
+	if (p && cur_dec(&p, &v) == 0) {
+		out->uid_real = (uid_t)v;
+		cur_spaces(&p);
+		if (cur_dec(&p, &v) == 0)
+			out->uid_eff = (uid_t)v;
+	}
+
+	/* NSpid lists the pid from the outermost to the innermost namespace. */
+	out->nspid = (pid_t)status_num(text, "Pid", 0);
+	p = status_field(text, "NSpid");
+	if (p) {
+		while (cur_dec(&p, &v) == 0) {
+			out->nspid = (pid_t)v;
+			cur_spaces(&p);
+		}
+	}
+	return 0;
+}
+
+int target_read_status(pid_t pid, pid_t tid, struct target_status *out,
+		       struct trm_err *err)
+{
+	char path[64];
+	char buf[8192];
+	int rc;
+
+	if (tid > 0)
+		snprintf(path, sizeof(path), "/proc/%d/task/%d/status",
+			 (int)pid, (int)tid);
+	else
+		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	rc = read_text(path, buf, sizeof(buf), NULL);
+	if (rc < 0) {
+		rc = trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	rc = target_parse_status(buf, out);
+	if (rc < 0)
+		rc = trm_err_set(err, rc, "parse %s: missing fields", path);
+out:
+	return rc;
+}
+
+static int cmp_pid(const void *a, const void *b)
+{
+	pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+int target_list_threads(pid_t pid, pid_t **tids, size_t *n, struct trm_err *err)
+{
+	char path[64];
+	DIR *d = NULL;
+	struct dirent *de;
+	pid_t *v = NULL;
+	size_t cnt = 0, alloc = 0, i;
+	int rc = 0;
+
+	*tids = NULL;
+	*n = 0;
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d) {
+		rc = trm_err_set(err, -errno, "open %s: %s", path,
+				 strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		char *end;
+		long t;
+
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno) {
+				rc = trm_err_set(err, -errno, "read %s: %s",
+						 path, strerror(errno));
+				goto out;
+			}
+			break;
+		}
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		t = strtol(de->d_name, &end, 10);
+		if (*end || t <= 0)
+			continue;
+		if (cnt == alloc) {
+			size_t na = alloc ? alloc * 2 : 16;
+			pid_t *nv = realloc(v, na * sizeof(*v));
+			if (!nv) {
+				rc = trm_err_set(err, -ENOMEM, "read %s: %s",
+						 path, strerror(ENOMEM));
+				goto out;
+			}
+			v = nv;
+			alloc = na;
+		}
+		v[cnt++] = (pid_t)t;
+	}
+	if (cnt == 0) {
+		rc = trm_err_set(err, -ESRCH, "read %s: no threads", path);
+		goto out;
+	}
+	qsort(v, cnt, sizeof(*v), cmp_pid);
+	/* The main thread first. */
+	for (i = 0; i < cnt; i++) {
+		if (v[i] == pid) {
+			memmove(v + 1, v, i * sizeof(*v));
+			v[0] = pid;
+			break;
+		}
+	}
+	*tids = v;
+	*n = cnt;
+	v = NULL;
+out:
+	free(v);
+	if (d)
+		closedir(d);
+	return rc;
+}
+
+int target_parse_syscall(const char *text, struct target_syscall *out)
+{
+	const char *s = text;
+	long long nr;
+	uint64_t v[8];
+	int i, nv;
+
+	memset(out->args, 0, sizeof(out->args));
+	out->running = 0;
+	out->nr = -1;
+	out->sp = 0;
+	out->pc = 0;
+	if (strncmp(s, "running", 7) == 0) {
+		out->running = 1;
+		return 0;
+	}
+	if (cur_dec(&s, &nr))
+		return -EINVAL;
+	/* "-1 sp pc" (blocked, not in a syscall) or "nr a0..a5 sp pc". */
+	nv = nr < 0 ? 2 : 8;
+	for (i = 0; i < nv; i++) {
+		if (cur_char(&s, ' ') || cur_char(&s, '0') || cur_char(&s, 'x') ||
+		    cur_hex(&s, &v[i]))
+			return -EINVAL;
+	}
+	if (nr < 0) {
+		out->sp = v[0];
+		out->pc = v[1];
+		return 0;
+	}
+	out->nr = (long)nr;
+	for (i = 0; i < 6; i++)
+		out->args[i] = v[i];
+	out->sp = v[6];
+	out->pc = v[7];
+	return 0;
+}
+
+int target_read_syscall(pid_t pid, pid_t tid, struct target_syscall *out,
+			struct trm_err *err)
+{
+	char path[80];
+	char buf[512];
+	size_t got;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	out->nr = -1;
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
+		 (int)tid);
+	rc = read_text(path, buf, sizeof(buf), NULL);
+	if (rc < 0) {
+		rc = trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	rc = target_parse_syscall(buf, out);
+	if (rc < 0) {
+		rc = trm_err_set(err, rc, "parse %s: \"%.60s\"", path, buf);
+		goto out;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/task/%d/wchan", (int)pid,
+		 (int)tid);
+	if (read_text(path, buf, sizeof(buf), &got) == 0) {
+		size_t l = strcspn(buf, "\n");
+		if (l >= sizeof(out->wchan))
+			l = sizeof(out->wchan) - 1;
+		buf[l] = '\0';
+		/* "0" means not blocked in the kernel. */
+		if (strcmp(buf, "0") != 0)
+			memcpy(out->wchan, buf, l + 1);
+	}
+out:
+	return rc;
+}
+
+int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err)
+{
+	char path[64];
+	ssize_t r;
+	int rc = 0;
+
+	if (len == 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	r = readlink(path, buf, len);
+	if (r < 0) {
+		rc = trm_err_set(err, -errno, "readlink %s: %s", path,
+				 strerror(errno));
+		buf[0] = '\0';
+		goto out;
+	}
+	if ((size_t)r >= len) {
+		rc = trm_err_set(err, -ENAMETOOLONG, "readlink %s: %s", path,
+				 strerror(ENAMETOOLONG));
+		buf[0] = '\0';
+		goto out;
+	}
+	buf[r] = '\0';
+out:
+	return rc;
+}
+
+int target_alive(pid_t pid)
+{
+	char path[64];
+
+	if (pid <= 0)
+		return 0;
+	if (kill(pid, 0) == 0 || errno == EPERM)
+		return 1;
+	snprintf(path, sizeof(path), "/proc/%d", (int)pid);
+	return access(path, F_OK) == 0;
+}
+
+int target_read_rss(pid_t pid, uint64_t *rss, struct trm_err *err)
+{
+	char path[64];
+	char buf[256];
+	const char *s = buf;
+	long long size, res;
+	long page;
+	int rc;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	rc = read_text(path, buf, sizeof(buf), NULL);
+	if (rc < 0) {
+		rc = trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+		goto out;
+	}
+	if (cur_dec(&s, &size) || cur_char(&s, ' ') || cur_dec(&s, &res) ||
+	    res < 0) {
+		rc = trm_err_set(err, -EINVAL, "parse %s: \"%.60s\"", path, buf);
+		goto out;
+	}
+	page = sysconf(_SC_PAGESIZE);
+	*rss = (uint64_t)res * (uint64_t)(page > 0 ? page : 4096);
+out:
+	return rc;
+}
+
+int target_count_fds(pid_t pid, int *n, struct trm_err *err)
+{
+	char path[64];
+	DIR *d = NULL;
+	struct dirent *de;
+	int cnt = 0, rc = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
+	d = opendir(path);
+	if (!d) {
+		rc = trm_err_set(err, -errno, "open %s: %s", path,
+				 strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno) {
+				rc = trm_err_set(err, -errno, "read %s: %s",
+						 path, strerror(errno));
+				goto out;
+			}
+			break;
+		}
+		if (isdigit((unsigned char)de->d_name[0]))
+			cnt++;
+	}
+	*n = cnt;
+out:
+	if (d)
+		closedir(d);
+	return rc;
+}

@@ -1,0 +1,19 @@
+/* target_int.h - private to src/target and its unit tests. */
+#ifndef TRMTOP_TARGET_INT_H
+#define TRMTOP_TARGET_INT_H
+
+#include "trmtop/target.h"
+
+/* Parse one line of /proc/PID/maps (without or with its newline) into out.
+ * 0 or -EINVAL. */
+int target_parse_map_line(const char *line, struct target_map *out);
+
+/* Parse the text of /proc/PID/task/TID/syscall into out (wchan untouched).
+ * 0 or -EINVAL. */
+int target_parse_syscall(const char *text, struct target_syscall *out);
+
+/* Parse the text of /proc/PID/status into out.  0 or -EINVAL when a
+ * mandatory field (Name, State, Tgid) is missing. */
+int target_parse_status(const char *text, struct target_status *out);
+
+#endif

@@ -1,0 +1,130 @@
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "trmtop/util.h"
+
+/* Split "1.5 MiB" into a finite non-negative number and a unit suffix. */
+static int split_number(const char *s, double *num, const char **unit)
+{
+	char *end;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	if (!isdigit((unsigned char)*s) && *s != '.')
+		return -EINVAL;
+	errno = 0;
+	*num = strtod(s, &end);
+	if (errno || end == s || !isfinite(*num) || *num < 0)
+		return -EINVAL;
+	while (isspace((unsigned char)*end))
+		end++;
+	*unit = end;
+	return 0;
+}
+
+int util_parse_size(const char *s, uint64_t *out)
+{
+	static const struct {
+		const char *name;
+		double mult;
+	} units[] = {
+		{ "", 1 },
+		{ "b", 1 },
+		{ "k", 1024.0 },
+		{ "kib", 1024.0 },
+		{ "kb", 1000.0 },
+		{ "m", 1048576.0 },
+		{ "mib", 1048576.0 },
+		{ "mb", 1e6 },
+		{ "g", 1073741824.0 },
+		{ "gib", 1073741824.0 },
+		{ "gb", 1e9 },
+		{ "t", 1099511627776.0 },
+		{ "tib", 1099511627776.0 },
+		{ "tb", 1e12 },
+	};
+	double num, v;
+	const char *unit;
+	size_t i;
+
+	if (!s || split_number(s, &num, &unit) < 0)
+		return -EINVAL;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(unit, units[i].name) != 0)
+			continue;
+		/* "kb" is decimal, "KiB"/"k" binary: case matters only for b */
+		v = num * units[i].mult;
+		if (v >= 18446744073709551615.0)
+			return -EINVAL;
+		*out = (uint64_t)llround(v);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int util_parse_duration(const char *s, uint64_t *ms)
+{
+	static const struct {
+		const char *name;
+		double mult;
+	} units[] = {
+		{ "", 1000.0 },     { "s", 1000.0 },     { "sec", 1000.0 },
+		{ "ms", 1.0 },      { "m", 60000.0 },    { "min", 60000.0 },
+		{ "h", 3600000.0 },
+	};
+	double num, v;
+	const char *unit;
+	size_t i;
+
+	if (!s || split_number(s, &num, &unit) < 0)
+		return -EINVAL;
+	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
+		if (strcasecmp(unit, units[i].name) != 0)
+			continue;
+		v = num * units[i].mult;
+		if (v >= 1e15)
+			return -EINVAL;
+		*ms = (uint64_t)llround(v);
+		return 0;
+	}
+	return -EINVAL;
+}
+
+const char *util_format_size(int64_t size, int sign, char *buf, size_t len)
+{
+	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+	double v = (double)size;
+	size_t i;
+
+	/* tracemalloc._format_size */
+	for (i = 0; i < 5; i++) {
+		if (fabs(v) < 100 && i != 0) {
+			snprintf(buf, len, sign ? "%+.1f %s" : "%.1f %s", v,
+				 units[i]);
+			return buf;
+		}
+		if (fabs(v) < 10 * 1024 || i == 4) {
+			snprintf(buf, len, sign ? "%+.0f %s" : "%.0f %s", v,
+				 units[i]);
+			return buf;
+		}
+		v /= 1024;
+	}
+	return buf;
+}
+
+uint64_t util_now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}

@@ -1,0 +1,379 @@
+/* wire.c - framing, encoders, decoders and the frame reader of wire.h.
+ *
+ * libc only: this file is compiled into the agent (inside the target) as
+ * well as into the CLI.  Decoders read through explicit lengths and never
+ * past the end of a payload. */
+#include "config.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "trmtop/wire.h"
+
+/* Payload sizes of the fixed layouts (see wire.h). */
+#define HELLO_LEN 28u
+#define STATS_LEN 48u
+#define START_LEN 8u
+#define STATE_LEN 8u
+#define ERROR_MIN 4u
+
+#define READER_MIN_CAP 4096u
+
+static void put_u16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put_u64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint16_t get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | (p[1] << 8));
+}
+
+static uint32_t get_u32(const uint8_t *p)
+{
+	uint32_t v = 0;
+	for (int i = 3; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+static uint64_t get_u64(const uint8_t *p)
+{
+	uint64_t v = 0;
+	for (int i = 7; i >= 0; i--)
+		v = (v << 8) | p[i];
+	return v;
+}
+
+/* Write the header of a frame with a `plen`-byte payload; returns the
+ * payload pointer or NULL when the frame does not fit in cap. */
+static uint8_t *begin_frame(uint8_t *buf, size_t cap, uint16_t type,
+			    size_t plen)
+{
+	if (!buf || plen > WIRE_MAX_PAYLOAD || cap < WIRE_HDR_SIZE + plen)
+		return NULL;
+	put_u32(buf, (uint32_t)plen);
+	put_u16(buf + 4, type);
+	put_u16(buf + 6, 0);
+	return buf + WIRE_HDR_SIZE;
+}
+
+int wire_enc_hello(uint8_t *buf, size_t cap, const struct wire_hello *m)
+{
+	uint8_t *p = begin_frame(buf, cap, WIRE_HELLO, HELLO_LEN);
+	if (!p)
+		return -ENOSPC;
+	put_u32(p, m->proto);
+	put_u32(p + 4, m->pid);
+	put_u32(p + 8, m->py_hexversion);
+	put_u32(p + 12, m->traceback_limit);
+	p[16] = m->tracing;
+	p[17] = p[18] = p[19] = 0;
+	put_u64(p + 20, m->token);
+	return (int)(WIRE_HDR_SIZE + HELLO_LEN);
+}
+
+int wire_enc_stats(uint8_t *buf, size_t cap, const struct wire_stats *m)
+{
+	uint8_t *p = begin_frame(buf, cap, WIRE_STATS, STATS_LEN);
+	if (!p)
+		return -ENOSPC;
+	put_u64(p, m->traced_current);
+	put_u64(p + 8, m->traced_peak);
+	put_u64(p + 16, m->tracemalloc_memory);
+	put_u64(p + 24, m->traced_blocks);
+	put_u64(p + 32, m->rss);
+	put_u32(p + 40, m->traceback_limit);
+	p[44] = m->tracing;
+	p[45] = p[46] = p[47] = 0;
+	return (int)(WIRE_HDR_SIZE + STATS_LEN);
+}
+
+int wire_enc_start(uint8_t *buf, size_t cap, const struct wire_start *m)
+{
+	uint8_t *p = begin_frame(buf, cap, WIRE_START, START_LEN);
+	if (!p)
+		return -ENOSPC;
+	put_u32(p, m->nframe);
+	put_u32(p + 4, m->flags);
+	return (int)(WIRE_HDR_SIZE + START_LEN);
+}
+
+int wire_enc_state(uint8_t *buf, size_t cap, const struct wire_state *m)
+{
+	uint8_t *p = begin_frame(buf, cap, WIRE_STATE, STATE_LEN);
+	if (!p)
+		return -ENOSPC;
+	p[0] = m->tracing;
+	p[1] = p[2] = p[3] = 0;
+	put_u32(p + 4, m->traceback_limit);
+	return (int)(WIRE_HDR_SIZE + STATE_LEN);
+}
+
+int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text)
+{
+	size_t tlen = text ? strlen(text) : 0;
+	uint8_t *p;
+
+	if (tlen > INT32_MAX - WIRE_HDR_SIZE - ERROR_MIN)
+		return -ENOSPC;
+	p = begin_frame(buf, cap, WIRE_ERROR, ERROR_MIN + tlen);
+	if (!p)
+		return -ENOSPC;
+	put_u32(p, code);
+	if (tlen)
+		memcpy(p + ERROR_MIN, text, tlen);
+	return (int)(WIRE_HDR_SIZE + ERROR_MIN + tlen);
+}
+
+int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type)
+{
+	if (!begin_frame(buf, cap, type, 0))
+		return -ENOSPC;
+	return (int)WIRE_HDR_SIZE;
+}
+
+/* The payload of msg when it holds at least `need` bytes, else NULL. */
+static const uint8_t *payload_of(const struct wire_msg *msg, size_t need)
+{
+	if (!msg || msg->len < need || (need && !msg->payload))
+		return NULL;
+	return msg->payload;
+}
+
+int wire_dec_hello(const struct wire_msg *msg, struct wire_hello *m)
+{
+	const uint8_t *p = payload_of(msg, HELLO_LEN);
+	if (!p)
+		return -EPROTO;
+	m->proto = get_u32(p);
+	m->pid = get_u32(p + 4);
+	m->py_hexversion = get_u32(p + 8);
+	m->traceback_limit = get_u32(p + 12);
+	m->tracing = p[16];
+	m->token = get_u64(p + 20);
+	return 0;
+}
+
+int wire_dec_stats(const struct wire_msg *msg, struct wire_stats *m)
+{
+	const uint8_t *p = payload_of(msg, STATS_LEN);
+	if (!p)
+		return -EPROTO;
+	m->traced_current = get_u64(p);
+	m->traced_peak = get_u64(p + 8);
+	m->tracemalloc_memory = get_u64(p + 16);
+	m->traced_blocks = get_u64(p + 24);
+	m->rss = get_u64(p + 32);
+	m->traceback_limit = get_u32(p + 40);
+	m->tracing = p[44];
+	return 0;
+}
+
+int wire_dec_start(const struct wire_msg *msg, struct wire_start *m)
+{
+	const uint8_t *p = payload_of(msg, START_LEN);
+	if (!p)
+		return -EPROTO;
+	m->nframe = get_u32(p);
+	m->flags = get_u32(p + 4);
+	return 0;
+}
+
+int wire_dec_state(const struct wire_msg *msg, struct wire_state *m)
+{
+	const uint8_t *p = payload_of(msg, STATE_LEN);
+	if (!p)
+		return -EPROTO;
+	m->tracing = p[0];
+	m->traceback_limit = get_u32(p + 4);
+	return 0;
+}
+
+int wire_dec_error(const struct wire_msg *msg, struct wire_error *m)
+{
+	const uint8_t *p = payload_of(msg, ERROR_MIN);
+	size_t tlen;
+
+	if (!p)
+		return -EPROTO;
+	m->code = get_u32(p);
+	tlen = msg->len - ERROR_MIN;
+	if (tlen > sizeof(m->text) - 1)
+		tlen = sizeof(m->text) - 1;
+	if (tlen)
+		memcpy(m->text, p + ERROR_MIN, tlen);
+	m->text[tlen] = '\0';
+	return 0;
+}
+
+long wire_parse_frame(const uint8_t *buf, size_t len, struct wire_msg *msg)
+{
+	uint32_t plen;
+
+	if (len < 4)
+		return 0;
+	plen = get_u32(buf);
+	if (plen > WIRE_MAX_PAYLOAD)
+		return -EPROTO;
+	if (len < WIRE_HDR_SIZE || len - WIRE_HDR_SIZE < plen)
+		return 0;
+	msg->len = plen;
+	msg->type = get_u16(buf + 4);
+	msg->flags = get_u16(buf + 6);
+	msg->payload = buf + WIRE_HDR_SIZE;
+	return (long)(WIRE_HDR_SIZE + plen);
+}
+
+int wire_write_all(int fd, const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	while (len) {
+		ssize_t n = write(fd, p, len);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* Non-blocking fd: wait until it drains. */
+				struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+				if (poll(&pfd, 1, -1) < 0 && errno != EINTR)
+					return -errno;
+				continue;
+			}
+			return -errno;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+void wire_reader_init(struct wire_reader *r, int fd, size_t max_payload)
+{
+	r->fd = fd;
+	r->buf = NULL;
+	r->cap = r->len = r->off = 0;
+	r->max_payload = (max_payload == 0 || max_payload > WIRE_MAX_PAYLOAD)
+				 ? WIRE_MAX_PAYLOAD
+				 : max_payload;
+}
+
+void wire_reader_fini(struct wire_reader *r)
+{
+	if (!r)
+		return;
+	free(r->buf);
+	r->buf = NULL;
+	r->cap = r->len = r->off = 0;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Make room for at least `need` unread bytes (plus some slack for
+ * read-ahead): drop consumed bytes, then grow.  0 or -ENOMEM. */
+static int reader_reserve(struct wire_reader *r, size_t need)
+{
+	size_t cap;
+	uint8_t *nb;
+
+	if (r->off) {
+		memmove(r->buf, r->buf + r->off, r->len - r->off);
+		r->len -= r->off;
+		r->off = 0;
+	}
+	if (r->cap >= need && r->cap > r->len)
+		return 0;
+	cap = r->cap ? r->cap : READER_MIN_CAP;
+	while (cap < need || cap <= r->len)
+		cap *= 2;
+	nb = realloc(r->buf, cap);
+	if (!nb)
+		return -ENOMEM;
+	r->buf = nb;
+	r->cap = cap;
+	return 0;
+}
+
+int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms)
+{
+	long deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+
+	for (;;) {
+		size_t avail = r->len - r->off;
+		size_t need = WIRE_HDR_SIZE;
+		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+		int wait_ms = timeout_ms;
+		ssize_t n;
+		int rc;
+
+		if (avail >= 4) {
+			const uint8_t *p = r->buf + r->off;
+			uint32_t plen = get_u32(p);
+			long fsize;
+
+			if (plen > r->max_payload)
+				return -EPROTO;
+			fsize = wire_parse_frame(p, avail, msg);
+			if (fsize < 0)
+				return -EPROTO;
+			if (fsize > 0) {
+				r->off += (size_t)fsize;
+				return 1;
+			}
+			need = WIRE_HDR_SIZE + (size_t)plen;
+		}
+		rc = reader_reserve(r, need);
+		if (rc < 0)
+			return rc;
+
+		if (timeout_ms > 0) {
+			wait_ms = (int)(deadline - now_ms());
+			if (wait_ms < 0)
+				wait_ms = 0;
+		}
+		rc = poll(&pfd, 1, wait_ms);
+		if (rc < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		if (rc == 0)
+			return -ETIMEDOUT;
+		if (pfd.revents & POLLNVAL)
+			return -EBADF;
+
+		n = read(r->fd, r->buf + r->len, r->cap - r->len);
+		if (n < 0) {
+			if (errno == EINTR || errno == EAGAIN ||
+			    errno == EWOULDBLOCK)
+				continue;
+			return -errno;
+		}
+		if (n == 0)
+			return r->len == r->off ? 0 : -EPROTO;
+		r->len += (size_t)n;
+	}
+}

@@ -1,0 +1,417 @@
+"""agent_selftest.py AGENT_SO: exercise _trmtop_agent in this interpreter.
+
+Loads the agent the way trmtop's bootstrap does (from a memfd, through
+_imp.create_dynamic), then plays trmtop's side of the pipe protocol from
+Python.  Works on CPython 3.8+.  Exit 0 on success, 1 with a message on
+failure, 77 when this interpreter cannot run it.
+"""
+import os
+import select
+import struct
+import subprocess
+import sys
+import tracemalloc
+import warnings
+
+HDR = struct.Struct("<IHH")
+PROTO = 0x00010000
+HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
+OFF, TRMTOP, APPLICATION = 0, 1, 2
+KEEP = 1
+ERR_UNKNOWN, ERR_PYTHON, ERR_BUSY = 1, 2, 3
+TIMEOUT = 20.0
+
+# The bootstrap trmtop runs in the target (PyRun_SimpleString, GIL held),
+# with M, TOKEN, CTL, DATA, CTL_INO, DATA_INO substituted.
+BOOTSTRAP = (
+    "exec(\"try:\\n import sys\\n m=sys.modules.get('_trmtop_agent')\\n"
+    " if m is None:\\n  import _imp,posix\\n"
+    "  if posix.readlink('/proc/self/fd/{M}')=='/memfd:trmtop-{TOKEN} (deleted)':\\n"
+    "   m=_imp.create_dynamic(type('s',(),{{'name':'_trmtop_agent',"
+    "'origin':'/proc/self/fd/{M}'}}))\\n"
+    "   sys.modules['_trmtop_agent']=m\\n"
+    "  posix.close({M})\\n"
+    " if m is not None:\\n"
+    "  m.start({CTL},{DATA},{CTL_INO},{DATA_INO},{TOKEN})\\n"
+    "except BaseException:\\n pass\", {{}})"
+)
+
+AGENT_SO = None
+
+
+class Fail(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise Fail(what)
+
+
+def fd_open(fd):
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
+
+
+def run_bootstrap(text):
+    """Run text as trmtop does: PyRun_SimpleString when ctypes has it."""
+    try:
+        import ctypes
+        rc = ctypes.pythonapi.PyRun_SimpleString(text.encode())
+        check(rc == 0, "bootstrap returned %d" % rc)
+    except ImportError:
+        exec(compile(text, "<bootstrap>", "exec"), {})
+
+
+class Session:
+    """trmtop's side of one connection: its ends of the two pipes."""
+
+    token_seq = 1000
+
+    def __init__(self, ino_ctl=None):
+        Session.token_seq += 1
+        self.token = (0xA5A5 << 48) | (os.getpid() << 16) | Session.token_seq
+        self.ctl_r, self.ctl_w = os.pipe2(os.O_CLOEXEC)     # trmtop -> agent
+        self.data_r, self.data_w = os.pipe2(os.O_CLOEXEC)   # agent -> trmtop
+        self.ctl_ino = os.fstat(self.ctl_r).st_ino if ino_ctl is None else ino_ctl
+        self.data_ino = os.fstat(self.data_w).st_ino
+        self.buf = b""
+
+    def bootstrap(self, load=True):
+        """Write the agent into a memfd (unless loaded) and run the bootstrap."""
+        m = os.memfd_create("trmtop-%d" % self.token, 0)
+        if load:
+            with open(AGENT_SO, "rb") as f:
+                os.write(m, f.read())
+        text = BOOTSTRAP.format(M=m, TOKEN=self.token, CTL=self.ctl_r,
+                                DATA=self.data_w, CTL_INO=self.ctl_ino,
+                                DATA_INO=self.data_ino)
+        run_bootstrap(text)
+        if fd_open(m):  # only closed when the module was not loaded yet
+            os.close(m)
+
+    def start_direct(self):
+        sys.modules["_trmtop_agent"].start(self.ctl_r, self.data_w,
+                                          self.ctl_ino, self.data_ino,
+                                          self.token)
+
+    def send(self, typ, payload=b""):
+        os.write(self.ctl_w, HDR.pack(len(payload), typ, 0) + payload)
+
+    def _fill(self, n, timeout):
+        while len(self.buf) < n:
+            r, _, _ = select.select([self.data_r], [], [], timeout)
+            check(r, "timed out waiting for the agent")
+            chunk = os.read(self.data_r, 65536)
+            if not chunk:
+                return False
+            self.buf += chunk
+        return True
+
+    def recv(self, timeout=TIMEOUT):
+        """Next (type, payload), or None at EOF."""
+        if not self._fill(8, timeout):
+            check(not self.buf, "EOF inside a frame header")
+            return None
+        plen, typ, _flags = HDR.unpack(self.buf[:8])
+        check(self._fill(8 + plen, timeout), "EOF inside a frame")
+        payload = self.buf[8:8 + plen]
+        self.buf = self.buf[8 + plen:]
+        return typ, payload
+
+    def expect(self, typ):
+        msg = self.recv()
+        check(msg is not None, "EOF, expected type %d" % typ)
+        if msg[0] == ERROR and typ != ERROR:
+            code, = struct.unpack_from("<I", msg[1])
+            raise Fail("agent ERROR %d: %s" % (code, msg[1][4:].decode()))
+        check(msg[0] == typ, "got type %d, expected %d" % (msg[0], typ))
+        return msg[1]
+
+    def hello(self):
+        p = self.expect(HELLO)
+        check(len(p) >= 28, "short HELLO")
+        proto, pid, hexv, limit, tracing = struct.unpack_from("<IIIIB", p)
+        token, = struct.unpack_from("<Q", p, 20)
+        check(proto == PROTO, "proto %#x" % proto)
+        check(pid == os.getpid(), "pid %d" % pid)
+        check(hexv == sys.hexversion, "hexversion %#x" % hexv)
+        check(token == self.token, "token echo")
+        return tracing, limit
+
+    def state(self):
+        p = self.expect(STATE)
+        tracing, limit = struct.unpack_from("<B3xI", p)
+        return tracing, limit
+
+    def start(self, nframe, flags=0):
+        self.send(START, struct.pack("<II", nframe, flags))
+        return self.state()
+
+    def stop(self):
+        self.send(STOP)
+        return self.state()
+
+    def stats(self):
+        self.send(STATS_REQ)
+        p = self.expect(STATS)
+        check(len(p) >= 48, "short STATS")
+        f = struct.unpack_from("<QQQQQIB", p)
+        keys = ("current", "peak", "tm_memory", "blocks", "rss", "limit",
+                "tracing")
+        return dict(zip(keys, f))
+
+    def wait_closed(self):
+        """The agent closed its ends: EOF on data, its fds are gone."""
+        check(self.recv() is None, "expected EOF on data")
+        check(not fd_open(self.ctl_r) and not fd_open(self.data_w),
+              "agent fds still open after detach")
+
+    def detach(self):
+        self.send(DETACH)
+        self.wait_closed()
+        self.close()
+
+    def close(self):
+        for fd in (self.ctl_w, self.data_r):
+            if fd_open(fd):
+                os.close(fd)
+
+
+def nothing_on(fd):
+    r, _, _ = select.select([fd], [], [], 0.05)
+    return not r
+
+
+def test_session_basic():
+    check(not tracemalloc.is_tracing(), "tracing already on")
+    s = Session()
+    s.bootstrap()
+    check("_trmtop_agent" in sys.modules, "agent not loaded")
+    check(s.hello() == (OFF, 1), "HELLO state")
+
+    check(s.start(1) == (TRMTOP, 1), "START reply")
+    check(tracemalloc.is_tracing(), "START did not start tracing")
+    big = [bytes(1000) for _ in range(10000)]   # ~10 MB, traced
+    st = s.stats()
+    cur = tracemalloc.get_traced_memory()[0]
+    check(st["tracing"] == TRMTOP and st["limit"] == 1, "STATS state")
+    check(abs(st["current"] - cur) <= 0.05 * cur,
+          "traced_current %d vs %d" % (st["current"], cur))
+    check(st["current"] > 10000 * 1000, "traced_current too small")
+    check(st["peak"] >= st["current"], "peak < current")
+    check(st["blocks"] >= 10000, "blocks %d" % st["blocks"])
+    check(st["tm_memory"] > 0, "tracemalloc memory")
+    check(st["rss"] > 10 << 20, "rss %d" % st["rss"])
+    del big
+
+    check(s.stop() == (OFF, 1), "STOP reply")
+    check(not tracemalloc.is_tracing(), "STOP left tracing on")
+    st = s.stats()
+    check(st["tracing"] == OFF and st["blocks"] == 0, "STATS after STOP")
+
+    # Errors come back as ERROR frames and the session goes on.
+    s.send(START, struct.pack("<II", 0, 0))   # nframe 0: ValueError
+    p = s.expect(ERROR)
+    check(struct.unpack_from("<I", p)[0] == ERR_PYTHON, "nframe 0 code")
+    check(b"ValueError" in p, "nframe 0 text %r" % p)
+    s.send(99)
+    p = s.expect(ERROR)
+    check(struct.unpack_from("<I", p)[0] == ERR_UNKNOWN, "unknown type")
+    s.send(START, b"\x01")                     # short payload
+    check(struct.unpack_from("<I", s.expect(ERROR))[0] == ERR_UNKNOWN,
+          "short START")
+    check(not tracemalloc.is_tracing(), "tracing after errors")
+    s.detach()
+
+
+def test_reconnect_keep_and_eof():
+    # Second session: module reused, START KEEP survives the detach.
+    s = Session()
+    s.bootstrap(load=False)
+    check(s.hello() == (OFF, 1), "second HELLO")
+    check(s.start(3, KEEP) == (TRMTOP, 3), "START KEEP")
+    s.detach()
+    check(tracemalloc.is_tracing(), "KEEP tracing stopped at detach")
+
+    # Third session sees trmtop's tracing and can stop it.
+    s = Session()
+    s.bootstrap(load=False)
+    check(s.hello() == (TRMTOP, 3), "HELLO after KEEP")
+    check(s.start(7) == (TRMTOP, 3), "START while trmtop traces")
+    check(s.stop() == (OFF, 3), "STOP from a later session")
+    check(not tracemalloc.is_tracing(), "not stopped")
+    # Without KEEP, EOF on ctl (trmtop died) stops tracing.
+    check(s.start(2) == (TRMTOP, 2), "START again")
+    os.close(s.ctl_w)
+    s.wait_closed()
+    s.close()
+    check(not tracemalloc.is_tracing(), "EOF did not stop tracing")
+
+    # Closing the data reader (EPIPE side) also detaches.
+    s = Session()
+    s.bootstrap(load=False)
+    s.hello()
+    check(s.start(1) == (TRMTOP, 1), "START 4")
+    os.close(s.data_r)
+    deadline = 200
+    while fd_open(s.data_w) and deadline:
+        select.select([], [], [], 0.05)
+        deadline -= 1
+    check(not fd_open(s.data_w) and not fd_open(s.ctl_r),
+          "agent did not detach on a closed data pipe")
+    check(not tracemalloc.is_tracing(), "EPIPE did not stop tracing")
+    os.close(s.ctl_w)
+
+
+def test_twice_and_busy():
+    a = Session()
+    a.bootstrap(load=False)
+    a.hello()
+    # The same bootstrap again (same token): nothing happens.
+    a.start_direct()
+    check(nothing_on(a.data_r), "second run with the same token spoke")
+    check(fd_open(a.ctl_r) and fd_open(a.data_w), "same token closed fds")
+    # Another trmtop: BUSY on its data pipe, its fds closed.
+    b = Session()
+    b.bootstrap(load=False)
+    p = b.expect(ERROR)
+    check(struct.unpack_from("<I", p)[0] == ERR_BUSY, "BUSY code")
+    b.wait_closed()
+    b.close()
+    check(a.stats()["tracing"] == OFF, "first session still serves")
+    a.detach()
+
+
+def test_wrong_inode():
+    s = Session(ino_ctl=12345)
+    s.bootstrap(load=False)
+    check(fd_open(s.ctl_r) and fd_open(s.data_w), "fds closed on bad inode")
+    check(nothing_on(s.data_r), "agent spoke on bad inode")
+    check(not tracemalloc.is_tracing(), "tracing changed")
+    # Not pipes at all (fds reused by the application).
+    with open(os.devnull, "rb") as f:
+        sys.modules["_trmtop_agent"].start(f.fileno(), f.fileno(), 1, 1, 5)
+        check(fd_open(f.fileno()), "closed a foreign fd")
+    sys.modules["_trmtop_agent"].start(-1, 10 ** 6, 0, 0, 0)
+    for fd in (s.ctl_r, s.ctl_w, s.data_r, s.data_w):
+        os.close(fd)
+
+
+def test_abandoned():
+    """trmtop gave up: ctl writer closed before the bootstrap ran."""
+    tracemalloc.start(4)
+    s = Session()
+    os.close(s.ctl_w)
+    s.bootstrap(load=False)
+    check(not fd_open(s.ctl_r) and not fd_open(s.data_w),
+          "abandoned: fds not closed")
+    check(s.recv() is None, "abandoned: agent spoke")
+    check(tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == 4,
+          "abandoned: tracing changed")
+    os.close(s.data_r)
+    tracemalloc.stop()
+
+
+def test_application_tracing():
+    tracemalloc.start(5)
+    s = Session()
+    s.bootstrap(load=False)
+    check(s.hello() == (APPLICATION, 5), "HELLO APPLICATION")
+    check(s.start(1) == (APPLICATION, 5), "START kept app tracing")
+    check(s.stats()["tracing"] == APPLICATION, "STATS APPLICATION")
+    check(s.stop() == (APPLICATION, 5), "STOP left app tracing")
+    check(tracemalloc.is_tracing(), "STOP stopped the app's tracing")
+    s.detach()
+    check(tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == 5,
+          "detach changed the app's tracing")
+    tracemalloc.stop()
+
+
+def test_fork():
+    s = Session()
+    s.bootstrap(load=False)
+    s.hello()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")   # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:
+        code = 0
+        try:
+            # The agent's inherited ends are closed in the child...
+            check(not fd_open(s.ctl_r) and not fd_open(s.data_w),
+                  "child kept agent fds")
+            # ...and a new session works there.
+            c = Session()
+            c.start_direct()
+            c.hello()
+            check(c.stats()["tracing"] == OFF, "child stats")
+            c.detach()
+        except BaseException as e:  # report and exit without cleanup
+            sys.stderr.write("child: %s\n" % e)
+            code = 1
+        os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
+          "fork child failed")
+    check(s.stats()["tracing"] == OFF, "parent session after fork")
+    s.detach()
+
+
+def exit_child():
+    """Mode --exit-child: leave a session (tracing on) active at exit."""
+    s = Session()
+    s.bootstrap()
+    s.hello()
+    s.start(1)
+    sys.stdout.write("ok\n")
+    sys.stdout.flush()
+
+
+def test_exit_with_session():
+    p = subprocess.run([sys.executable, __file__, "--exit-child", AGENT_SO],
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=60)
+    check(p.returncode == 0 and p.stdout == b"ok\n" and p.stderr == b"",
+          "exit with an active session: rc=%d out=%r err=%r"
+          % (p.returncode, p.stdout, p.stderr))
+
+
+TESTS = [test_session_basic, test_reconnect_keep_and_eof, test_twice_and_busy,
+         test_wrong_inode, test_abandoned, test_application_tracing,
+         test_fork, test_exit_with_session]
+
+
+def main(argv):
+    global AGENT_SO
+    if len(argv) == 3 and argv[1] == "--exit-child":
+        AGENT_SO = argv[2]
+        exit_child()
+        return 0
+    if len(argv) != 2:
+        sys.stderr.write("usage: agent_selftest.py AGENT_SO\n")
+        return 2
+    if sys.version_info < (3, 8):
+        print("1..0 # SKIP needs Python 3.8+")
+        return 77
+    AGENT_SO = argv[1]
+    failed = 0
+    print("1..%d" % len(TESTS))
+    for i, t in enumerate(TESTS, 1):
+        try:
+            t()
+            print("ok %d - %s" % (i, t.__name__))
+        except Exception as e:
+            failed += 1
+            print("not ok %d - %s: %s" % (i, t.__name__, e))
+            if tracemalloc.is_tracing():
+                tracemalloc.stop()
+        sys.stdout.flush()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
