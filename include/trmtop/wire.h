@@ -118,6 +118,7 @@ int wire_enc_hello(uint8_t *buf, size_t cap, const struct wire_hello *m);
 int wire_enc_stats(uint8_t *buf, size_t cap, const struct wire_stats *m);
 int wire_enc_start(uint8_t *buf, size_t cap, const struct wire_start *m);
 int wire_enc_state(uint8_t *buf, size_t cap, const struct wire_state *m);
+/* text may be NULL (empty); it is sent whole (-ENOSPC if it does not fit). */
 int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text);
 /* A frame with an empty payload (STATS_REQ, STOP, DETACH). */
 int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type);
@@ -135,8 +136,9 @@ int wire_dec_error(const struct wire_msg *msg, struct wire_error *m);
  * the header is invalid (len > WIRE_MAX_PAYLOAD). */
 long wire_parse_frame(const uint8_t *buf, size_t len, struct wire_msg *msg);
 
-/* Write all of buf to fd, looping on EINTR and short writes.  0 or -errno
- * (-EPIPE when the reader is gone). */
+/* Write all of buf to fd, looping on EINTR and short writes (a
+ * non-blocking fd is waited for with poll).  0 or -errno (-EPIPE when the
+ * reader is gone; the caller blocks or ignores SIGPIPE). */
 int wire_write_all(int fd, const void *buf, size_t len);
 
 /* A buffered frame reader over a blocking or non-blocking fd. */
@@ -147,6 +149,9 @@ struct wire_reader {
 	size_t max_payload; /* frames larger than this are -EPROTO */
 };
 
+/* max_payload 0 (or above WIRE_MAX_PAYLOAD) means WIRE_MAX_PAYLOAD.  init
+ * allocates nothing; the buffer grows on demand and fini frees it (fini
+ * accepts NULL and leaves fd open). */
 void wire_reader_init(struct wire_reader *r, int fd, size_t max_payload);
 void wire_reader_fini(struct wire_reader *r);
 

@@ -369,6 +369,7 @@ static int lookup_in(struct elf_mod *m, Elf64_Word type, const char *name,
 {
 	Elf_Scn *scn = NULL;
 	GElf_Shdr sh;
+	int rc = 0;
 
 	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
 		Elf_Data *d;
@@ -392,10 +393,12 @@ static int lookup_in(struct elf_mod *m, Elf64_Word type, const char *name,
 				continue;
 			*addr = s.st_value + m->bias;
 			*size = s.st_size;
-			return 0;
+			goto out;
 		}
 	}
-	return -TRM_ENOSYM;
+	rc = -TRM_ENOSYM;
+out:
+	return rc;
 }
 
 int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
@@ -406,11 +409,11 @@ int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
 	size_t sz = 0;
 	int rc = -TRM_ENOSYM;
 
-	if (!ep || !name)
-		return -EINVAL;
+	if (!ep || !name || (module >= 0 && (size_t)module >= ep->n)) {
+		rc = -EINVAL;
+		goto out;
+	}
 	if (module >= 0) {
-		if ((size_t)module >= ep->n)
-			return -EINVAL;
 		lo = (size_t)module;
 		hi = lo + 1;
 	} else {
@@ -431,6 +434,7 @@ int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
 				*mod = (int)i;
 		}
 	}
+out:
 	return rc;
 }
 
@@ -456,7 +460,7 @@ static int load_syms(struct elf_mod *m)
 	int rc = 0;
 
 	if (m->syms_loaded)
-		return 0;
+		goto out;
 	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
 		if (gelf_getshdr(scn, &sh) && sh.sh_entsize &&
 		    (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM))
@@ -574,12 +578,17 @@ int elf_find_section(struct elf_proc *ep, int module, const char *name,
 	Elf_Scn *scn = NULL;
 	size_t shstrndx;
 	GElf_Shdr sh;
+	int rc = -TRM_ENOSYM;
 
-	if (!ep || module < 0 || (size_t)module >= ep->n || !name)
-		return -EINVAL;
+	if (!ep || module < 0 || (size_t)module >= ep->n || !name) {
+		rc = -EINVAL;
+		goto out;
+	}
 	m = &ep->mods[module];
-	if (elf_getshdrstrndx(m->elf, &shstrndx) != 0)
-		return -TRM_EBADELF;
+	if (elf_getshdrstrndx(m->elf, &shstrndx) != 0) {
+		rc = -TRM_EBADELF;
+		goto out;
+	}
 	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
 		const char *sn;
 
@@ -592,7 +601,9 @@ int elf_find_section(struct elf_proc *ep, int module, const char *name,
 			*addr = sh.sh_addr + m->bias;
 		if (size)
 			*size = sh.sh_size;
-		return 0;
+		rc = 0;
+		break;
 	}
-	return -TRM_ENOSYM;
+out:
+	return rc;
 }

@@ -8,7 +8,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "trmtop/target.h"
+#include "target_int.h"
 
 /* Errors of process_vm_* after which /proc/PID/mem may still work. */
 static int vm_refused(int e)
@@ -16,8 +16,7 @@ static int vm_refused(int e)
 	return e == EPERM || e == ENOSYS || e == EACCES;
 }
 
-/* pread/pwrite on /proc/PID/mem for the whole range.  0 or -errno. */
-static int mem_file_io(pid_t pid, raddr_t addr, void *rbuf, const void *wbuf,
+int target_mem_file_io(pid_t pid, raddr_t addr, void *rbuf, const void *wbuf,
 		       size_t len)
 {
 	char path[64];
@@ -74,7 +73,7 @@ int target_read_mem(pid_t pid, raddr_t addr, void *buf, size_t len)
 	r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 	if (r < 0) {
 		if (vm_refused(errno))
-			rc = mem_file_io(pid, addr, buf, NULL, len);
+			rc = target_mem_file_io(pid, addr, buf, NULL, len);
 		else
 			rc = -errno;
 		goto out;
@@ -104,7 +103,7 @@ int target_write_mem(pid_t pid, raddr_t addr, const void *buf, size_t len)
 	r = process_vm_writev(pid, &local, 1, &remote, 1, 0);
 	if (r < 0) {
 		if (vm_refused(errno))
-			rc = mem_file_io(pid, addr, NULL, buf, len);
+			rc = target_mem_file_io(pid, addr, NULL, buf, len);
 		else
 			rc = -errno;
 		goto out;

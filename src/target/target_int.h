@@ -16,4 +16,10 @@ int target_parse_syscall(const char *text, struct target_syscall *out);
  * mandatory field (Name, State, Tgid) is missing. */
 int target_parse_status(const char *text, struct target_status *out);
 
+/* pread (wbuf NULL) or pwrite on /proc/PID/mem for the whole range: the
+ * fallback of target_read_mem/target_write_mem.  0 or -errno (-EFAULT for
+ * an unmapped range). */
+int target_mem_file_io(pid_t pid, raddr_t addr, void *rbuf, const void *wbuf,
+		       size_t len);
+
 #endif

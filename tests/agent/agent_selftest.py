@@ -22,11 +22,16 @@ ERR_UNKNOWN, ERR_PYTHON, ERR_BUSY = 1, 2, 3
 TIMEOUT = 20.0
 
 # The bootstrap trmtop runs in the target (PyRun_SimpleString, GIL held),
-# with M, TOKEN, CTL, DATA, CTL_INO, DATA_INO substituted.
+# with M, TOKEN, CTL, DATA, CTL_INO, DATA_INO substituted.  It closes the
+# memfd M only when M still is trmtop's memfd (the number may have been
+# reused by the application), also when the agent was already loaded.
 BOOTSTRAP = (
-    "exec(\"try:\\n import sys\\n m=sys.modules.get('_trmtop_agent')\\n"
-    " if m is None:\\n  import _imp,posix\\n"
-    "  if posix.readlink('/proc/self/fd/{M}')=='/memfd:trmtop-{TOKEN} (deleted)':\\n"
+    "exec(\"try:\\n import sys,posix\\n m=sys.modules.get('_trmtop_agent')\\n"
+    " try:\\n  ok=posix.readlink('/proc/self/fd/{M}')=='/memfd:trmtop-{TOKEN} (deleted)'\\n"
+    " except OSError:\\n  ok=False\\n"
+    " if ok:\\n"
+    "  if m is None:\\n"
+    "   import _imp\\n"
     "   m=_imp.create_dynamic(type('s',(),{{'name':'_trmtop_agent',"
     "'origin':'/proc/self/fd/{M}'}}))\\n"
     "   sys.modules['_trmtop_agent']=m\\n"
@@ -86,12 +91,13 @@ class Session:
         if load:
             with open(AGENT_SO, "rb") as f:
                 os.write(m, f.read())
-        text = BOOTSTRAP.format(M=m, TOKEN=self.token, CTL=self.ctl_r,
+        run_bootstrap(self.text(m))
+        check(not fd_open(m), "bootstrap left the memfd open")
+
+    def text(self, m):
+        return BOOTSTRAP.format(M=m, TOKEN=self.token, CTL=self.ctl_r,
                                 DATA=self.data_w, CTL_INO=self.ctl_ino,
                                 DATA_INO=self.data_ino)
-        run_bootstrap(text)
-        if fd_open(m):  # only closed when the module was not loaded yet
-            os.close(m)
 
     def start_direct(self):
         sys.modules["_trmtop_agent"].start(self.ctl_r, self.data_w,
@@ -301,6 +307,21 @@ def test_wrong_inode():
         os.close(fd)
 
 
+def test_memfd_reused():
+    """The memfd number now holds an application fd (or nothing): it is
+    left alone; the loaded agent still starts (the pipes authenticate)."""
+    s = Session()
+    with open(os.devnull, "rb") as f:
+        run_bootstrap(s.text(f.fileno()))
+        check(fd_open(f.fileno()), "bootstrap closed an application fd")
+    s.hello()
+    s.detach()
+    s = Session()
+    run_bootstrap(s.text(10 ** 6))   # not open at all: no exception escapes
+    s.hello()
+    s.detach()
+
+
 def test_abandoned():
     """trmtop gave up: ctl writer closed before the bootstrap ran."""
     tracemalloc.start(4)
@@ -381,7 +402,7 @@ def test_exit_with_session():
 
 
 TESTS = [test_session_basic, test_reconnect_keep_and_eof, test_twice_and_busy,
-         test_wrong_inode, test_abandoned, test_application_tracing,
+         test_wrong_inode, test_memfd_reused, test_abandoned, test_application_tracing,
          test_fork, test_exit_with_session]
 
 

@@ -22,15 +22,12 @@ deadline (wait_until).
 
 import ast
 import collections
-import errno
 import functools
 import glob
 import json
 import os
 import re
 import select
-import signal
-import stat
 import subprocess
 import tempfile
 import time

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from conftest import (EXIT_CODE, HELD_BYTES, MIB, PROC_TIMEOUT, TARGETS, Target,
-                      assert_close, assert_same_outcome, baseline, run_trmtop,
+from conftest import (EXIT_CODE, HELD_BYTES, MIB, PROC_TIMEOUT, TARGETS,
+                      assert_close, assert_same_outcome, baseline,
                       stopped_or_traced, syscall_nr, task_state, tids, wait_until)
 
 # x86_64 syscall numbers of the calls the shapes block in

@@ -314,6 +314,24 @@ static void test_mem_self(void **state)
 	assert_int_equal(target_write_mem(me, 8, msg, 4), -EFAULT);
 }
 
+static void test_mem_file(void **state)
+{
+	char out[sizeof(g_buf)];
+	pid_t me = getpid();
+
+	(void)state;
+	snprintf(g_buf, sizeof(g_buf), "via /proc/PID/mem");
+	assert_int_equal(target_mem_file_io(me, (raddr_t)(uintptr_t)g_buf, out,
+					    NULL, sizeof(out)),
+			 0);
+	assert_string_equal(out, "via /proc/PID/mem");
+	assert_int_equal(target_mem_file_io(me, (raddr_t)(uintptr_t)g_buf,
+					    NULL, "pwritten", 9),
+			 0);
+	assert_string_equal(g_buf, "pwritten");
+	assert_int_equal(target_mem_file_io(me, 0, out, NULL, 8), -EFAULT);
+}
+
 /* A child's memory, read through another process (same uid). */
 static void test_mem_child(void **state)
 {
@@ -464,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_parse_syscall),
 		cmocka_unit_test(test_syscall_names),
 		cmocka_unit_test(test_mem_self),
+		cmocka_unit_test(test_mem_file),
 		cmocka_unit_test(test_mem_child),
 		cmocka_unit_test(test_open_mapped),
 		cmocka_unit_test(test_rss_fds),

@@ -1,0 +1,169 @@
+"""Faults: trmtop killed at every attach stage, abandoned pending calls, the
+target dying during attach, and 100 start/stop cycles.  Run on a subset of
+interpreters (oldest, newest, Debian's; conftest.faults_subset)."""
+
+import signal
+import subprocess
+
+import pytest
+
+from conftest import (EXIT_CODE, PROC_TIMEOUT, STAGES, TRMTOP_TIMEOUT, Paused, Result,
+                      assert_same_outcome, baseline, check_error, fd_count,
+                      fd_links, rss_bytes, stats, stopped_or_traced,
+                      syscall_nr, thread_count, trmtop_path, wait_until, _env)
+
+# Stages at which nothing of trmtop's can have run in the target yet: a kill
+# there must leave tracing off, even once a queued call runs.
+BEFORE_SCRIPT = ("seized", "remote", "queued", "hijack")
+
+SIGNALS = [pytest.param(signal.SIGKILL, id="KILL"), pytest.param(signal.SIGINT, id="INT")]
+
+
+def check_killed(res, sig):
+    if sig == signal.SIGINT:
+        # trmtop handles SIGINT: it restores and detaches, then exits (or
+        # re-raises SIGINT); any other signal is a crash.
+        assert res.rc >= 0 or res.rc == -signal.SIGINT, res
+    else:
+        assert res.rc == -signal.SIGKILL, res
+
+
+def clean_cycle(t, trmtop):
+    """After a fault a normal start/stats/stop still works and ends with
+    tracing off."""
+    res = trmtop("start", "--pid", t.pid)
+    assert res.rc == 0, res
+    assert stats(t.pid)["tracing"] == "trmtop"
+    res = trmtop("stop", "--pid", t.pid)
+    assert res.rc == 0, res
+    assert t.truth()["tracing"] is False
+    t.check_healthy()
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("stage", STAGES)
+@pytest.mark.parametrize("shape", ["cpu_loop", "join_workers"])
+def test_kill_at_stage(python_faults, shape, stage, sig, spawn, trmtop, tmp_path):
+    python = python_faults
+    base = baseline(python, shape, str(tmp_path))
+    t = spawn(python, shape)
+    p = Paused(["start", "--pid", t.pid], stage, str(tmp_path))
+    if p.paused:
+        check_killed(p.kill(sig), sig)
+    else:
+        # This attach path never reaches the stage: trmtop just finished.
+        assert p.result.rc == 0, p.result
+    t.check_healthy()
+    t.check_progress()
+    assert t.cmd("sync") == "ok"  # the main thread runs Python again
+    assert t.cmd("sync") == "ok"
+    t.check_healthy()
+    if p.paused and stage in BEFORE_SCRIPT:
+        truth = t.truth()
+        assert truth["tracing"] is False, "killed at %s, tracing on: %r" % (stage, truth)
+    clean_cycle(t, trmtop)
+    assert t.exit() == EXIT_CODE
+    assert_same_outcome(t, base)
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+@pytest.mark.parametrize("shape", ["sleep_loop", "join_workers"])
+def test_abandoned_pending_call(python_faults, shape, sig, spawn, trmtop, tmp_path):
+    """A pending call queued by a trmtop that then dies runs later, when the
+    main thread wakes (the sleep ends; the join returns on `sync`): it must
+    find trmtop gone and leave tracing off."""
+    python = python_faults
+    base = baseline(python, shape, str(tmp_path))
+    t = spawn(python, shape)
+    p = Paused(["start", "--pid", t.pid], "queued", str(tmp_path))
+    if not p.paused:
+        assert p.result.rc == 0, p.result
+        pytest.skip("this attach path queued no pending call (%s)" % python.id)
+    check_killed(p.kill(sig), sig)
+    t.check_healthy()
+    assert t.cmd("sync") == "ok"
+    assert t.cmd("sync") == "ok"
+    truth = t.truth()
+    assert truth["tracing"] is False, "abandoned pending call turned tracing on: %r" % truth
+    t.check_healthy()
+    clean_cycle(t, trmtop)
+    assert t.exit() == EXIT_CODE
+    assert_same_outcome(t, base)
+
+
+# trmtop waiting (for a HELLO, a timeout or a child): poll, ppoll, select,
+# pselect6, epoll_wait, epoll_pwait, nanosleep, clock_nanosleep, wait4, futex
+WAITING = {7, 271, 23, 270, 232, 281, 35, 230, 61, 202}
+
+
+def test_target_killed_during_attach(python_faults, spawn, trmtop_bin):
+    """The target (busy in one long C call holding the GIL, so the attach
+    cannot complete) is killed while trmtop waits: trmtop exits 2 with a
+    message."""
+    t = spawn(python_faults, "c_busy")
+    t.may_die = True
+    fds0 = set(fd_links(t.pid).values())
+    proc = subprocess.Popen([trmtop_path(), "start", "--pid", str(t.pid), "--attach-timeout", "60"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env())
+    samples = []
+
+    def attaching():
+        if proc.poll() is not None:
+            return True
+        if set(fd_links(t.pid).values()) != fds0 or stopped_or_traced(t.pid):
+            return True  # trmtop's pipes/memfd are in the target, or it holds it
+        nr = syscall_nr(proc.pid)
+        samples.append(nr in WAITING)
+        return samples[-3:] == [True] * 3  # trmtop is waiting on something
+
+    try:
+        wait_until(attaching, TRMTOP_TIMEOUT, "trmtop to be attaching")
+        assert proc.poll() is None, "trmtop ended before the target was killed: rc %r %r" % (
+            proc.returncode, proc.communicate())
+        t.kill()
+        out, err = proc.communicate(timeout=TRMTOP_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    check_error(Result(proc.args, proc.returncode, out.decode(errors="replace"), err.decode(errors="replace")))
+
+
+CYCLES = 100
+
+
+def test_start_stop_cycles(python_cycles, spawn, trmtop):
+    """100 start/stop cycles leave the target's fds and threads as before the
+    first attach, and its RSS within 5% of what it was after the first cycle
+    (which loads the agent once for good)."""
+    t = spawn(python_cycles, "cpu_loop")
+    fds0, threads0 = fd_count(t.pid), thread_count(t.pid)
+    links0 = fd_links(t.pid)
+
+    def cycle():
+        res = trmtop("start", "--pid", t.pid)
+        assert res.rc == 0, res
+        res = trmtop("stop", "--pid", t.pid)
+        assert res.rc == 0, res
+
+    def settled():
+        return fd_count(t.pid) == fds0 and thread_count(t.pid) == threads0
+
+    cycle()
+    wait_until(settled, PROC_TIMEOUT, "fds (%d) and threads (%d) to settle after the first cycle: %r"
+               % (fds0, threads0, (fd_links(t.pid), links0, thread_count(t.pid))))
+    rss0 = rss_bytes(t.pid)
+    for i in range(CYCLES):
+        cycle()
+        if i % 25 == 0:
+            t.check_healthy()
+            assert t.truth()["tracing"] is False
+    wait_until(settled, PROC_TIMEOUT, "fds (%d) and threads (%d) to settle after %d cycles: %r"
+               % (fds0, threads0, CYCLES, (fd_links(t.pid), links0, thread_count(t.pid))))
+    rss = rss_bytes(t.pid)
+    assert abs(rss - rss0) <= 0.05 * rss0, "RSS %d after %d cycles, %d after the first" % (rss, CYCLES, rss0)
+    t.check_healthy()
+    t.check_progress()
+    assert t.truth()["tracing"] is False
+    assert t.exit() == EXIT_CODE
