@@ -317,10 +317,13 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	}
 
 	/* 3.8 misbehaves at exit when threading is first imported from a
-	 * foreign thread: import it here, on the main thread. */
-	thr = PyImport_ImportModule("threading");
-	Py_XDECREF(thr);
-	PyErr_Clear();
+	 * foreign thread: import it here if we run on the main thread (a
+	 * hijacked thread was started by threading, so it is loaded). */
+	if (getpid() == (pid_t)syscall(SYS_gettid)) {
+		thr = PyImport_ImportModule("threading");
+		Py_XDECREF(thr);
+		PyErr_Clear();
+	}
 	install_hooks();
 
 	if (agent_tm_state(&tracing, &limit) < 0) {

@@ -27,6 +27,15 @@ struct elf_mod {
 	struct elf_sym *syms;  /* sorted by address; loaded lazily */
 	size_t nsyms;
 	int syms_loaded;
+	int queries;           /* elf_symbolize calls before sorting */
+	/* raw views of .dynsym and .symtab with their string tables */
+	struct elf_symsec {
+		const Elf64_Sym *v;
+		size_t n;
+		const char *str;
+		size_t strsz;
+	} dyn, tab;
+	int secs_loaded;
 };
 
 struct elf_unwinder; /* unwind.c */

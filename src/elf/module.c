@@ -356,85 +356,111 @@ int elf_mod_at(const struct elf_proc *ep, raddr_t addr)
 	return -1;
 }
 
-static int wanted_sym(const GElf_Sym *s)
+/* Find the raw .dynsym and .symtab of m (ELF64, native byte order: the
+ * views are the mapped file itself). */
+static void load_secs(struct elf_mod *m)
 {
-	int t = GELF_ST_TYPE(s->st_info);
+	Elf_Scn *scn = NULL;
+	GElf_Shdr sh;
+
+	if (m->secs_loaded)
+		return;
+	m->secs_loaded = 1;
+	if (gelf_getclass(m->elf) != ELFCLASS64)
+		return;
+	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
+		struct elf_symsec *sec;
+		Elf_Scn *strscn;
+		Elf_Data *d, *sd;
+
+		if (!gelf_getshdr(scn, &sh) || sh.sh_entsize != sizeof(Elf64_Sym))
+			continue;
+		if (sh.sh_type == SHT_DYNSYM)
+			sec = &m->dyn;
+		else if (sh.sh_type == SHT_SYMTAB)
+			sec = &m->tab;
+		else
+			continue;
+		d = elf_getdata(scn, NULL);
+		strscn = elf_getscn(m->elf, sh.sh_link);
+		sd = strscn ? elf_getdata(strscn, NULL) : NULL;
+		if (!d || !sd || !d->d_buf || !sd->d_buf)
+			continue;
+		sec->v = d->d_buf;
+		sec->n = d->d_size / sizeof(Elf64_Sym);
+		sec->str = sd->d_buf;
+		sec->strsz = sd->d_size;
+	}
+}
+
+static const char *sym_name(const struct elf_symsec *sec, const Elf64_Sym *s)
+{
+	if (s->st_name >= sec->strsz)
+		return "";
+	/* the table ends in NUL (checked by callers via strnlen) */
+	return sec->str + s->st_name;
+}
+
+static int wanted_raw(const Elf64_Sym *s)
+{
+	int t = ELF64_ST_TYPE(s->st_info);
 
 	return s->st_shndx != SHN_UNDEF && (t == STT_FUNC || t == STT_OBJECT);
 }
 
-/* Look name up in the first section of type `type`.  0 or -TRM_ENOSYM. */
-static int lookup_in(struct elf_mod *m, Elf64_Word type, const char *name,
-		     raddr_t *addr, size_t *size)
+/* Look name up in one symbol section.  0 or -TRM_ENOSYM. */
+static int lookup_in(const struct elf_mod *m, const struct elf_symsec *sec,
+		     const char *name, raddr_t *addr, size_t *size)
 {
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	int rc = 0;
+	size_t i, len = strlen(name);
 
-	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
-		Elf_Data *d;
-		size_t i, cnt;
+	for (i = 1; i < sec->n; i++) {
+		const Elf64_Sym *s = &sec->v[i];
 
-		if (!gelf_getshdr(scn, &sh) || sh.sh_type != type ||
-		    sh.sh_entsize == 0)
+		if (!wanted_raw(s) || s->st_name >= sec->strsz ||
+		    sec->strsz - s->st_name <= len ||
+		    memcmp(sec->str + s->st_name, name, len + 1) != 0)
 			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d)
-			continue;
-		cnt = sh.sh_size / sh.sh_entsize;
-		for (i = 1; i < cnt; i++) {
-			GElf_Sym s;
-			const char *sn;
-
-			if (!gelf_getsym(d, (int)i, &s) || !wanted_sym(&s))
-				continue;
-			sn = elf_strptr(m->elf, sh.sh_link, s.st_name);
-			if (!sn || strcmp(sn, name) != 0)
-				continue;
-			*addr = s.st_value + m->bias;
-			*size = s.st_size;
-			goto out;
-		}
+		*addr = s->st_value + m->bias;
+		*size = s->st_size;
+		return 0;
 	}
-	rc = -TRM_ENOSYM;
-out:
-	return rc;
+	return -TRM_ENOSYM;
 }
 
 int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
 		    raddr_t *addr, size_t *size, int *mod)
 {
-	size_t i, lo = 0, hi;
+	size_t i, lo = 0, hi, pass;
 	raddr_t a = 0;
 	size_t sz = 0;
 	int rc = -TRM_ENOSYM;
 
-	if (!ep || !name || (module >= 0 && (size_t)module >= ep->n)) {
-		rc = -EINVAL;
-		goto out;
-	}
+	if (!ep || !name || (module >= 0 && (size_t)module >= ep->n))
+		return -EINVAL;
 	if (module >= 0) {
 		lo = (size_t)module;
 		hi = lo + 1;
 	} else {
 		hi = ep->n;
 	}
-	for (i = lo; i < hi && rc < 0; i++) {
-		struct elf_mod *m = &ep->mods[i];
+	/* every .dynsym first (small), then the .symtab ones */
+	for (pass = 0; pass < 2 && rc < 0; pass++) {
+		for (i = lo; i < hi && rc < 0; i++) {
+			struct elf_mod *m = &ep->mods[i];
 
-		rc = lookup_in(m, SHT_DYNSYM, name, &a, &sz);
-		if (rc < 0)
-			rc = lookup_in(m, SHT_SYMTAB, name, &a, &sz);
-		if (rc == 0) {
-			if (addr)
-				*addr = a;
-			if (size)
-				*size = sz;
-			if (mod)
-				*mod = (int)i;
+			load_secs(m);
+			rc = lookup_in(m, pass == 0 ? &m->dyn : &m->tab, name, &a, &sz);
+			if (rc == 0) {
+				if (addr)
+					*addr = a;
+				if (size)
+					*size = sz;
+				if (mod)
+					*mod = (int)i;
+			}
 		}
 	}
-out:
 	return rc;
 }
 
@@ -453,51 +479,34 @@ static int cmp_sym(const void *a, const void *b)
 /* Collect the FUNC/OBJECT symbols of .symtab and .dynsym, sorted. */
 static int load_syms(struct elf_mod *m)
 {
-	Elf_Scn *scn = NULL;
-	GElf_Shdr sh;
-	size_t total = 0, n = 0;
+	const struct elf_symsec *secs[2];
+	size_t total, n = 0, i, k;
 	struct elf_sym *v = NULL;
-	int rc = 0;
 
 	if (m->syms_loaded)
-		goto out;
-	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
-		if (gelf_getshdr(scn, &sh) && sh.sh_entsize &&
-		    (sh.sh_type == SHT_SYMTAB || sh.sh_type == SHT_DYNSYM))
-			total += sh.sh_size / sh.sh_entsize;
-	}
+		return 0;
+	load_secs(m);
+	secs[0] = &m->tab;
+	secs[1] = &m->dyn;
+	total = m->tab.n + m->dyn.n;
 	if (total) {
 		v = malloc(total * sizeof(*v));
-		if (!v) {
-			rc = -ENOMEM;
-			goto out;
-		}
+		if (!v)
+			return -ENOMEM;
 	}
-	scn = NULL;
-	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
-		Elf_Data *d;
-		size_t i, cnt;
+	for (k = 0; k < 2; k++) {
+		for (i = 1; i < secs[k]->n; i++) {
+			const Elf64_Sym *s = &secs[k]->v[i];
+			const char *sn = sym_name(secs[k], s);
 
-		if (!gelf_getshdr(scn, &sh) || !sh.sh_entsize ||
-		    (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
-			continue;
-		d = elf_getdata(scn, NULL);
-		if (!d)
-			continue;
-		cnt = sh.sh_size / sh.sh_entsize;
-		for (i = 1; i < cnt && n < total; i++) {
-			GElf_Sym s;
-			const char *sn;
-
-			if (!gelf_getsym(d, (int)i, &s) || !wanted_sym(&s))
+			if (!wanted_raw(s) || !*sn ||
+			    strnlen(sn, secs[k]->strsz - s->st_name) ==
+				    secs[k]->strsz - s->st_name)
 				continue;
-			sn = elf_strptr(m->elf, sh.sh_link, s.st_name);
-			if (!sn || !*sn)
-				continue;
-			v[n].addr = s.st_value + m->bias;
-			v[n].size = s.st_size;
+			v[n].addr = s->st_value + m->bias;
+			v[n].size = s->st_size;
 			v[n].name = sn;
-			v[n].rank = sh.sh_type == SHT_SYMTAB ? 0 : 1;
+			v[n].rank = (int)k; /* .symtab names preferred */
 			n++;
 		}
 	}
@@ -506,10 +515,35 @@ static int load_syms(struct elf_mod *m)
 	m->syms = v;
 	m->nsyms = n;
 	m->syms_loaded = 1;
-	v = NULL;
-out:
-	free(v);
-	return rc;
+	return 0;
+}
+
+/* One query without building the sorted table: the symbol covering pc,
+ * .symtab first. */
+static const char *scan_symbol(struct elf_mod *m, raddr_t pc, uint64_t *off)
+{
+	const struct elf_symsec *secs[2] = { &m->tab, &m->dyn };
+	size_t i, k;
+
+	load_secs(m);
+	for (k = 0; k < 2; k++) {
+		for (i = 1; i < secs[k]->n; i++) {
+			const Elf64_Sym *s = &secs[k]->v[i];
+			raddr_t a = s->st_value + m->bias;
+			const char *sn;
+
+			if (!wanted_raw(s) || pc < a ||
+			    !(pc < a + s->st_size || (s->st_size == 0 && pc == a)))
+				continue;
+			sn = sym_name(secs[k], s);
+			if (!*sn || strnlen(sn, secs[k]->strsz - s->st_name) ==
+					    secs[k]->strsz - s->st_name)
+				continue;
+			*off = pc - a;
+			return sn;
+		}
+	}
+	return NULL;
 }
 
 int elf_symbolize(struct elf_proc *ep, raddr_t pc, const char **name,
@@ -536,6 +570,20 @@ int elf_symbolize(struct elf_proc *ep, raddr_t pc, const char **name,
 	m = &ep->mods[idx];
 	if (module_path)
 		*module_path = m->map.path;
+	if (!m->syms_loaded && m->queries++ == 0) {
+		uint64_t off = 0;
+		const char *sn = scan_symbol(m, pc, &off);
+
+		if (sn) {
+			if (name)
+				*name = sn;
+			if (offset)
+				*offset = off;
+		} else if (offset) {
+			*offset = pc - m->bias;
+		}
+		goto out;
+	}
 	rc = load_syms(m);
 	if (rc < 0)
 		goto out;

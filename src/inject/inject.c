@@ -115,8 +115,23 @@ static int check_abort(struct trm_err *err)
 			   strsignal(sig));
 }
 
+/* TRMTOP_TRACE=1: the time of each attach stage on stderr */
+static uint64_t g_trace_t0;
+
+static void trace_stage(const char *stage)
+{
+	static int on = -1;
+
+	if (on < 0)
+		on = getenv("TRMTOP_TRACE") != NULL;
+	if (on)
+		fprintf(stderr, "trmtop: %8.3f ms %s\n",
+			(double)(util_now_ns() - g_trace_t0) / 1e6, stage);
+}
+
 #define PAUSE(stage)                                                   \
 	do {                                                           \
+		trace_stage(stage);                                    \
 		rc = inject_test_pause(stage);                         \
 		if (rc < 0) {                                          \
 			trm_err_set(err, rc, "interrupted at %s", stage); \
@@ -164,7 +179,10 @@ static int explain_eperm(pid_t pid, int code, struct trm_err *err)
 	return code;
 }
 
-int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err)
+/* The checks of inject_preflight; with epp the opened ELF view of the
+ * process is handed to the caller instead of closed. */
+static int preflight(pid_t pid, struct inject_target *t, struct elf_proc **epp,
+		     struct trm_err *err)
 {
 	struct target_status st;
 	struct elf_proc *ep = NULL;
@@ -217,28 +235,31 @@ int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err)
 				   (int)pid);
 	}
 	rc = elf_find_python(ep, pid, &t->py, err);
-	elf_proc_close(ep);
 	if (rc < 0) {
 		trm_err_clear(err);
 		rc = trm_err_set(err, -TRM_ENOTPY, "pid %d (%s): not a Python process",
 				 (int)pid, st.name);
-		return rc;
-	}
-	if (t->py.major < 3 || (t->py.major == 3 && t->py.minor < 8)) {
+	} else if (t->py.major < 3 || (t->py.major == 3 && t->py.minor < 8)) {
 		rc = trm_err_set(err, -TRM_EPYVER,
 				 "pid %d: Python %s is not supported",
 				 (int)pid, t->py.version);
 		trm_err_hint(err, "trmtop supports CPython 3.8 to 3.14");
-		return rc;
-	}
-	if (t->py.free_threaded) {
+	} else if (t->py.free_threaded) {
 		rc = trm_err_set(err, -TRM_EFREETHREAD,
 				 "pid %d: Python %s is a free-threaded build",
 				 (int)pid, t->py.version);
 		trm_err_hint(err, "tracemalloc snapshots of free-threaded builds are not supported yet");
-		return rc;
 	}
-	return 0;
+	if (rc == 0 && epp)
+		*epp = ep;
+	else
+		elf_proc_close(ep);
+	return rc;
+}
+
+int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err)
+{
+	return preflight(pid, t, NULL, err);
 }
 
 /* ---- the bootstrap script ------------------------------------------ */
@@ -246,7 +267,7 @@ int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err)
 int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
 			  int data_fd, unsigned long ctl_ino,
 			  unsigned long data_ino, uint64_t token,
-			  uint64_t page, uint64_t page_len, int import_threading)
+			  uint64_t page, uint64_t page_len)
 {
 	/* One expression statement: binds nothing in __main__, and the inner
 	 * try/except keeps every exception (even KeyboardInterrupt) out of
@@ -263,7 +284,6 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
 		" except OSError:\\n"
 		"  ok=False\\n"
 		" if ok:\\n"
-		"%s"
 		"  if m is None:\\n"
 		"   import _imp\\n"
 		"   m=_imp.create_dynamic(type('s',(),{'name':'_trmtop_agent','origin':f}))\\n"
@@ -274,7 +294,6 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
 		"except BaseException:\\n"
 		" pass\\n\",{})\n",
 		memfd, token,
-		import_threading ? "  if 'threading' not in sys.modules:\\n   import threading\\n" : "",
 		memfd, ctl_fd, data_fd, ctl_ino, data_ino, token, page, page_len);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
@@ -493,15 +512,15 @@ static void undo_resources(struct ptrace_thread *t, struct attach *a)
 	a->have_res = 0;
 }
 
-static int write_bootstrap(struct attach *a, raddr_t page, int threading,
-			   raddr_t *text, struct trm_err *err)
+static int write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
+			   struct trm_err *err)
 {
 	char buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
 	int n, rc;
 
 	n = inject_bootstrap_text(buf, sizeof(buf), a->t_memfd, a->t_ctl_r,
 				  a->t_data_w, a->ctl_ino, a->data_ino, a->token,
-				  page, PAGE_LEN, threading);
+				  page, PAGE_LEN);
 	if (n < 0)
 		return trm_err_set(err, n, "bootstrap text too long");
 	rc = target_write_mem(a->pid, page + PAGE_TEXT_OFF, buf, (size_t)n + 1);
@@ -580,7 +599,7 @@ static int pending_path(struct attach *a, struct trm_err *err)
 			goto out;
 	}
 	PAUSE("remote");
-	rc = write_bootstrap(a, page, 1, &text, err);
+	rc = write_bootstrap(a, page, &text, err);
 	if (rc < 0)
 		goto out;
 	args[0] = a->sym.run_simple;
@@ -705,7 +724,7 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 			goto out;
 	}
 	PAUSE("remote");
-	rc = write_bootstrap(a, page, 0, &text, err);
+	rc = write_bootstrap(a, page, &text, err);
 	if (rc < 0)
 		goto out;
 	created = 0; /* from here on the bootstrap owns them */
@@ -868,19 +887,16 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 	a.tgt = &c->target;
 	a.ctl_fd = a.data_fd = -1;
 	a.t_memfd = a.t_ctl_r = a.t_ctl_w = a.t_data_r = a.t_data_w = -1;
-	a.t0 = util_now_ns();
+	a.t0 = g_trace_t0 = util_now_ns();
 	deadline = a.t0 + (uint64_t)opts->attach_timeout_ms * 1000000u;
 
-	rc = inject_preflight(pid, &c->target, err);
+	rc = preflight(pid, &c->target, &a.ep, err);
 	if (rc < 0)
 		return rc;
-	a.ep = elf_proc_open(pid, err);
-	if (!a.ep)
-		return trm_err_set(err, -errno ? -errno : -EIO, "pid %d: reading mappings",
-				   (int)pid);
 	rc = find_syms(&a, err);
 	if (rc < 0)
 		goto out;
+	trace_stage("symbols");
 	if (getrandom(&a.token, sizeof(a.token), 0) != (ssize_t)sizeof(a.token))
 		a.token = util_now_ns() ^ ((uint64_t)getpid() << 32);
 
@@ -971,6 +987,7 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 		goto out;
 	}
 	c->ns_to_hello = util_now_ns() - a.t0;
+	trace_stage("hello");
 	rc = inject_test_pause("connected");
 	if (rc < 0) {
 		trm_err_set(err, rc, "interrupted at connected");

@@ -12,6 +12,6 @@
 int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
 			  int data_fd, unsigned long ctl_ino,
 			  unsigned long data_ino, uint64_t token,
-			  uint64_t page, uint64_t page_len, int import_threading);
+			  uint64_t page, uint64_t page_len);
 
 #endif
