@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "inject_int.h"
+#include "pep768.h"
 #include "trmtop/agent.h"
 #include "trmtop/ptrace.h"
 #include "trmtop/util.h"
@@ -264,8 +265,8 @@ int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err)
 
 /* ---- the bootstrap script ------------------------------------------ */
 
-int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
-			  int data_fd, unsigned long ctl_ino,
+int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
+			  int ctl_fd, int data_fd, unsigned long ctl_ino,
 			  unsigned long data_ino, uint64_t token,
 			  uint64_t page, uint64_t page_len)
 {
@@ -289,12 +290,17 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int ctl_fd,
 		"   m=_imp.create_dynamic(type('s',(),{'name':'_trmtop_agent','origin':f}))\\n"
 		"   sys.modules['_trmtop_agent']=m\\n"
 		"  posix.close(%d)\\n"
+		" try:\\n"
+		"  if posix.readlink('/proc/self/fd/%d')=='/memfd:trmtop-script-%016" PRIx64 " (deleted)':\\n"
+		"   posix.close(%d)\\n"
+		" except OSError:\\n"
+		"  pass\\n"
 		" if m is not None:\\n"
 		"  m.start(%d,%d,%lu,%lu,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ")\\n"
 		"except BaseException:\\n"
 		" pass\\n\",{})\n",
 		memfd, token,
-		memfd, ctl_fd, data_fd, ctl_ino, data_ino, token, page, page_len);
+		memfd, script_fd, token, script_fd, ctl_fd, data_fd, ctl_ino, data_ino, token, page, page_len);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	return n;
@@ -318,6 +324,7 @@ struct attach {
 	/* resources created in the target */
 	int have_res;
 	int t_memfd, t_ctl_r, t_ctl_w, t_data_r, t_data_w;
+	int t_script;        /* memfd holding the script (PEP 768), or -1 */
 	unsigned long ctl_ino, data_ino;
 	int ctl_fd, data_fd; /* ours */
 	int queued;          /* a pending call is queued */
@@ -518,7 +525,8 @@ static int write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
 	char buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
 	int n, rc;
 
-	n = inject_bootstrap_text(buf, sizeof(buf), a->t_memfd, a->t_ctl_r,
+	n = inject_bootstrap_text(buf, sizeof(buf), a->t_memfd, a->t_script,
+				  a->t_ctl_r,
 				  a->t_data_w, a->ctl_ino, a->data_ino, a->token,
 				  page, PAGE_LEN);
 	if (n < 0)
@@ -869,6 +877,138 @@ static int try_hijacks(struct attach *a, int *tried, char *why, size_t whylen,
 	return rc;
 }
 
+/* ---- PEP 768 (3.14+) -------------------------------------------------- */
+
+/* Put the bootstrap into a memfd of its own in the target (through the
+ * held thread t): PEP 768 runs a script from a path, /proc/self/fd/N. */
+static int setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
+			struct trm_err *err)
+{
+	char name[64], buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
+	int64_t r;
+	int rc, fd, n;
+
+	snprintf(name, sizeof(name), "trmtop-script-%016" PRIx64, a->token);
+	rc = target_write_mem(a->pid, page + PAGE_SCRATCH_OFF, name, strlen(name) + 1);
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
+	rc = rsys(t, a, SYS_memfd_create, page + PAGE_SCRATCH_OFF, MFD_CLOEXEC, 0,
+		  0, 0, 0, &r, err);
+	if (rc < 0)
+		return rc;
+	if (r < 0)
+		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
+				   (int)a->pid);
+	a->t_script = (int)r;
+	n = inject_bootstrap_text(buf, sizeof(buf), a->t_memfd, a->t_script,
+				  a->t_ctl_r, a->t_data_w, a->ctl_ino,
+				  a->data_ino, a->token, 0, 0);
+	if (n < 0)
+		return trm_err_set(err, n, "bootstrap text too long");
+	fd = open_proc_fd(a->pid, a->t_script, O_WRONLY);
+	if (fd < 0)
+		return trm_err_set(err, fd, "opening the target's memfd: %s",
+				   strerror(-fd));
+	rc = wire_write_all(fd, buf, (size_t)n);
+	close(fd);
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing the script: %s", strerror(-rc));
+	return 0;
+}
+
+/* A thread of the main interpreter that is running (state R), main
+ * first; 0 if none. */
+static pid_t running_python_thread(struct attach *a)
+{
+	pid_t tids[256];
+	size_t n = 0, i;
+	struct target_status st;
+	pid_t best = 0;
+
+	if (pep768_list_threads(a->pid, a->ep, &a->tgt->py, tids, 256, &n, NULL) < 0 &&
+	    n == 0)
+		return 0;
+	for (i = 0; i < n; i++) {
+		if (target_read_status(a->pid, tids[i], &st, NULL) < 0 || st.state != 'R')
+			continue;
+		if (tids[i] == a->pid)
+			return tids[i];
+		if (!best)
+			best = tids[i];
+	}
+	return best;
+}
+
+/* Seize thread tid only for the remote syscalls that create the memfds and
+ * pipes, then ask the interpreter (PEP 768) to run the bootstrap in a
+ * thread that is running Python.  -TRM_EUNSAFE when no thread qualifies
+ * or it did not run in time (the request is withdrawn): the caller falls
+ * back to ptrace. */
+static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadline,
+		       struct trm_err *err)
+{
+	struct ptrace_thread t;
+	raddr_t page = 0;
+	char path[64];
+	pid_t tid;
+	int64_t r;
+	int rc, wait;
+
+	tid = running_python_thread(a);
+	if (!tid)
+		return -TRM_EUNSAFE;
+	rc = seize_explained(&t, a, tid, err);
+	if (rc < 0)
+		return rc;
+	PAUSE("seized");
+	rc = map_page(&t, a, &page, err);
+	if (rc < 0)
+		goto out;
+	if (!a->have_res) {
+		rc = setup_resources(&t, a, page, err);
+		if (rc < 0)
+			goto out;
+	}
+	if (a->t_script < 0) {
+		rc = setup_script(&t, a, page, err);
+		if (rc < 0)
+			goto out;
+	}
+	(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r, NULL);
+	page = 0;
+	rc = ptrace_restore(&t, err);
+	if (rc < 0)
+		goto out;
+	PAUSE("remote");
+	ptrace_release(&t);
+
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->t_script);
+	rc = pep768_request(a->pid, a->ep, &a->tgt->py, tid, path, err);
+	if (rc < 0)
+		return rc == -TRM_EBUSY || rc == -ESRCH ? -TRM_EUNSAFE : rc;
+	c->path = "PEP 768 remote exec";
+	c->via_tid = tid;
+	PAUSE("queued");
+	ensure_reader(a, c);
+	wait = remaining_ms(deadline) < 500 ? remaining_ms(deadline) : 500;
+	rc = wait_hello(a, c, wait, err);
+	if (rc != -TRM_ETIMEOUT)
+		return rc;
+	/* it did not run: withdraw, unless the thread has just taken it */
+	if (pep768_cancel(a->pid, a->ep, &a->tgt->py, tid, NULL) == 0)
+		return -TRM_EUNSAFE;
+	return wait_hello(a, c, remaining_ms(deadline) + 1000, err);
+out:
+	if (t.stopped) {
+		(void)ptrace_restore(&t, NULL);
+		if (page)
+			(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r,
+				   NULL);
+	}
+	ptrace_release(&t);
+	return rc;
+}
+
 int inject_attach(pid_t pid, const struct inject_opts *opts,
 		  struct inject_conn *c, struct trm_err *err)
 {
@@ -887,6 +1027,7 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 	a.tgt = &c->target;
 	a.ctl_fd = a.data_fd = -1;
 	a.t_memfd = a.t_ctl_r = a.t_ctl_w = a.t_data_r = a.t_data_w = -1;
+	a.t_script = -1;
 	a.t0 = g_trace_t0 = util_now_ns();
 	deadline = a.t0 + (uint64_t)opts->attach_timeout_ms * 1000000u;
 
@@ -900,8 +1041,27 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 	if (getrandom(&a.token, sizeof(a.token), 0) != (ssize_t)sizeof(a.token))
 		a.token = util_now_ns() ^ ((uint64_t)getpid() << 32);
 
+	/* 3.14+: the interpreter's own remote exec, in a thread running Python */
+	if (c->target.py.major == 3 && c->target.py.minor >= 14) {
+		struct trm_err perr = { 0 };
+
+		rc = pep768_probe(pid, a.ep, &c->target.py, &perr);
+		if (rc == 0) {
+			rc = pep768_path(&a, c, deadline, err);
+			if (rc == 0) {
+				hello = 1;
+				goto connected;
+			}
+			if (rc != -TRM_EUNSAFE)
+				goto out;
+			trm_err_clear(err);
+		} else if (opts->verbose) {
+			fprintf(stderr, "trmtop: PEP 768 remote exec not usable (%s); using ptrace\n",
+				perr.msg[0] ? perr.msg : trm_strerror(rc));
+		}
+	}
 	/* a main thread running Python reaches a safe point in milliseconds */
-	if (target_read_status(pid, pid, &st, NULL) == 0 && st.state == 'R') {
+	if (!a.queued && target_read_status(pid, pid, &st, NULL) == 0 && st.state == 'R') {
 		rc = pending_path(&a, err);
 		if (rc < 0 && rc != -TRM_EUNSAFE)
 			goto out;
@@ -986,6 +1146,7 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 			trm_err_hint(err, "retry with a longer --attach-timeout, or when the process is busy");
 		goto out;
 	}
+connected:
 	c->ns_to_hello = util_now_ns() - a.t0;
 	trace_stage("hello");
 	rc = inject_test_pause("connected");
