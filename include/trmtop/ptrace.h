@@ -75,7 +75,10 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 /* Call fn(args...) (up to 7 integer args, the 7th on the stack) with the stack pointer just below
  * sp_top (aligned by the callee's ABI), returning to address 0.  Waits up to
  * timeout_ms (< 0: for ever); on timeout interrupts the call and restores
- * the saved registers (-TRM_ETIMEOUT).  *ret is the integer result. */
+ * the saved registers (-TRM_ETIMEOUT).  *ret is the integer result.
+ * After every call the thread is back on its saved registers, in an
+ * interrupt stop: if trmtop dies between calls, the kernel resumes it
+ * unharmed. */
 int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 		       const uint64_t *args, int nargs, raddr_t sp_top,
 		       int timeout_ms, uint64_t *ret, struct trm_err *err);

@@ -304,6 +304,19 @@ void ptrace_saved_dwarf_regs(const struct ptrace_thread *t, uint64_t *regs)
 	arch_dwarf_regs(t->saved, regs);
 }
 
+/* From a signal-delivery-stop (the fault that ends a remote call), move
+ * the thread to an interrupt stop with the signal discarded: should trmtop
+ * die now, the kernel resumes the thread without delivering anything. */
+static int park(struct ptrace_thread *t)
+{
+	if (ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) < 0)
+		return -errno;
+	if (ptrace(PTRACE_CONT, t->tid, 0, 0) < 0)
+		return -errno;
+	t->stopped = 0;
+	return wait_event_stop(t, 2000, 0);
+}
+
 int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 		       const uint64_t *args, int nargs, raddr_t sp_top,
 		       int timeout_ms, uint64_t *ret, struct trm_err *err)
@@ -352,6 +365,7 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 				break;
 			/* a real fault inside the call: give up on it */
 			(void)ptrace_restore(t, NULL);
+			(void)park(t);
 			return trm_err_set(err, -EFAULT,
 					   "remote call faulted at %#llx",
 					   (unsigned long long)arch_pc(t->work));
@@ -364,6 +378,14 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 	}
 	if (ret)
 		*ret = arch_call_result(t->work);
+	/* between calls the thread holds its own registers and sits in an
+	 * interrupt stop, so trmtop may die at any moment between steps */
+	rc = ptrace_restore(t, err);
+	if (rc == 0)
+		rc = park(t);
+	if (rc < 0)
+		return trm_err_set(err, rc, "parking thread %d: %s", (int)t->tid,
+				   trm_strerror(rc));
 	return 0;
 }
 

@@ -140,6 +140,22 @@ def test_c_busy(python, spawn):
     t.kill()
 
 
+def test_c_spin(python, spawn, tmp_path):
+    flag = os.path.join(str(tmp_path), "flag")
+    with open(flag, "wb") as f:
+        f.write(b"\0")
+    t = spawn(python, "c_spin", args=[flag])
+    wait_until(lambda: task_state(t.pid, t.pid) == "R" and syscall_nr(t.pid) is None, PROC_TIMEOUT,
+               "c_spin to spin")
+    assert len(tids(t.pid)) == 1
+    with open(flag, "r+b") as f:
+        f.write(b"\1")
+    truth = t.truth()
+    assert truth["ticks"] == 1 and not truth["tracing"]
+    assert t.exit() == EXIT_CODE
+    assert t.output == b"shape: c_spin\nspun: 0\n" and t.stderr == b""
+
+
 def test_old_python(old_python, spawn):
     t = spawn(old_python, "old_python")
     assert t.cmd("ping") == "pong"
