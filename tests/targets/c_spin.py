@@ -1,0 +1,49 @@
+"""Shape: the main thread spins in one C call holding the GIL -- sum() over
+iter(partial(operator.getitem, flag, 0), 1), where flag is a shared mapping
+of the file named by the first extra argument -- until the test writes a
+byte 1 at offset 0 of that file.
+
+/proc shows the thread running (state R), so trmtop queues a pending call,
+which cannot run before the spin ends: this is how a test leaves a pending
+call behind a killed trmtop and then lets it run.  After the spin, the main
+thread runs a few thousand Python calls and serves commands itself (there
+is no command thread), e.g. `truth`.
+"""
+
+import functools
+import mmap
+import operator
+import os
+
+import _common
+
+
+def _spin(n):
+    acc = 0
+    for i in range(n):
+        acc += _common.work_unit(i & 15) & 1
+    return acc
+
+
+class CSpin(_common.Shape):
+    name = "c_spin"
+
+    def __init__(self, argv):
+        _common.Shape.__init__(self, argv)
+        fd = os.open(argv[0], os.O_RDWR)
+        self.flag = mmap.mmap(fd, 1)
+        os.close(fd)
+        self.commands_after_main = True
+        self.spun = -1
+
+    def main(self):
+        self.spun = sum(iter(functools.partial(operator.getitem, self.flag, 0), 1))
+        self.work = _spin(2000)
+        self.tick()
+
+    def report(self):
+        return "shape: c_spin\nspun: %d\n" % self.spun
+
+
+if __name__ == "__main__":
+    _common.run(CSpin)
