@@ -19,6 +19,9 @@ int util_parse_duration(const char *s, uint64_t *ms);
  * integer otherwise), into buf; returns buf. */
 const char *util_format_size(int64_t size, int sign, char *buf, size_t len);
 
+/* The same for a fractional size (tracemalloc's average column). */
+const char *util_format_size_f(double size, int sign, char *buf, size_t len);
+
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
 

@@ -39,6 +39,67 @@
  *                        EOF on ctl means the same.
  *   ERROR   agent->cli   u32 code (WIRE_ERR_*), then UTF-8 text (not
  *                        NUL-terminated) up to the end of the payload
+ *
+ * Snapshots.  SNAPSHOT_REQ (cli->agent, empty payload) asks for all the
+ * traces tracemalloc holds.  The reply is a stream of frames on data:
+ *
+ *     SNAP_HEAD, SNAP_STRINGS*, SNAP_FRAMES*, SNAP_TRACEBACKS*,
+ *     SNAP_TRACES*, SNAP_END
+ *
+ * (each table kind in that order, any number of chunks of each, possibly
+ * none), or a single ERROR instead of the whole stream: WIRE_ERR_NOT_TRACING
+ * when tracemalloc is not tracing, WIRE_ERR_PYTHON when a Python call
+ * failed, WIRE_ERR_NOMEM when the agent ran out of memory.  Nothing of a
+ * failed request stays in the interning tables.
+ *
+ * Interning.  Strings (filenames), frames (string id, lineno) and
+ * tracebacks (frame ids) are sent once per connection and referred to by
+ * id afterwards.  Ids are dense u32 per kind, assigned 0, 1, 2 ... in the
+ * order of first sending, and stay valid for the life of the connection:
+ * the second snapshot on a connection sends only the strings, frames and
+ * tracebacks the first did not.  A chunk may only refer to ids sent
+ * before it (a frame to earlier strings, a traceback to earlier frames, a
+ * trace to earlier tracebacks).
+ *
+ * Varints are unsigned LEB128 (7 bits a byte, low first, high bit = more).
+ * Encoders write the shortest form; decoders take at most 10 bytes and
+ * check the value against the field's range (u32 or u64).
+ *
+ *   SNAPSHOT_REQ    cli->agent  (empty)
+ *   SNAP_HEAD       agent->cli  u64 traced_current, u64 traced_peak,
+ *                   u64 tracemalloc_memory, u64 rss, u64 ntraces,
+ *                   u32 py_hexversion, u32 traceback_limit,
+ *                   u32 first_string, u32 first_frame, u32 first_traceback
+ *                   (ids of this snapshot's first new entries = how many
+ *                   of each the connection had before it), u32 new_strings,
+ *                   u32 new_frames, u32 new_tracebacks, u8 tracing, u8 pad[3]
+ *                   (76 bytes)
+ *   SNAP_STRINGS    u32 first_id, u32 count, count x { varint len, len
+ *                   bytes }: ids first_id .. first_id+count-1.  UTF-8 (a
+ *                   filename that was undecodable in the target arrives as
+ *                   its raw bytes: surrogateescape), at most
+ *                   WIRE_SNAP_STR_MAX bytes (longer names are cut).
+ *   SNAP_FRAMES     u32 first_id, u32 count, count x { varint string_id,
+ *                   varint lineno }
+ *   SNAP_TRACEBACKS u32 first_id, u32 count, count x { varint total_nframe,
+ *                   varint n, n x varint frame_id }: frames most recent
+ *                   call first, n <= WIRE_SNAP_NFRAME_MAX, total_nframe as
+ *                   tracemalloc reports it (>= n; n on 3.8)
+ *   SNAP_TRACES     u32 first_index (of the first trace in this chunk,
+ *                   counted from 0 in the snapshot), u32 count, count x
+ *                   { varint size, varint traceback_id, varint domain }
+ *   SNAP_END        u64 ntraces, u64 total_size (sum of sizes),
+ *                   u32 nstrings, u32 nframes, u32 ntracebacks (table sizes
+ *                   after this snapshot), u32 pad, u64 gil_ns (time the
+ *                   agent held the GIL for this snapshot, in all),
+ *                   u64 gil_max_ns (its longest single hold) (48 bytes)
+ *
+ * Chunk payloads stay under WIRE_SNAP_CHUNK bytes, except that one entry
+ * too big for that goes alone in its chunk (< WIRE_SNAP_CHUNK_MAX).  The
+ * agent copies the traces with the GIL held, in slices (it yields the GIL
+ * between them, so the application keeps running), and encodes and writes
+ * the frames without it.  The snapshot is the state of the one
+ * _tracemalloc._get_traces() call at its start.
  */
 #ifndef TRMTOP_WIRE_H
 #define TRMTOP_WIRE_H
@@ -60,6 +121,13 @@ enum wire_type {
 	WIRE_STATE = 6,
 	WIRE_DETACH = 7,
 	WIRE_ERROR = 8,
+	WIRE_SNAPSHOT_REQ = 9,
+	WIRE_SNAP_HEAD = 10,
+	WIRE_SNAP_STRINGS = 11,
+	WIRE_SNAP_FRAMES = 12,
+	WIRE_SNAP_TRACEBACKS = 13,
+	WIRE_SNAP_TRACES = 14,
+	WIRE_SNAP_END = 15,
 };
 
 enum wire_tracing {
@@ -75,6 +143,8 @@ enum wire_errcode {
 	WIRE_ERR_PYTHON = 2,   /* a Python call failed; text says which */
 	WIRE_ERR_BUSY = 3,     /* another trmtop is connected */
 	WIRE_ERR_VERSION = 4,  /* protocol version mismatch */
+	WIRE_ERR_NOT_TRACING = 5, /* SNAPSHOT_REQ while tracemalloc is off */
+	WIRE_ERR_NOMEM = 6,    /* the agent ran out of memory */
 };
 
 struct wire_hello {
@@ -104,6 +174,28 @@ struct wire_error {
 	char text[256]; /* NUL-terminated, truncated */
 };
 
+#define WIRE_SNAP_CHUNK (256u << 10)    /* soft limit of a chunk payload */
+#define WIRE_SNAP_CHUNK_MAX (1u << 20)  /* hard limit of a chunk payload */
+#define WIRE_SNAP_STR_MAX 65535u        /* bytes of one string */
+#define WIRE_SNAP_NFRAME_MAX 65535u     /* frames of one traceback */
+#define WIRE_SNAP_HEAD_LEN 76u
+#define WIRE_SNAP_END_LEN 48u
+
+struct wire_snap_head {
+	uint64_t traced_current, traced_peak, tracemalloc_memory, rss;
+	uint64_t ntraces;
+	uint32_t py_hexversion, traceback_limit;
+	uint32_t first_string, first_frame, first_traceback;
+	uint32_t new_strings, new_frames, new_tracebacks;
+	uint8_t tracing;
+};
+
+struct wire_snap_end {
+	uint64_t ntraces, total_size;
+	uint32_t nstrings, nframes, ntracebacks;
+	uint64_t gil_ns, gil_max_ns;
+};
+
 /* A parsed frame; payload points into the reader's buffer and is valid
  * until the next wire_read_frame on that reader. */
 struct wire_msg {
@@ -130,6 +222,119 @@ int wire_dec_stats(const struct wire_msg *msg, struct wire_stats *m);
 int wire_dec_start(const struct wire_msg *msg, struct wire_start *m);
 int wire_dec_state(const struct wire_msg *msg, struct wire_state *m);
 int wire_dec_error(const struct wire_msg *msg, struct wire_error *m);
+
+int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m);
+int wire_enc_snap_end(uint8_t *buf, size_t cap, const struct wire_snap_end *m);
+int wire_dec_snap_head(const struct wire_msg *msg, struct wire_snap_head *m);
+int wire_dec_snap_end(const struct wire_msg *msg, struct wire_snap_end *m);
+
+/* ---- snapshot chunks (SNAP_STRINGS, _FRAMES, _TRACEBACKS, _TRACES) ----
+ *
+ * Encoding: a chunk is built in place in a caller's buffer, entry by
+ * entry, with no allocation:
+ *
+ *     wire_chunk_begin(&ck, buf, cap, WIRE_SNAP_TRACES, first);
+ *     while (...) {
+ *             rc = wire_chunk_add_trace(&ck, size, tb, domain);
+ *             if (rc == -ENOSPC) {           // full: send it, start anew
+ *                     write(wire_chunk_finish(&ck) bytes of buf);
+ *                     wire_chunk_begin(&ck, buf, cap, type, first + n);
+ *                     rc = wire_chunk_add_trace(...);
+ *             }
+ *     }
+ *
+ * An add refuses (-ENOSPC) an entry that would take the payload past
+ * WIRE_SNAP_CHUNK unless the chunk is empty, and one that does not fit in
+ * cap at all; an entry that cannot fit even in an empty chunk of
+ * WIRE_SNAP_CHUNK_MAX is -E2BIG (strings longer than WIRE_SNAP_STR_MAX,
+ * tracebacks longer than WIRE_SNAP_NFRAME_MAX).  A buffer of
+ * WIRE_HDR_SIZE + WIRE_SNAP_CHUNK_MAX bytes takes every valid entry. */
+struct wire_chunk {
+	uint8_t *buf;
+	size_t cap, len; /* len: bytes used, header included */
+	uint32_t first, count;
+	uint16_t type;
+};
+
+void wire_chunk_begin(struct wire_chunk *ck, uint8_t *buf, size_t cap,
+		      uint16_t type, uint32_t first);
+int wire_chunk_add_string(struct wire_chunk *ck, const void *s, size_t len);
+int wire_chunk_add_frame(struct wire_chunk *ck, uint32_t string_id,
+			 uint32_t lineno);
+int wire_chunk_add_traceback(struct wire_chunk *ck, const uint32_t *frames,
+			     uint32_t n, uint32_t total_nframe);
+int wire_chunk_add_trace(struct wire_chunk *ck, uint64_t size,
+			 uint32_t traceback_id, uint32_t domain);
+/* Write the frame header and counts; returns the frame size (header
+ * included) to send from buf, 0 when the chunk has no entry. */
+size_t wire_chunk_finish(struct wire_chunk *ck);
+
+/* Decoding: a cursor over one chunk payload.  open checks the type and
+ * that count entries can fit in the remaining bytes (each entry takes at
+ * least 1 byte for strings, 2 for frames and tracebacks, 3 for traces).
+ * Every next reads one entry: 1, 0 when all count entries were read, or
+ * -EPROTO (truncated entry, over-long varint, value out of range) with
+ * the cursor at the offending entry.  Never reads past msg->len. */
+struct wire_chunk_rd {
+	const uint8_t *base, *p, *end;
+	uint32_t first, count, done;
+	uint16_t type;
+};
+
+int wire_chunk_open(const struct wire_msg *msg, struct wire_chunk_rd *rd);
+/* *s points into the payload (not NUL-terminated). */
+int wire_chunk_next_string(struct wire_chunk_rd *rd, const uint8_t **s,
+			   uint32_t *len);
+int wire_chunk_next_frame(struct wire_chunk_rd *rd, uint32_t *string_id,
+			  uint32_t *lineno);
+/* frames receives up to cap ids (n > cap is -EPROTO). */
+int wire_chunk_next_traceback(struct wire_chunk_rd *rd, uint32_t *frames,
+			      uint32_t cap, uint32_t *n,
+			      uint32_t *total_nframe);
+int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
+			  uint32_t *traceback_id, uint32_t *domain);
+/* Offset of the cursor in the payload. */
+size_t wire_chunk_offset(const struct wire_chunk_rd *rd);
+
+/* ---- interning tables (the agent's side of a connection) ------------
+ *
+ * Content -> dense id, for strings, frames and tracebacks.  Allocates per
+ * new entry (amortised), never per lookup.  Not thread-safe. */
+struct wire_intern;
+
+/* NULL and errno on allocation failure; free accepts NULL. */
+struct wire_intern *wire_intern_new(void);
+void wire_intern_free(struct wire_intern *t);
+
+/* Look up or add.  1 when added (*id is the next id of its kind), 0 when
+ * found, -ENOMEM, -E2BIG (over WIRE_SNAP_STR_MAX / WIRE_SNAP_NFRAME_MAX or
+ * 2^32-1 entries), -EINVAL (a frame or traceback referring to an unknown
+ * id). */
+int wire_intern_str(struct wire_intern *t, const void *s, size_t len,
+		    uint32_t *id);
+int wire_intern_frame(struct wire_intern *t, uint32_t string_id,
+		      uint32_t lineno, uint32_t *id);
+int wire_intern_traceback(struct wire_intern *t, const uint32_t *frames,
+			  uint32_t n, uint32_t total_nframe, uint32_t *id);
+
+struct wire_intern_counts {
+	uint32_t strings, frames, tracebacks;
+};
+void wire_intern_counts(const struct wire_intern *t,
+			struct wire_intern_counts *c);
+/* Forget every entry added since counts were taken (ids >= c's). */
+void wire_intern_rollback(struct wire_intern *t,
+			  const struct wire_intern_counts *c);
+/* Entries by id (the id must exist).  Borrowed until the next add. */
+const uint8_t *wire_intern_get_str(const struct wire_intern *t, uint32_t id,
+				   uint32_t *len);
+void wire_intern_get_frame(const struct wire_intern *t, uint32_t id,
+			   uint32_t *string_id, uint32_t *lineno);
+const uint32_t *wire_intern_get_traceback(const struct wire_intern *t,
+					  uint32_t id, uint32_t *n,
+					  uint32_t *total_nframe);
+/* Bytes of memory the tables hold. */
+size_t wire_intern_memory(const struct wire_intern *t);
 
 /* Parse one frame header from buf[0..len).  Returns the whole frame size
  * when complete (and fills msg), 0 when more bytes are needed, -EPROTO when

@@ -155,6 +155,7 @@ static void on_fork_child(void)
 		close(s->ctl_fd);
 		close(s->data_fd);
 		wire_reader_fini(&s->rd);
+		wire_intern_free(s->tables);
 		free(s);
 	}
 }
@@ -346,6 +347,7 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	s->ctl_fd = ctl_fd;
 	s->data_fd = data_fd;
 	s->token = token;
+	s->py_hexversion = hello.py_hexversion;
 	wire_reader_init(&s->rd, ctl_fd, WIRE_CTL_MAX);
 	s->hello_len = wire_enc_hello(s->hello, sizeof(s->hello), &hello);
 

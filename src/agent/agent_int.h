@@ -36,6 +36,9 @@ struct agent_sess {
 	uint64_t token;
 	bool owns; /* this session started tracing without WIRE_START_KEEP */
 	struct wire_reader rd;
+	struct wire_intern *tables; /* what this connection has sent; NULL
+				       until the first snapshot */
+	uint32_t py_hexversion;
 	int hello_len;
 	uint8_t hello[64]; /* encoded HELLO, sent first by the thread */
 };
@@ -63,6 +66,15 @@ int agent_tm_state(uint8_t *tracing, uint32_t *limit);
 /* Describe and clear the current Python exception as "what: Type: text",
  * NUL-terminated and cut at a UTF-8 boundary to fit cap.  GIL held. */
 void agent_py_error(const char *what, char *buf, size_t cap);
+
+/* Resident set size of this process in bytes (0 if unknown); no GIL. */
+uint64_t agent_read_rss(void);
+
+/* Answer SNAPSHOT_REQ on s (snap.c): called on the control thread without
+ * the GIL, takes it to copy the traces, writes the reply stream without
+ * it.  0 to go on (also after an ERROR reply), 1 to detach, -errno when
+ * the data pipe failed. */
+int agent_snapshot(struct agent_sess *s);
 
 /* Start the control thread for s with every signal blocked.  0 or
  * -errno (then the caller still owns s). */

@@ -35,7 +35,7 @@ static int send_error(struct agent_sess *s, uint32_t code, const char *text)
 }
 
 /* Resident set size in bytes from /proc/self/statm (no GIL needed). */
-static uint64_t read_rss(void)
+uint64_t agent_read_rss(void)
 {
 	char buf[128];
 	ssize_t n;
@@ -166,8 +166,10 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 	switch (msg->type) {
 	case WIRE_DETACH:
 		return 1;
+	case WIRE_SNAPSHOT_REQ:
+		return agent_snapshot(s);
 	case WIRE_STATS_REQ:
-		st.rss = read_rss();
+		st.rss = agent_read_rss();
 		what = "stats";
 		break;
 	case WIRE_START:
@@ -247,6 +249,7 @@ static void end_session(struct agent_sess *s)
 	close(s->data_fd);
 	pthread_mutex_unlock(&agent_lock);
 	wire_reader_fini(&s->rd);
+	wire_intern_free(s->tables);
 	free(s);
 }
 

@@ -4,6 +4,7 @@
 #define TRMTOP_CLI_H
 
 #include <argp.h>
+#include <stdint.h>
 #include <sys/types.h>
 
 #include "trmtop/err.h"
@@ -37,6 +38,10 @@ void cli_target_opts_init(struct cli_target_opts *o);
  * ptrace/inject poll, so an interrupt never leaves a target stopped. */
 int cli_signals_setup(void);
 
+/* Wait ms milliseconds; returns 0, or the number of a terminating signal
+ * (SIGINT, SIGTERM, SIGHUP) that arrived first. */
+int cli_wait_interruptible(uint64_t ms);
+
 /* Attach (or reconnect) to o->pid; on error prints and returns the exit
  * code (> 0). */
 int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
@@ -44,5 +49,22 @@ int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
 int cmd_start(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
+int cmd_snapshot(int argc, char **argv);
+int cmd_top(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_traceback(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
+
+struct snapshot;
+
+/* Load a snapshot file (.trm, or a tracemalloc dump recognised by its
+ * pickle header).  On error prints "trmtop: PATH: why" and returns NULL
+ * with *exit_code set (4 for bad input). */
+struct snapshot *cli_load_snapshot(const char *path, int *exit_code);
+
+/* Write s as .trm to path atomically (a temporary file renamed into
+ * place).  Prints and returns an exit code on error, else 0. */
+int cli_save_snapshot(const struct snapshot *s, const char *path);
 
 #endif

@@ -18,6 +18,12 @@ static const struct {
 	{ "start", cmd_start, "turn tracing on in a running process" },
 	{ "stats", cmd_stats, "show what the agent in a process sees now" },
 	{ "stop", cmd_stop, "turn off the tracing trmtop turned on" },
+	{ "snapshot", cmd_snapshot, "write a snapshot of a running process" },
+	{ "top", cmd_top, "top allocation sites of a snapshot file" },
+	{ "diff", cmd_diff, "compare two snapshot files (CI leak gate)" },
+	{ "traceback", cmd_traceback, "traceback of one allocation site" },
+	{ "export", cmd_export, "convert a snapshot to tracemalloc, JSON or collapsed stacks" },
+	{ "import", cmd_import, "convert a tracemalloc dump into a .trm file" },
 };
 
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
@@ -28,6 +34,13 @@ static const char doc[] =
 	"  start --pid PID [--frames N]   turn tracing on; it stays on after trmtop exits\n"
 	"  stats --pid PID [--json]       traced memory, peak, blocks, RSS\n"
 	"  stop  --pid PID                turn off what trmtop turned on\n"
+	"  snapshot --pid PID [--duration 30s] [--frames N] [--keep-tracing] [-o FILE]\n"
+	"  top FILE [--group-by lineno|filename|traceback] [--cumulative] [--limit N]\n"
+	"           [--include GLOB]... [--exclude GLOB]... [--format text|json|collapsed]\n"
+	"  diff OLD NEW [same options] [--fail-above SIZE] [--fail-above-line SIZE]\n"
+	"  traceback FILE [--rank N | --location FILE:LINE]\n"
+	"  export FILE --to tracemalloc|json|collapsed [-o OUT]\n"
+	"  import DUMP -o FILE.trm\n"
 	"\n"
 	"Run 'trmtop COMMAND --help' for the options of a command.\n"
 	"\n"

@@ -6,7 +6,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/signalfd.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "trmtop/ptrace.h"
@@ -42,11 +45,44 @@ int cli_exit_for(int code)
 	return EXIT_TARGET;
 }
 
+static int g_sigfd = -1;
+
+int cli_wait_interruptible(uint64_t ms)
+{
+	uint64_t end = util_now_ns() + ms * 1000000u;
+	struct signalfd_siginfo si;
+
+	for (;;) {
+		uint64_t now = util_now_ns();
+		struct pollfd pfd = { g_sigfd, POLLIN, 0 };
+		int wait;
+
+		if (ptrace_abort_signal())
+			return ptrace_abort_signal();
+		if (now >= end)
+			return 0;
+		wait = (int)((end - now) / 1000000u) + 1;
+		if (g_sigfd < 0) {
+			struct timespec ts = { wait / 1000, (long)(wait % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+			continue;
+		}
+		if (poll(&pfd, 1, wait) > 0) {
+			while (read(g_sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+				if (si.ssi_signo != SIGCHLD)
+					return (int)si.ssi_signo;
+		}
+	}
+}
+
 int cli_signals_setup(void)
 {
 	sigset_t set;
 	int fd;
 
+	if (g_sigfd >= 0)
+		return 0;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
@@ -58,6 +94,7 @@ int cli_signals_setup(void)
 	if (fd < 0)
 		return -errno;
 	ptrace_set_sigfd(fd);
+	g_sigfd = fd;
 	return 0;
 }
 

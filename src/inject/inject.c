@@ -276,7 +276,7 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
 	 * memfd without importlib.util; the memfd is checked by name first,
 	 * as its fd number may have been reused by the time this runs. */
 	int n = snprintf(buf, cap,
-		"exec(\"try:\\n"
+		"exec(compile(\"try:\\n"
 		" import sys,posix\\n"
 		" m=sys.modules.get('_trmtop_agent')\\n"
 		" f='/proc/self/fd/%d'\\n"
@@ -298,7 +298,7 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
 		" if m is not None:\\n"
 		"  m.start(%d,%d,%lu,%lu,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ")\\n"
 		"except BaseException:\\n"
-		" pass\\n\",{})\n",
+		" pass\\n\",'<trmtop-bootstrap>','exec'),{})\n",
 		memfd, token,
 		memfd, script_fd, token, script_fd, ctl_fd, data_fd, ctl_ino, data_ino, token, page, page_len);
 	if (n < 0 || (size_t)n >= cap)

@@ -100,8 +100,12 @@ int util_parse_duration(const char *s, uint64_t *ms)
 
 const char *util_format_size(int64_t size, int sign, char *buf, size_t len)
 {
+	return util_format_size_f((double)size, sign, buf, len);
+}
+
+const char *util_format_size_f(double v, int sign, char *buf, size_t len)
+{
 	static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
-	double v = (double)size;
 	size_t i;
 
 	/* tracemalloc._format_size */

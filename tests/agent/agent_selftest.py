@@ -10,15 +10,24 @@ import select
 import struct
 import subprocess
 import sys
+import gc
+import tempfile
 import tracemalloc
 import warnings
+from collections import Counter
+
+import _tracemalloc
 
 HDR = struct.Struct("<IHH")
 PROTO = 0x00010000
 HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
+(SNAPSHOT_REQ, SNAP_HEAD, SNAP_STRINGS, SNAP_FRAMES, SNAP_TRACEBACKS,
+ SNAP_TRACES, SNAP_END) = range(9, 16)
+SNAP_HEAD_FMT = struct.Struct("<QQQQQIIIIIIIIB3x")
+SNAP_END_FMT = struct.Struct("<QQIII4xQQ")
 OFF, TRMTOP, APPLICATION = 0, 1, 2
 KEEP = 1
-ERR_UNKNOWN, ERR_PYTHON, ERR_BUSY = 1, 2, 3
+ERR_UNKNOWN, ERR_PYTHON, ERR_BUSY, ERR_VERSION, ERR_NOT_TRACING = 1, 2, 3, 4, 5
 TIMEOUT = 20.0
 
 # The bootstrap trmtop runs in the target (PyRun_SimpleString, GIL held),
@@ -84,6 +93,7 @@ class Session:
         self.ctl_ino = os.fstat(self.ctl_r).st_ino if ino_ctl is None else ino_ctl
         self.data_ino = os.fstat(self.data_w).st_ino
         self.buf = b""
+        self.tables = {"strings": [], "frames": [], "tracebacks": []}
 
     def bootstrap(self, load=True):
         """Write the agent into a memfd (unless loaded) and run the bootstrap."""
@@ -170,6 +180,93 @@ class Session:
                 "tracing")
         return dict(zip(keys, f))
 
+    def snapshot(self, tables=None):
+        """SNAPSHOT_REQ and decode the reply stream (wire.h, "Snapshots").
+
+        tables: the connection's interning tables, {"strings": [...],
+        "frames": [...], "tracebacks": [...]}, extended in place.  Returns
+        (head dict, traces [(domain, size, traceback tuple)], end dict,
+        new entries {kind: [...]})."""
+        if tables is None:
+            tables = self.tables
+        self.send(SNAPSHOT_REQ)
+        p = self.expect(SNAP_HEAD)
+        check(len(p) >= SNAP_HEAD_FMT.size, "short SNAP_HEAD")
+        keys = ("current", "peak", "tm_memory", "rss", "ntraces", "hexversion",
+                "limit", "first_string", "first_frame", "first_traceback",
+                "new_strings", "new_frames", "new_tracebacks", "tracing")
+        head = dict(zip(keys, SNAP_HEAD_FMT.unpack_from(p)))
+        strs, frames, tbs = (tables["strings"], tables["frames"],
+                             tables["tracebacks"])
+        check((head["first_string"], head["first_frame"],
+               head["first_traceback"]) == (len(strs), len(frames), len(tbs)),
+              "SNAP_HEAD first ids %r vs tables" % (head,))
+        new = {"strings": [], "frames": [], "tracebacks": []}
+        traces = []
+        order = [SNAP_STRINGS, SNAP_FRAMES, SNAP_TRACEBACKS, SNAP_TRACES]
+        last = 0
+        while True:
+            msg = self.recv()
+            check(msg is not None, "EOF inside a snapshot")
+            typ, p = msg
+            if typ == SNAP_END:
+                break
+            check(typ in order, "unexpected type %d in a snapshot" % typ)
+            check(order.index(typ) >= last, "chunk order")
+            last = order.index(typ)
+            first, count = struct.unpack_from("<II", p)
+            off = 8
+            if typ == SNAP_STRINGS:
+                check(first == len(strs), "string chunk first id")
+                for _ in range(count):
+                    n, off = uvarint(p, off)
+                    check(len(p) >= off + n, "truncated string")
+                    v = p[off:off + n].decode("utf-8", "surrogateescape")
+                    off += n
+                    strs.append(v)
+                    new["strings"].append(v)
+            elif typ == SNAP_FRAMES:
+                check(first == len(frames), "frame chunk first id")
+                for _ in range(count):
+                    sid, off = uvarint(p, off)
+                    line, off = uvarint(p, off)
+                    check(sid < len(strs), "frame refers to string %d" % sid)
+                    frames.append((strs[sid], line))
+                    new["frames"].append(frames[-1])
+            elif typ == SNAP_TRACEBACKS:
+                check(first == len(tbs), "traceback chunk first id")
+                for _ in range(count):
+                    total, off = uvarint(p, off)
+                    n, off = uvarint(p, off)
+                    ids = []
+                    for _ in range(n):
+                        fid, off = uvarint(p, off)
+                        check(fid < len(frames), "bad frame id")
+                        ids.append(fid)
+                    tbs.append((tuple(frames[i] for i in ids), total))
+                    new["tracebacks"].append(tbs[-1])
+            else:
+                check(first == len(traces), "trace chunk first index")
+                for _ in range(count):
+                    size, off = uvarint(p, off)
+                    tb, off = uvarint(p, off)
+                    dom, off = uvarint(p, off)
+                    check(tb < len(tbs), "trace refers to traceback %d" % tb)
+                    traces.append((dom, size, tbs[tb]))
+            check(off == len(p), "chunk %d: %d bytes left" % (typ, len(p) - off))
+        check(len(p) >= SNAP_END_FMT.size, "short SNAP_END")
+        keys = ("ntraces", "total_size", "nstrings", "nframes", "ntracebacks",
+                "gil_ns", "gil_max_ns")
+        end = dict(zip(keys, SNAP_END_FMT.unpack_from(p)))
+        check(end["ntraces"] == head["ntraces"] == len(traces), "trace count")
+        check(end["total_size"] == sum(t[1] for t in traces), "total size")
+        check((end["nstrings"], end["nframes"], end["ntracebacks"]) ==
+              (len(strs), len(frames), len(tbs)), "END table sizes")
+        check((head["new_strings"], head["new_frames"], head["new_tracebacks"])
+              == tuple(len(new[k]) for k in ("strings", "frames", "tracebacks")),
+              "HEAD new counts")
+        return head, traces, end, new
+
     def wait_closed(self):
         """The agent closed its ends: EOF on data, its fds are gone."""
         check(self.recv() is None, "expected EOF on data")
@@ -185,6 +282,20 @@ class Session:
         for fd in (self.ctl_w, self.data_r):
             if fd_open(fd):
                 os.close(fd)
+
+
+def uvarint(p, off):
+    """LEB128 at p[off:]: (value, new offset)."""
+    v = shift = 0
+    while True:
+        check(off < len(p), "truncated varint")
+        b = p[off]
+        off += 1
+        v |= (b & 0x7f) << shift
+        shift += 7
+        if not b & 0x80:
+            return v, off
+        check(shift < 70, "varint too long")
 
 
 def nothing_on(fd):
@@ -382,6 +493,186 @@ def test_fork():
     s.detach()
 
 
+WORKLOAD = """
+def leaf(n, size):
+    return [bytearray(size + i % 7) for i in range(n)]
+
+def mid(n, size):
+    return leaf(n, size) + [bytes(size * 3) for _ in range(n // 2)]
+
+def deep(k, n, size):
+    if k == 0:
+        return mid(n, size)
+    return deep(k - 1, n, size)
+
+def build():
+    keep = [leaf(300, 40), mid(200, 1000), deep(40, 50, 77)]
+    keep.append({i: str(i) * 3 for i in range(500)})
+    return keep
+"""
+
+
+def load_workload(name):
+    """Write WORKLOAD to a file called name.py and import it: its
+    allocations are the ones compared between the wire and tracemalloc."""
+    d = tempfile.mkdtemp(prefix="trmtop-")
+    path = os.path.join(d, name + ".py")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(WORKLOAD)
+    sys.path.insert(0, d)
+    try:
+        mod = __import__(name)
+    finally:
+        sys.path.remove(d)
+    return mod, path
+
+
+def truth_traces(raw):
+    """_get_traces() tuples as (domain, size, (frames, total_nframe))."""
+    out = []
+    for t in raw:
+        total = t[3] if len(t) > 3 else len(t[2])
+        out.append((t[0], t[1], (tuple(t[2]), total)))
+    return out
+
+
+def noise(trace):
+    """The test's own and the agent's allocations: a frame of this file,
+    or no Python frame at all (the agent thread)."""
+    frames = trace[2][0]
+    return (not frames or frames[0] == ("<unknown>", 0) or
+            any(f[0] == __file__ for f in frames))
+
+
+def used(traces):
+    """Strings, frames and tracebacks the traces refer to."""
+    tbs = set(t[2] for t in traces)
+    frames = set(f for tb in tbs for f in tb[0])
+    return set(f[0] for f in frames), frames, tbs
+
+
+def test_snapshot():
+    check(not tracemalloc.is_tracing(), "tracing already on")
+    s = Session()
+    s.bootstrap(load=False)
+    s.hello()
+    # Tracing off: ERROR NOT_TRACING, and the session goes on.
+    s.send(SNAPSHOT_REQ)
+    p = s.expect(ERROR)
+    check(struct.unpack_from("<I", p)[0] == ERR_NOT_TRACING,
+          "snapshot while not tracing: %r" % p)
+    check(s.start(25) == (TRMTOP, 25), "START 25")
+
+    wl, wl_path = load_workload("trm_wl_\u00fc%d" % os.getpid())
+    keep = wl.build()
+    try:
+        import ctypes   # a trace in another domain, with a Python traceback
+        track = ctypes.pythonapi.PyTraceMalloc_Track
+        track.argtypes = (ctypes.c_uint, ctypes.c_size_t, ctypes.c_size_t)
+        untrack = ctypes.pythonapi.PyTraceMalloc_Untrack
+        untrack.argtypes = (ctypes.c_uint, ctypes.c_size_t)
+    except (ImportError, AttributeError):
+        track = None
+    if track:
+        wl.track = track
+        exec(compile("track(7, 0x1000, 4242)", wl_path, "exec"), wl.__dict__)
+
+    gc.collect()
+    gc.disable()
+    try:
+        t1 = truth_traces(_tracemalloc._get_traces())
+        head, traces, end, new = s.snapshot()
+        t2 = truth_traces(_tracemalloc._get_traces())
+    finally:
+        gc.enable()
+
+    check(head["tracing"] == TRMTOP and head["limit"] == 25, "HEAD state")
+    check(head["hexversion"] == sys.hexversion, "HEAD hexversion")
+    check(head["current"] > 0 and head["peak"] >= head["current"] and
+          head["tm_memory"] > 0 and head["rss"] > 0, "HEAD memory %r" % head)
+    check(head["first_string"] == head["first_frame"] ==
+          head["first_traceback"] == 0, "first snapshot starts at id 0")
+    check(end["gil_ns"] >= end["gil_max_ns"] > 0, "END GIL times")
+
+    a = Counter(t for t in traces if not noise(t))
+    b1 = Counter(t for t in t1 if not noise(t))
+    b2 = Counter(t for t in t2 if not noise(t))
+    check(b1 == b2, "process not quiescent: %r" % ((b1 - b2) + (b2 - b1)))
+    if a != b1:
+        raise Fail("wire vs tracemalloc: only on the wire %r; only in "
+                   "tracemalloc %r" % (list((a - b1).items())[:5],
+                                      list((b1 - a).items())[:5]))
+    mine = [t for t in traces if any(f[0] == wl_path for f in t[2][0])]
+    check(len(mine) >= 1000, "workload traces: %d" % len(mine))
+    check(any(t[2][1] > len(t[2][0]) == 25 for t in mine) or
+          sys.version_info < (3, 9), "total_nframe of truncated tracebacks")
+    if track:
+        check(sum(1 for t in traces if t[0] == 7 and t[1] == 4242) == 1,
+              "domain 7 trace")
+    sent_strs = set(s.tables["strings"])
+    check(len(sent_strs) == len(s.tables["strings"]), "duplicate strings")
+    check(used(traces) == (set(new["strings"]), set(new["frames"]),
+                           set(new["tracebacks"])),
+          "first snapshot: sent exactly what it uses")
+
+    mine = Counter(mine)
+    del t1, t2, a, b1, b2, traces   # keep the second snapshot small
+
+    # Second snapshot on the connection: only new content is sent.
+    before = {k: list(v) for k, v in s.tables.items()}
+    wl2, wl2_path = load_workload("trm_wl2_%d" % os.getpid())
+    keep2 = wl2.build()
+    head2, traces2, end2, new2 = s.snapshot()
+    check((head2["first_string"], head2["first_frame"],
+           head2["first_traceback"]) ==
+          (end["nstrings"], end["nframes"], end["ntracebacks"]),
+          "second snapshot's first ids")
+    u = used(traces2)
+    for i, k in enumerate(("strings", "frames", "tracebacks")):
+        check(not set(new2[k]) & set(before[k]), "%s sent again" % k)
+        check(set(new2[k]) == u[i] - set(before[k]),
+              "second snapshot %s: sent %d, new %d" %
+              (k, len(new2[k]), len(u[i] - set(before[k]))))
+    check(wl2_path in new2["strings"] and wl_path not in new2["strings"],
+          "second snapshot strings")
+    check(len(new2["strings"]) < 20, "second snapshot sent %d strings"
+          % len(new2["strings"]))
+    mine2 = Counter(t for t in traces2 if any(f[0] == wl_path for f in t[2][0]))
+    check(mine2 == mine, "first workload differs in snapshot 2")
+
+    if track:
+        exec(compile("untrack(7, 0x1000)", wl_path, "exec"),
+             dict(untrack=untrack))
+    del keep, keep2
+    check(s.stop()[0] == OFF, "STOP")
+    s.send(SNAPSHOT_REQ)
+    check(struct.unpack_from("<I", s.expect(ERROR))[0] == ERR_NOT_TRACING,
+          "snapshot after STOP")
+    s.detach()
+
+
+def test_snapshot_detach_mid_stream():
+    """trmtop goes away while the agent writes a big snapshot: the agent
+    detaches (EPIPE), stops its tracing and frees its tables."""
+    s = Session()
+    s.bootstrap(load=False)
+    s.hello()
+    check(s.start(1) == (TRMTOP, 1), "START")
+    keep = [bytes(i % 50) + b"x" for i in range(200000)]
+    s.send(SNAPSHOT_REQ)
+    s.expect(SNAP_HEAD)
+    os.close(s.data_r)
+    deadline = 200
+    while fd_open(s.data_w) and deadline:
+        select.select([], [], [], 0.05)
+        deadline -= 1
+    check(not fd_open(s.data_w) and not fd_open(s.ctl_r),
+          "agent did not detach mid-snapshot")
+    check(not tracemalloc.is_tracing(), "tracing left on")
+    os.close(s.ctl_w)
+    del keep
+
+
 def exit_child():
     """Mode --exit-child: leave a session (tracing on) active at exit."""
     s = Session()
@@ -403,7 +694,8 @@ def test_exit_with_session():
 
 TESTS = [test_session_basic, test_reconnect_keep_and_eof, test_twice_and_busy,
          test_wrong_inode, test_memfd_reused, test_abandoned, test_application_tracing,
-         test_fork, test_exit_with_session]
+         test_fork, test_exit_with_session, test_snapshot,
+         test_snapshot_detach_mid_stream]
 
 
 def main(argv):

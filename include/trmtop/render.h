@@ -1,0 +1,53 @@
+/* render.h - text, JSON and collapsed-stack output of snapshot results.
+ *
+ * Computes nothing itself: it prints what the snapshot module computed, in
+ * tracemalloc's own formats (str(Statistic), str(StatisticDiff),
+ * Traceback.format()) so users recognise them. */
+#ifndef TRMTOP_RENDER_H
+#define TRMTOP_RENDER_H
+
+#include <stdio.h>
+
+#include "trmtop/snapshot.h"
+
+/* Source line lookup: the stripped text of filename:lineno, or NULL. */
+typedef const char *(*render_source_fn)(void *arg, const char *filename,
+					uint32_t lineno);
+
+struct render_opts {
+	enum snap_key key;
+	int cumulative;
+	size_t limit;            /* rows shown; 0 = all */
+	render_source_fn source; /* may be NULL */
+	void *source_arg;
+};
+
+/* "Top N lines" like the tracemalloc documentation's pretty top:
+ *   #1: app.py:12: size=1536 KiB, count=3, average=512 KiB
+ *       source line
+ *   N other: size=..., count=...
+ *   Total: size=..., count=... */
+int render_top_text(FILE *f, const struct snap_stats *st,
+		    const struct render_opts *o);
+int render_top_json(FILE *f, const struct snap_stats *st,
+		    const struct render_opts *o);
+
+/* The same for compare_to results (str(StatisticDiff) lines). */
+int render_diff_text(FILE *f, const struct snap_diffs *d,
+		     const struct render_opts *o);
+int render_diff_json(FILE *f, const struct snap_diffs *d,
+		     const struct render_opts *o);
+
+/* Traceback.format(): oldest call first, '  File "f", line n' and the
+ * source line indented by four. frames as in struct snap_stat. */
+int render_traceback_text(FILE *f, const struct snap_loc *frames,
+			  uint32_t nframe, const struct render_opts *o);
+
+/* Collapsed stacks for flame graph tools: one line per distinct stack,
+ * "file:line;file:line size" (oldest frame first), sizes summed. */
+int render_collapsed(FILE *f, const struct snapshot *s);
+
+/* A JSON string literal of s (escaped, UTF-8 passed through). */
+void render_json_str(FILE *f, const char *s);
+
+#endif

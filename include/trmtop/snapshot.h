@@ -1,0 +1,208 @@
+/* snapshot.h - the in-memory model of a tracemalloc snapshot and every
+ * computation on it: statistics by key (cumulative or not), compare,
+ * filters, and the file formats (.trm, tracemalloc's own Snapshot.dump).
+ *
+ * The model mirrors tracemalloc's: a snapshot holds traces (domain, size,
+ * traceback), the traceback limit and metadata.  Strings, frames and
+ * tracebacks are interned in one arena owned by the snapshot: a trace is
+ * 16 bytes, no malloc per trace.  Results are identical to
+ * tracemalloc.Snapshot.statistics / compare_to / filter_traces for the
+ * same data and the same Python version (snapshot_meta.py_hexversion
+ * selects the version's semantics where they differ).
+ *
+ * Frames of a traceback are stored as tracemalloc's C core gives them:
+ * most recent call first. */
+#ifndef TRMTOP_SNAPSHOT_H
+#define TRMTOP_SNAPSHOT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "trmtop/err.h"
+
+#define SNAP_NONE UINT32_MAX
+
+struct snapshot; /* opaque */
+
+struct snapshot_meta {
+	int32_t pid;
+	uint32_t py_hexversion;    /* e.g. 0x030b07f0 */
+	uint32_t traceback_limit;
+	int64_t time_ns;           /* wall clock (CLOCK_REALTIME) of capture */
+	uint64_t traced_current, traced_peak, rss, tracemalloc_memory;
+	char executable[1024];
+	char python_version[32];   /* "3.11.7" */
+	char host[256];
+};
+
+struct snap_trace {
+	uint64_t size;
+	uint32_t traceback; /* id from snapshot_intern_traceback */
+	uint32_t domain;
+};
+
+/* Lifecycle.  NULL and errno set on allocation failure. */
+struct snapshot *snapshot_new(void);
+void snapshot_free(struct snapshot *s);
+
+struct snapshot_meta *snapshot_meta(struct snapshot *s);
+const struct snapshot_meta *snapshot_cmeta(const struct snapshot *s);
+
+/* Interning.  Each returns an id, or SNAP_NONE on allocation failure (or
+ * an invalid argument: an unknown id, len > 1 MiB, a NUL byte in a
+ * string, more than 2^20 frames).  Equal contents give equal ids; ids run
+ * from 0 in order of first interning. */
+uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len);
+uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
+			       uint32_t lineno);
+/* frames: frame ids, most recent call first; total_nframe as tracemalloc
+ * reports it (>= n; equal to n when not truncated; a smaller value, e.g.
+ * 0 for 3.8 which has none, is taken as n).  Tracebacks with the same
+ * frames and different total_nframe get different ids but are one key for
+ * the statistics, as in tracemalloc.  n may be 0 (no frame). */
+uint32_t snapshot_intern_traceback(struct snapshot *s, const uint32_t *frames,
+				   uint32_t n, uint32_t total_nframe);
+
+/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id). */
+int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
+		       uint32_t traceback);
+
+/* Read access.  Borrowed pointers valid until snapshot_free, except
+ * snapshot_traces: until the next snapshot_add_trace. */
+size_t snapshot_ntraces(const struct snapshot *s);
+const struct snap_trace *snapshot_traces(const struct snapshot *s);
+size_t snapshot_nstrs(const struct snapshot *s);
+const char *snapshot_str(const struct snapshot *s, uint32_t id, size_t *len);
+void snapshot_frame(const struct snapshot *s, uint32_t frame_id,
+		    uint32_t *filename_id, uint32_t *lineno);
+/* Frame ids of a traceback (most recent first) and its total_nframe. */
+const uint32_t *snapshot_traceback(const struct snapshot *s, uint32_t tb_id,
+				   uint32_t *n, uint32_t *total_nframe);
+uint64_t snapshot_total_size(const struct snapshot *s);
+/* Table sizes: ids run from 0 to the count - 1. */
+size_t snapshot_nframes(const struct snapshot *s);
+size_t snapshot_ntracebacks(const struct snapshot *s);
+
+/* ---- statistics ------------------------------------------------------ */
+
+enum snap_key { SNAP_KEY_FILENAME, SNAP_KEY_LINENO, SNAP_KEY_TRACEBACK };
+
+/* A location as a statistic's key shows it. */
+struct snap_loc {
+	const char *filename; /* borrowed from a snapshot */
+	uint32_t lineno;      /* 0 for the filename key */
+};
+
+struct snap_stat {
+	const struct snap_loc *frames; /* the key's traceback, in the order
+					  tracemalloc's Traceback holds it
+					  (oldest call first) */
+	uint32_t nframe;
+	uint64_t size, count;
+	/* for SNAP_KEY_TRACEBACK: the traceback id in the snapshot */
+	uint32_t traceback;
+};
+
+struct snap_stats {
+	struct snap_stat *v;
+	size_t n;
+	uint64_t total_size, total_count; /* of the snapshot's traces (not the
+					     sum of v[], which counts a trace
+					     once per frame when cumulative) */
+	void *arena; /* owns v and the frames arrays */
+};
+
+/* snapshot.statistics(key, cumulative): sorted as tracemalloc sorts them
+ * (size, count, traceback, descending).  cumulative is refused (-EINVAL)
+ * for SNAP_KEY_TRACEBACK, as tracemalloc does.  Cumulative counts a trace
+ * once per frame (a recursive frame twice).  A trace with an empty
+ * traceback (where tracemalloc raises IndexError) counts under a key with
+ * nframe 0 for the non-cumulative filename/lineno keys, and nowhere when
+ * cumulative.  0 or -errno; *out is always initialised (fini is safe). */
+int snapshot_statistics(const struct snapshot *s, enum snap_key key,
+			int cumulative, struct snap_stats *out);
+void snap_stats_fini(struct snap_stats *st);
+
+struct snap_diff {
+	const struct snap_loc *frames;
+	uint32_t nframe;
+	uint64_t size, count;    /* in the new snapshot */
+	int64_t size_diff, count_diff;
+};
+
+struct snap_diffs {
+	struct snap_diff *v;
+	size_t n;
+	int64_t total_size_diff; /* new total size - old total size */
+	void *arena;
+};
+
+/* new.compare_to(old, key, cumulative), sorted as tracemalloc sorts it
+ * (abs(size_diff), size, abs(count_diff), count, traceback, descending).
+ * Frames point into either snapshot: both must outlive the result. */
+int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
+		     enum snap_key key, int cumulative, struct snap_diffs *out);
+void snap_diffs_fini(struct snap_diffs *d);
+
+/* ---- filters ---------------------------------------------------------- */
+
+struct snap_filter {
+	int inclusive;            /* 1: Filter(True, ...); 0: exclude */
+	int is_domain_filter;     /* DomainFilter(inclusive, domain) */
+	const char *pattern;      /* fnmatch pattern on the filename */
+	int has_lineno;
+	uint32_t lineno;
+	int all_frames;
+	int has_domain;
+	uint32_t domain;
+};
+
+/* snapshot.filter_traces(filters): a new snapshot with the traces that
+ * pass, in their order, with the same metadata and source lines; same
+ * semantics as tracemalloc (includes: any must match; excludes: none may
+ * match; ".pyc" at the end of a pattern or filename is read as ".py";
+ * fnmatch as Python's fnmatch.fnmatchcase on posix for meta.py_hexversion,
+ * see src/snapshot/filter.c).  A frame filter on an empty traceback does
+ * not match (tracemalloc raises IndexError).  NULL + errno: ENOMEM, or
+ * EINVAL for a NULL pattern or a pattern that version's re module rejects
+ * (a reversed range such as "[z-a]" before 3.10; 3.10+ accepts it). */
+struct snapshot *snapshot_filter(const struct snapshot *s,
+				 const struct snap_filter *filters, size_t n);
+
+/* ---- files ------------------------------------------------------------ */
+
+#define SNAP_TRM_VERSION 1
+
+/* .trm: own binary format (see docs/FORMATS.md).  Read errors are
+ * -TRM_EFORMAT with the byte offset and reason in err ("truncated at byte
+ * N: traceback table"; the caller prefixes the file name), errno set to
+ * TRM_EFORMAT (ENOMEM on allocation failure); a newer format version says
+ * so.  Never crashes on any input; memory is proportional to the input.
+ * The file keeps ids, metadata and source lines, but not the order of the
+ * traces (stored grouped by traceback). */
+int snapshot_write_trm(const struct snapshot *s, FILE *f, struct trm_err *err);
+struct snapshot *snapshot_read_trm(FILE *f, struct trm_err *err);
+struct snapshot *snapshot_read_trm_mem(const uint8_t *buf, size_t len,
+				       struct trm_err *err);
+
+/* tracemalloc's own Snapshot.dump() file: a pickle of a
+ * tracemalloc.Snapshot.  The reader accepts the dumps of every supported
+ * Python version (3.8-3.14, pickle protocols 2-5) and fills meta's
+ * traceback_limit (other metadata stays empty); the writer produces a file
+ * that tracemalloc.Snapshot.load of the Python version in
+ * meta.py_hexversion loads (its trace tuple layout).  Read errors are
+ * -TRM_EFORMAT with offset and reason; never crashes on any input. */
+int snapshot_write_tracemalloc(const struct snapshot *s, FILE *f,
+			       struct trm_err *err);
+struct snapshot *snapshot_read_tracemalloc_mem(const uint8_t *buf, size_t len,
+					       struct trm_err *err);
+
+/* Source lines stored in a .trm for offline reports (filename, lineno ->
+ * text).  Borrowed; NULL when absent. */
+int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
+			uint32_t lineno, const char *text, size_t len);
+const char *snapshot_source(const struct snapshot *s, const char *filename,
+			    uint32_t lineno);
+
+#endif

@@ -1,0 +1,605 @@
+/* snap.c - the agent's answer to SNAPSHOT_REQ (wire.h, "Snapshots").
+ *
+ * Runs on the control thread.  With the GIL: one _tracemalloc._get_traces()
+ * call (the snapshot's moment), then the list is converted into plain C
+ * arrays slice by slice from its end, each converted slice deleted from
+ * the list at once (so its objects are freed while their memory is still
+ * warm) and the GIL yielded between slices, so that the application's
+ * threads wait at most one slice.  Tracebacks are interned by tuple
+ * address within the list (identical tracebacks share one tuple in a
+ * _get_traces() result; every object looked up is alive in the list, so
+ * addresses cannot be reused among them) and by content in the
+ * connection's tables.  Without the GIL: encode and write the frames. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "agent_int.h"
+
+#define SLICE 16384u   /* traces converted per GIL hold */
+#define TEXT_MAX 256u
+
+struct snap_tr {
+	uint64_t size;
+	uint32_t tb, domain;
+};
+
+/* PyObject address -> id, open addressing, at most half full. */
+struct ptrmap {
+	const void **keys;
+	uint32_t *vals;
+	size_t mask, n;
+};
+
+/* Everything one snapshot needs; freed by snap_fini. */
+struct snap_ctx {
+	struct agent_sess *s;
+	struct wire_intern_counts mark; /* tables before this snapshot */
+	struct snap_tr *tr;
+	size_t ntr;
+	struct ptrmap tbs, strs;
+	uint32_t *fids;
+	size_t fids_cap;
+	uint8_t *buf; /* one chunk */
+	struct wire_snap_head head;
+	struct wire_snap_end end;
+	uint64_t t_hold; /* when the current GIL hold began */
+	char text[TEXT_MAX];
+	uint32_t code; /* WIRE_ERR_* when failing */
+};
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static void hold_begin(struct snap_ctx *c)
+{
+	c->t_hold = now_ns();
+}
+
+static void hold_end(struct snap_ctx *c)
+{
+	uint64_t d = now_ns() - c->t_hold;
+
+	c->end.gil_ns += d;
+	if (d > c->end.gil_max_ns)
+		c->end.gil_max_ns = d;
+}
+
+/* Release the GIL and take it again: a thread waiting for it (one that
+ * asked for a switch) runs first.  Its hold time is not counted. */
+static void yield_gil(struct snap_ctx *c)
+{
+	hold_end(c);
+	Py_BEGIN_ALLOW_THREADS
+	Py_END_ALLOW_THREADS
+	hold_begin(c);
+}
+
+/* ---- pointer map ---- */
+
+static size_t ptr_hash(const void *p)
+{
+	uint64_t h = (uint64_t)(uintptr_t)p;
+
+	h ^= h >> 29;
+	h *= 0xbf58476d1ce4e5b9ull;
+	h ^= h >> 32;
+	return (size_t)h;
+}
+
+static void ptrmap_fini(struct ptrmap *m)
+{
+	free(m->keys);
+	free(m->vals);
+	memset(m, 0, sizeof(*m));
+}
+
+/* 1 with *val when found, 0 when not. */
+static int ptrmap_get(const struct ptrmap *m, const void *k, uint32_t *val)
+{
+	if (!m->keys)
+		return 0;
+	for (size_t i = ptr_hash(k) & m->mask; m->keys[i];
+	     i = (i + 1) & m->mask) {
+		if (m->keys[i] == k) {
+			*val = m->vals[i];
+			return 1;
+		}
+	}
+	return 0;
+}
+
+static void ptrmap_put_raw(struct ptrmap *m, const void *k, uint32_t val)
+{
+	size_t i = ptr_hash(k) & m->mask;
+
+	while (m->keys[i])
+		i = (i + 1) & m->mask;
+	m->keys[i] = k;
+	m->vals[i] = val;
+}
+
+/* Add k (not present).  0 or -ENOMEM. */
+static int ptrmap_put(struct ptrmap *m, const void *k, uint32_t val)
+{
+	if (!m->keys || m->n + 1 > (m->mask + 1) / 2) {
+		size_t slots = m->keys ? (m->mask + 1) * 2 : 1024;
+		struct ptrmap nm = { 0 };
+
+		nm.keys = calloc(slots, sizeof(*nm.keys));
+		nm.vals = malloc(slots * sizeof(*nm.vals));
+		if (!nm.keys || !nm.vals) {
+			free(nm.keys);
+			free(nm.vals);
+			return -ENOMEM;
+		}
+		nm.mask = slots - 1;
+		for (size_t i = 0; m->keys && i <= m->mask; i++)
+			if (m->keys[i])
+				ptrmap_put_raw(&nm, m->keys[i], m->vals[i]);
+		nm.n = m->n;
+		ptrmap_fini(m);
+		*m = nm;
+	}
+	ptrmap_put_raw(m, k, val);
+	m->n++;
+	return 0;
+}
+
+/* ---- conversion (GIL held) ---- */
+
+/* Fail with an out-of-memory ERROR; returns -1. */
+static int nomem(struct snap_ctx *c)
+{
+	c->code = WIRE_ERR_NOMEM;
+	snprintf(c->text, sizeof(c->text), "agent: out of memory");
+	return -1;
+}
+
+/* Fail with the current Python exception (or a plain text); -1. */
+static int pyfail(struct snap_ctx *c, const char *what)
+{
+	c->code = WIRE_ERR_PYTHON;
+	if (PyErr_Occurred())
+		agent_py_error(what, c->text, sizeof(c->text));
+	else
+		snprintf(c->text, sizeof(c->text), "%s: unexpected value", what);
+	return -1;
+}
+
+/* An intern result: >= 0 fine, else fail.  -1 on failure. */
+static int interned(struct snap_ctx *c, int rc)
+{
+	if (rc >= 0)
+		return 0;
+	if (rc == -ENOMEM)
+		return nomem(c);
+	c->code = WIRE_ERR_UNKNOWN;
+	snprintf(c->text, sizeof(c->text), "agent: interning failed: %s",
+		 strerror(-rc));
+	return -1;
+}
+
+/* Connection id of filename object fn.  0 or -1. */
+static int conv_str(struct snap_ctx *c, PyObject *fn, uint32_t *id)
+{
+	PyObject *b;
+	char *p;
+	Py_ssize_t len;
+	int rc;
+
+	if (ptrmap_get(&c->strs, fn, id))
+		return 0;
+	if (!PyUnicode_Check(fn)) {
+		PyErr_Clear();
+		return pyfail(c, "snapshot: filename");
+	}
+	b = PyUnicode_AsEncodedString(fn, "utf-8", "surrogateescape");
+	if (!b)
+		return pyfail(c, "snapshot: filename");
+	if (PyBytes_AsStringAndSize(b, &p, &len) < 0) {
+		Py_DECREF(b);
+		return pyfail(c, "snapshot: filename");
+	}
+	if ((size_t)len > WIRE_SNAP_STR_MAX) {
+		len = WIRE_SNAP_STR_MAX; /* cut at a UTF-8 boundary */
+		while (len > 0 && ((unsigned char)p[len] & 0xC0) == 0x80)
+			len--;
+	}
+	rc = wire_intern_str(c->s->tables, p, (size_t)len, id);
+	Py_DECREF(b);
+	if (interned(c, rc) < 0)
+		return -1;
+	return ptrmap_put(&c->strs, fn, *id) < 0 ? nomem(c) : 0;
+}
+
+static int as_u32(PyObject *o, uint32_t *out)
+{
+	long v = PyLong_AsLong(o);
+
+	if (v == -1 && PyErr_Occurred())
+		return -1;
+	*out = v < 0 ? 0 : (unsigned long)v > UINT32_MAX ? UINT32_MAX
+							: (uint32_t)v;
+	return 0;
+}
+
+/* Connection id of traceback tuple tbo (total: the trace's total_nframe
+ * object, NULL before 3.9).  0 or -1. */
+static int conv_tb(struct snap_ctx *c, PyObject *tbo, PyObject *total,
+		   uint32_t *id)
+{
+	Py_ssize_t nf = PyTuple_Size(tbo);
+	uint32_t tot, n;
+
+	if (nf < 0)
+		return pyfail(c, "snapshot: traceback");
+	n = (size_t)nf > WIRE_SNAP_NFRAME_MAX ? WIRE_SNAP_NFRAME_MAX : (uint32_t)nf;
+	tot = (size_t)nf > UINT32_MAX ? UINT32_MAX : (uint32_t)nf;
+	if (total && as_u32(total, &tot) < 0)
+		return pyfail(c, "snapshot: total_nframe");
+	if (n > c->fids_cap) {
+		uint32_t *f = realloc(c->fids, n * sizeof(*f));
+		if (!f)
+			return nomem(c);
+		c->fids = f;
+		c->fids_cap = n;
+	}
+	for (uint32_t k = 0; k < n; k++) {
+		PyObject *fr = PyTuple_GetItem(tbo, k), *fn, *ln;
+		uint32_t sid, lineno;
+
+		if (!fr || !(fn = PyTuple_GetItem(fr, 0)) ||
+		    !(ln = PyTuple_GetItem(fr, 1)))
+			return pyfail(c, "snapshot: frame");
+		if (conv_str(c, fn, &sid) < 0)
+			return -1;
+		if (as_u32(ln, &lineno) < 0)
+			return pyfail(c, "snapshot: lineno");
+		if (interned(c, wire_intern_frame(c->s->tables, sid, lineno,
+						  &c->fids[k])) < 0)
+			return -1;
+	}
+	if (interned(c, wire_intern_traceback(c->s->tables, c->fids, n, tot,
+					      id)) < 0)
+		return -1;
+	return ptrmap_put(&c->tbs, tbo, *id) < 0 ? nomem(c) : 0;
+}
+
+/* Convert list[lo..hi) into c->tr.  0 or -1. */
+static int conv_slice(struct snap_ctx *c, PyObject *list, size_t lo, size_t hi)
+{
+	const void *last = NULL;
+	uint32_t last_id = 0;
+
+	for (size_t j = lo; j < hi; j++) {
+		PyObject *it = PyList_GetItem(list, (Py_ssize_t)j);
+		PyObject *dom, *size, *tbo, *total = NULL;
+		Py_ssize_t k;
+		struct snap_tr *t = &c->tr[j];
+		unsigned long d;
+
+		if (!it)
+			return pyfail(c, "snapshot: trace");
+		k = PyTuple_Size(it);
+		if (k < 3)
+			return pyfail(c, "snapshot: trace");
+		dom = PyTuple_GetItem(it, 0);
+		size = PyTuple_GetItem(it, 1);
+		tbo = PyTuple_GetItem(it, 2);
+		if (k >= 4)
+			total = PyTuple_GetItem(it, 3);
+		if (!dom || !size || !tbo || (k >= 4 && !total))
+			return pyfail(c, "snapshot: trace");
+		d = PyLong_AsUnsignedLong(dom);
+		if (d == (unsigned long)-1 && PyErr_Occurred())
+			return pyfail(c, "snapshot: domain");
+		t->domain = (uint32_t)d;
+		t->size = PyLong_AsUnsignedLongLong(size);
+		if (t->size == (unsigned long long)-1 && PyErr_Occurred())
+			return pyfail(c, "snapshot: size");
+		if (tbo == last) {
+			t->tb = last_id;
+		} else {
+			if (!ptrmap_get(&c->tbs, tbo, &t->tb) &&
+			    conv_tb(c, tbo, total, &t->tb) < 0)
+				return -1;
+			last = tbo;
+			last_id = t->tb;
+		}
+		c->end.total_size += t->size;
+	}
+	return 0;
+}
+
+/* Call _tracemalloc.<name>() and parse its result with fmt.  0 or -1. */
+static int tm_call(struct snap_ctx *c, PyObject *tm, const char *name,
+		   PyObject **out)
+{
+	*out = PyObject_CallMethod(tm, name, NULL);
+	if (!*out)
+		return pyfail(c, name);
+	return 0;
+}
+
+/* gc.disable() if the GC is enabled; true when it was (then *gc holds
+ * the module for gc_resume).  Errors are cleared: no pause then. */
+static bool gc_pause(PyObject **gc)
+{
+	PyObject *r;
+	int on;
+
+	*gc = PyImport_ImportModule("gc");
+	if (!*gc)
+		goto fail;
+	r = PyObject_CallMethod(*gc, "isenabled", NULL);
+	if (!r)
+		goto fail;
+	on = PyObject_IsTrue(r);
+	Py_DECREF(r);
+	if (on <= 0)
+		goto fail;
+	r = PyObject_CallMethod(*gc, "disable", NULL);
+	if (!r)
+		goto fail;
+	Py_DECREF(r);
+	return true;
+fail:
+	PyErr_Clear();
+	return false;
+}
+
+/* gc.enable(), keeping any exception already set. */
+static void gc_resume(PyObject *gc)
+{
+	PyObject *type, *value, *tb, *r;
+
+	PyErr_Fetch(&type, &value, &tb);
+	r = PyObject_CallMethod(gc, "enable", NULL);
+	Py_XDECREF(r);
+	PyErr_Clear();
+	PyErr_Restore(type, value, tb);
+}
+
+/* The GIL part: fills c->head, c->tr and the tables.  0 or -1 (c->code,
+ * c->text say why; the tables are rolled back by the caller). */
+static int copy_traces(struct snap_ctx *c)
+{
+	PyObject *tm = NULL, *mem = NULL, *list = NULL, *gc = NULL;
+	unsigned long long ull;
+	Py_ssize_t n;
+	size_t hi;
+	bool gc_paused;
+	int rc = -1;
+
+	tm = PyImport_ImportModule("_tracemalloc");
+	if (!tm) {
+		pyfail(c, "import _tracemalloc");
+		goto out;
+	}
+	if (agent_tm_state(&c->head.tracing, &c->head.traceback_limit) < 0) {
+		pyfail(c, "tracemalloc state");
+		goto out;
+	}
+	if (c->head.tracing == WIRE_TRACING_OFF) {
+		c->code = WIRE_ERR_NOT_TRACING;
+		snprintf(c->text, sizeof(c->text), "tracemalloc is not tracing");
+		goto out;
+	}
+	if (tm_call(c, tm, "get_traced_memory", &mem) < 0)
+		goto out;
+	if (!PyArg_ParseTuple(mem, "KK", &c->head.traced_current,
+			      &c->head.traced_peak)) {
+		pyfail(c, "get_traced_memory");
+		goto out;
+	}
+	if (agent_tm_ull(tm, "get_tracemalloc_memory", &ull) < 0) {
+		pyfail(c, "get_tracemalloc_memory");
+		goto out;
+	}
+	c->head.tracemalloc_memory = ull;
+	/* The cyclic GC would traverse the million tuples _get_traces is
+	 * creating, which we free right after: pause it for that one call
+	 * (the GIL is not released in between, so no Python code sees it).
+	 * The freed tuples take back the allocation count they added. */
+	gc_paused = gc_pause(&gc);
+	rc = tm_call(c, tm, "_get_traces", &list);
+	if (gc_paused)
+		gc_resume(gc);
+	Py_XDECREF(gc);
+	if (rc < 0)
+		goto out;
+	rc = -1;
+	n = PyList_Size(list);
+	if (n < 0) {
+		pyfail(c, "_get_traces");
+		goto out;
+	}
+	c->ntr = (size_t)n;
+	c->tr = malloc((c->ntr ? c->ntr : 1) * sizeof(*c->tr));
+	c->fids_cap = c->head.traceback_limit ? c->head.traceback_limit : 1;
+	if (c->fids_cap > WIRE_SNAP_NFRAME_MAX)
+		c->fids_cap = WIRE_SNAP_NFRAME_MAX;
+	c->fids = malloc(c->fids_cap * sizeof(*c->fids));
+	if (!c->tr || !c->fids) {
+		nomem(c);
+		goto out;
+	}
+	/* From the end, so that deleting a converted slice moves nothing;
+	 * the application's threads may run between the slices (the list
+	 * and its tuples are ours alone, and immutable). */
+	for (hi = c->ntr; hi > 0;) {
+		size_t lo = hi > SLICE ? hi - SLICE : 0;
+
+		yield_gil(c);
+		if (conv_slice(c, list, lo, hi) < 0)
+			goto out;
+		if (PyList_SetSlice(list, (Py_ssize_t)lo, (Py_ssize_t)hi,
+				    NULL) < 0) {
+			pyfail(c, "snapshot: list");
+			goto out;
+		}
+		hi = lo;
+	}
+	c->head.ntraces = c->ntr;
+	c->end.ntraces = c->ntr;
+	rc = 0;
+out:
+	Py_XDECREF(list);
+	Py_XDECREF(mem);
+	Py_XDECREF(tm);
+	PyErr_Clear();
+	return rc;
+}
+
+/* ---- encoding (no GIL) ---- */
+
+static int send_chunk(struct snap_ctx *c, struct wire_chunk *ck)
+{
+	size_t len = wire_chunk_finish(ck);
+
+	return len ? wire_write_all(c->s->data_fd, c->buf, len) : 0;
+}
+
+/* Add an entry with add(), flushing the chunk when full.  0 or -errno. */
+#define ADD(c, ck, call)                                                 \
+	do {                                                             \
+		int rc_ = (call);                                        \
+		if (rc_ == -ENOSPC) {                                    \
+			uint32_t next_ = (ck)->first + (ck)->count;      \
+			rc_ = send_chunk((c), (ck));                     \
+			if (rc_ < 0)                                     \
+				return rc_;                              \
+			wire_chunk_begin((ck), (c)->buf, cap, (ck)->type, next_); \
+			rc_ = (call);                                    \
+		}                                                        \
+		if (rc_ < 0)                                             \
+			return rc_;                                      \
+	} while (0)
+
+static int send_all(struct snap_ctx *c)
+{
+	const struct wire_intern *t = c->s->tables;
+	struct wire_intern_counts now;
+	struct wire_chunk ck;
+	size_t cap = WIRE_HDR_SIZE + WIRE_SNAP_CHUNK_MAX;
+	int n, rc;
+
+	wire_intern_counts(t, &now);
+	n = wire_enc_snap_head(c->buf, cap, &c->head);
+	if ((rc = wire_write_all(c->s->data_fd, c->buf, (size_t)n)) < 0)
+		return rc;
+
+	wire_chunk_begin(&ck, c->buf, cap, WIRE_SNAP_STRINGS, c->mark.strings);
+	for (uint32_t id = c->mark.strings; id < now.strings; id++) {
+		uint32_t len;
+		const uint8_t *s = wire_intern_get_str(t, id, &len);
+		ADD(c, &ck, wire_chunk_add_string(&ck, s, len));
+	}
+	if ((rc = send_chunk(c, &ck)) < 0)
+		return rc;
+
+	wire_chunk_begin(&ck, c->buf, cap, WIRE_SNAP_FRAMES, c->mark.frames);
+	for (uint32_t id = c->mark.frames; id < now.frames; id++) {
+		uint32_t sid, lineno;
+		wire_intern_get_frame(t, id, &sid, &lineno);
+		ADD(c, &ck, wire_chunk_add_frame(&ck, sid, lineno));
+	}
+	if ((rc = send_chunk(c, &ck)) < 0)
+		return rc;
+
+	wire_chunk_begin(&ck, c->buf, cap, WIRE_SNAP_TRACEBACKS,
+			 c->mark.tracebacks);
+	for (uint32_t id = c->mark.tracebacks; id < now.tracebacks; id++) {
+		uint32_t nf, total;
+		const uint32_t *f = wire_intern_get_traceback(t, id, &nf, &total);
+		ADD(c, &ck, wire_chunk_add_traceback(&ck, f, nf, total));
+	}
+	if ((rc = send_chunk(c, &ck)) < 0)
+		return rc;
+
+	wire_chunk_begin(&ck, c->buf, cap, WIRE_SNAP_TRACES, 0);
+	for (size_t i = 0; i < c->ntr; i++) {
+		const struct snap_tr *tr = &c->tr[i];
+		ADD(c, &ck, wire_chunk_add_trace(&ck, tr->size, tr->tb, tr->domain));
+	}
+	if ((rc = send_chunk(c, &ck)) < 0)
+		return rc;
+
+	c->end.nstrings = now.strings;
+	c->end.nframes = now.frames;
+	c->end.ntracebacks = now.tracebacks;
+	n = wire_enc_snap_end(c->buf, cap, &c->end);
+	return wire_write_all(c->s->data_fd, c->buf, (size_t)n);
+}
+
+static void snap_fini(struct snap_ctx *c)
+{
+	free(c->tr);
+	free(c->fids);
+	free(c->buf);
+	ptrmap_fini(&c->tbs);
+	ptrmap_fini(&c->strs);
+}
+
+int agent_snapshot(struct agent_sess *s)
+{
+	struct snap_ctx c = { .s = s };
+	uint8_t frame[WIRE_HDR_SIZE + 4 + TEXT_MAX];
+	PyGILState_STATE g;
+	struct wire_intern_counts now;
+	int rc, n;
+
+	c.head.rss = agent_read_rss();
+	c.head.py_hexversion = s->py_hexversion;
+	if (!s->tables)
+		s->tables = wire_intern_new();
+	c.buf = malloc(WIRE_HDR_SIZE + WIRE_SNAP_CHUNK_MAX);
+	if (!s->tables || !c.buf) {
+		nomem(&c);
+		goto fail;
+	}
+	wire_intern_counts(s->tables, &c.mark);
+
+	if (atomic_load(&agent_exiting)) {
+		snap_fini(&c);
+		return 1; /* the interpreter is going away: detach */
+	}
+	g = PyGILState_Ensure();
+	hold_begin(&c);
+	rc = copy_traces(&c);
+	hold_end(&c);
+	PyGILState_Release(g);
+	if (rc < 0) {
+		wire_intern_rollback(s->tables, &c.mark);
+		goto fail;
+	}
+
+	wire_intern_counts(s->tables, &now);
+	c.head.first_string = c.mark.strings;
+	c.head.first_frame = c.mark.frames;
+	c.head.first_traceback = c.mark.tracebacks;
+	c.head.new_strings = now.strings - c.mark.strings;
+	c.head.new_frames = now.frames - c.mark.frames;
+	c.head.new_tracebacks = now.tracebacks - c.mark.tracebacks;
+	/* From here on the tables hold what we send: a failed write ends
+	 * the connection, so they never disagree with trmtop's. */
+	rc = send_all(&c);
+	snap_fini(&c);
+	return rc;
+fail:
+	snap_fini(&c);
+	n = wire_enc_error(frame, sizeof(frame), c.code ? c.code : WIRE_ERR_UNKNOWN,
+			   c.text);
+	return n < 0 ? n : wire_write_all(s->data_fd, frame, (size_t)n);
+}

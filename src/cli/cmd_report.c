@@ -1,0 +1,709 @@
+/* cmd_report.c - top, diff, traceback, export, import: reports on
+ * snapshot files, offline and scriptable. */
+#include "config.h"
+
+#include <argp.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "trmtop/render.h"
+#include "trmtop/snapshot.h"
+#include "trmtop/util.h"
+
+#define MAX_FILE_SIZE (4ull << 30)
+#define MAX_FILTERS 64
+
+/* ---- loading and saving ---------------------------------------------- */
+
+static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err *err)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat sb;
+	size_t got = 0;
+	uint8_t *b = NULL;
+	int rc = 0;
+
+	if (!f)
+		return trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
+	if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+		rc = trm_err_set(err, -TRM_EFORMAT, "%s: not a regular file", path);
+		goto out;
+	}
+	if ((uint64_t)sb.st_size > MAX_FILE_SIZE) {
+		rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
+		goto out;
+	}
+	b = malloc((size_t)sb.st_size + 1);
+	if (!b) {
+		rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
+		goto out;
+	}
+	got = fread(b, 1, (size_t)sb.st_size, f);
+	if (ferror(f)) {
+		rc = trm_err_set(err, -EIO, "%s: read error", path);
+		goto out;
+	}
+	*buf = b;
+	*len = got;
+	b = NULL;
+out:
+	free(b);
+	fclose(f);
+	return rc;
+}
+
+struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
+{
+	struct trm_err err = { 0 };
+	struct snapshot *s = NULL;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	int rc;
+
+	rc = read_all(path, &buf, &len, &err);
+	if (rc < 0) {
+		cli_error(&err);
+		*exit_code = rc == -ENOENT || rc == -EACCES ? EXIT_BADINPUT : EXIT_BADINPUT;
+		return NULL;
+	}
+	if (len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)
+		s = snapshot_read_tracemalloc_mem(buf, len, &err);
+	else
+		s = snapshot_read_trm_mem(buf, len, &err);
+	free(buf);
+	if (!s) {
+		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : "unreadable snapshot");
+		*exit_code = EXIT_BADINPUT;
+	}
+	return s;
+}
+
+int cli_save_snapshot(const struct snapshot *s, const char *path)
+{
+	struct trm_err err = { 0 };
+	char tmp[4096];
+	FILE *f;
+	int rc;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
+		cli_errorf("%s: path too long", path);
+		return EXIT_USAGE;
+	}
+	f = fopen(tmp, "wb");
+	if (!f) {
+		cli_errorf("%s: %s", path, strerror(errno));
+		return EXIT_TARGET;
+	}
+	rc = snapshot_write_trm(s, f, &err);
+	if (fclose(f) != 0 && rc == 0)
+		rc = trm_err_set(&err, -errno, "%s", strerror(errno));
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = trm_err_set(&err, -errno, "%s", strerror(errno));
+	if (rc < 0) {
+		unlink(tmp);
+		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : strerror(-rc));
+		return EXIT_TARGET;
+	}
+	return 0;
+}
+
+/* ---- shared report options ------------------------------------------- */
+
+enum {
+	OPT_GROUP_BY = 0x300, OPT_CUMULATIVE, OPT_LIMIT, OPT_INCLUDE, OPT_EXCLUDE,
+	OPT_FORMAT, OPT_ALL_FRAMES, OPT_DOMAIN, OPT_EXCLUDE_DOMAIN,
+	OPT_FAIL_ABOVE, OPT_FAIL_ABOVE_LINE, OPT_RANK, OPT_LOCATION, OPT_TO,
+};
+
+enum fmt { FMT_TEXT, FMT_JSON, FMT_COLLAPSED, FMT_TRACEMALLOC, FMT_TRM };
+
+struct report_args {
+	enum snap_key key;
+	int cumulative;
+	size_t limit;
+	enum fmt format;
+	struct snap_filter filters[MAX_FILTERS];
+	char *patterns[MAX_FILTERS];
+	size_t nfilters;
+	int all_frames;
+	const char *files[2];
+	int nfiles, want_files;
+	uint64_t fail_above, fail_above_line;
+	int has_fail_above, has_fail_above_line;
+	unsigned rank;
+	const char *location;
+	const char *output;
+	const char *cmd;
+};
+
+static const struct argp_option view_options[] = {
+	{ "group-by", OPT_GROUP_BY, "KEY", 0,
+	  "Group by lineno (default), filename or traceback", 1 },
+	{ "cumulative", OPT_CUMULATIVE, NULL, 0,
+	  "Count every frame of each traceback, not only the most recent", 1 },
+	{ "limit", OPT_LIMIT, "N", 0, "Rows shown (default 10; 0 = all)", 1 },
+	{ "format", OPT_FORMAT, "FMT", 0, "text (default), json or collapsed", 3 },
+	{ 0 }
+};
+
+static const struct argp_option filter_options[] = {
+	{ "include", OPT_INCLUDE, "GLOB[:LINE]", 0,
+	  "Keep only traces whose filename matches (fnmatch; repeatable)", 2 },
+	{ "exclude", OPT_EXCLUDE, "GLOB[:LINE]", 0,
+	  "Drop traces whose filename matches (fnmatch; repeatable)", 2 },
+	{ "all-frames", OPT_ALL_FRAMES, NULL, 0,
+	  "Filters match any frame, not only the most recent", 2 },
+	{ "domain", OPT_DOMAIN, "N", 0, "Keep only traces of this domain", 2 },
+	{ "exclude-domain", OPT_EXCLUDE_DOMAIN, "N", 0, "Drop traces of this domain", 2 },
+	{ 0 }
+};
+
+static const struct argp_option diff_options[] = {
+	{ "fail-above", OPT_FAIL_ABOVE, "SIZE", 0,
+	  "Exit 3 when the total growth exceeds SIZE (e.g. 5MiB)", 4 },
+	{ "fail-above-line", OPT_FAIL_ABOVE_LINE, "SIZE", 0,
+	  "Exit 3 when any single location grows by more than SIZE", 4 },
+	{ 0 }
+};
+
+static const struct argp_option traceback_options[] = {
+	{ "rank", OPT_RANK, "N", 0, "The Nth largest traceback (default 1)", 1 },
+	{ "location", OPT_LOCATION, "FILE:LINE", 0,
+	  "The largest traceback whose most recent frame is FILE:LINE", 1 },
+	{ "format", OPT_FORMAT, "FMT", 0, "text (default) or json", 3 },
+	{ 0 }
+};
+
+static const struct argp_option export_options[] = {
+	{ "to", OPT_TO, "FMT", 0, "tracemalloc, json or collapsed", 1 },
+	{ "output", 'o', "FILE", 0, "Write to FILE (default: standard output)", 1 },
+	{ 0 }
+};
+
+static const struct argp_option import_options[] = {
+	{ "output", 'o', "FILE", 0, "The .trm file to write (required)", 1 },
+	{ 0 }
+};
+
+static int parse_filter(struct report_args *a, struct argp_state *state,
+			int inclusive, char *arg)
+{
+	struct snap_filter *f;
+	char *colon;
+
+	if (a->nfilters >= MAX_FILTERS)
+		argp_error(state, "too many filters (at most %d)", MAX_FILTERS);
+	f = &a->filters[a->nfilters];
+	memset(f, 0, sizeof(*f));
+	f->inclusive = inclusive;
+	colon = strrchr(arg, ':');
+	if (colon && colon[1]) {
+		char *end;
+		unsigned long v;
+
+		errno = 0;
+		v = strtoul(colon + 1, &end, 10);
+		if (!errno && !*end && v <= UINT32_MAX) {
+			*colon = '\0';
+			f->has_lineno = 1;
+			f->lineno = (uint32_t)v;
+		}
+	}
+	f->pattern = arg;
+	a->nfilters++;
+	return 0;
+}
+
+static error_t report_parse(int key, char *arg, struct argp_state *state)
+{
+	struct report_args *a = state->input;
+	char *end;
+	unsigned long v;
+
+	switch (key) {
+	case OPT_GROUP_BY:
+		if (strcmp(arg, "lineno") == 0 || strcmp(arg, "line") == 0)
+			a->key = SNAP_KEY_LINENO;
+		else if (strcmp(arg, "filename") == 0 || strcmp(arg, "file") == 0)
+			a->key = SNAP_KEY_FILENAME;
+		else if (strcmp(arg, "traceback") == 0)
+			a->key = SNAP_KEY_TRACEBACK;
+		else
+			argp_error(state, "--group-by: expected lineno, filename or traceback, not '%s'", arg);
+		return 0;
+	case OPT_CUMULATIVE:
+		a->cumulative = 1;
+		return 0;
+	case OPT_LIMIT:
+	case OPT_RANK:
+	case OPT_DOMAIN:
+	case OPT_EXCLUDE_DOMAIN:
+		errno = 0;
+		v = strtoul(arg, &end, 10);
+		if (errno || *end || !*arg || v > UINT32_MAX || (key == OPT_RANK && v == 0))
+			argp_error(state, "invalid number '%s'", arg);
+		if (key == OPT_LIMIT) {
+			a->limit = v;
+		} else if (key == OPT_RANK) {
+			a->rank = (unsigned)v;
+		} else {
+			struct snap_filter *f;
+
+			if (a->nfilters >= MAX_FILTERS)
+				argp_error(state, "too many filters");
+			f = &a->filters[a->nfilters++];
+			memset(f, 0, sizeof(*f));
+			f->is_domain_filter = 1;
+			f->inclusive = key == OPT_DOMAIN;
+			f->has_domain = 1;
+			f->domain = (uint32_t)v;
+		}
+		return 0;
+	case OPT_INCLUDE:
+	case OPT_EXCLUDE:
+		return parse_filter(a, state, key == OPT_INCLUDE, arg);
+	case OPT_ALL_FRAMES:
+		a->all_frames = 1;
+		return 0;
+	case OPT_FORMAT:
+	case OPT_TO:
+		if (strcmp(arg, "text") == 0 && key == OPT_FORMAT)
+			a->format = FMT_TEXT;
+		else if (strcmp(arg, "json") == 0)
+			a->format = FMT_JSON;
+		else if (strcmp(arg, "collapsed") == 0)
+			a->format = FMT_COLLAPSED;
+		else if (strcmp(arg, "tracemalloc") == 0 && key == OPT_TO)
+			a->format = FMT_TRACEMALLOC;
+		else
+			argp_error(state, "unknown format '%s'", arg);
+		return 0;
+	case OPT_FAIL_ABOVE:
+	case OPT_FAIL_ABOVE_LINE: {
+		uint64_t sz;
+
+		if (util_parse_size(arg, &sz) < 0)
+			argp_error(state, "invalid size '%s' (e.g. 5MiB, 512k, 1000000)", arg);
+		if (key == OPT_FAIL_ABOVE) {
+			a->fail_above = sz;
+			a->has_fail_above = 1;
+		} else {
+			a->fail_above_line = sz;
+			a->has_fail_above_line = 1;
+		}
+		return 0;
+	}
+	case OPT_LOCATION:
+		a->location = arg;
+		return 0;
+	case 'o':
+		a->output = arg;
+		return 0;
+	case ARGP_KEY_ARG:
+		if (a->nfiles >= a->want_files)
+			argp_error(state, "unexpected argument '%s'", arg);
+		a->files[a->nfiles++] = arg;
+		return 0;
+	case ARGP_KEY_END:
+		if (a->nfiles < a->want_files)
+			argp_error(state, "expected %d snapshot file%s", a->want_files,
+				   a->want_files > 1 ? "s" : "");
+		if (a->cumulative && a->key == SNAP_KEY_TRACEBACK)
+			argp_error(state, "--cumulative applies to lineno and filename grouping only");
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+enum { WITH_VIEW = 1, WITH_FILTERS = 2 };
+
+static int parse_report(int argc, char **argv, int with,
+			const struct argp_option *extra, const char *args_doc,
+			const char *doc, int nfiles, struct report_args *a)
+{
+	const struct argp_option *groups[3] = {
+		with & WITH_VIEW ? view_options : NULL,
+		with & WITH_FILTERS ? filter_options : NULL, extra };
+	struct argp_option all[48];
+	struct argp ap = { all, report_parse, args_doc, doc, NULL, NULL, NULL };
+	size_t i, g, n = 0;
+
+	for (g = 0; g < 3; g++)
+		for (i = 0; groups[g] && groups[g][i].name && n < 47; i++)
+			all[n++] = groups[g][i];
+	memset(&all[n], 0, sizeof(all[n]));
+
+	memset(a, 0, sizeof(*a));
+	a->key = SNAP_KEY_LINENO;
+	a->limit = 10;
+	a->rank = 1;
+	a->want_files = nfiles;
+	if (argp_parse(&ap, argc, argv, 0, NULL, a) != 0)
+		return EXIT_USAGE;
+	for (i = 0; i < a->nfilters; i++)
+		a->filters[i].all_frames = a->all_frames;
+	return 0;
+}
+
+static const char *stored_source(void *arg, const char *filename, uint32_t lineno)
+{
+	return snapshot_source(arg, filename, lineno);
+}
+
+/* Apply the filters (if any): returns s itself or a filtered copy in *own. */
+static const struct snapshot *filtered(const struct snapshot *s,
+				       const struct report_args *a,
+				       struct snapshot **own, int *ec)
+{
+	*own = NULL;
+	if (a->nfilters == 0)
+		return s;
+	*own = snapshot_filter(s, a->filters, a->nfilters);
+	if (!*own) {
+		cli_errorf("filtering: %s", strerror(errno));
+		*ec = EXIT_TARGET;
+	}
+	return *own;
+}
+
+int cmd_top(int argc, char **argv)
+{
+	struct report_args a;
+	struct snapshot *s, *own = NULL;
+	const struct snapshot *v;
+	struct snap_stats st = { 0 };
+	struct render_opts ro;
+	int ec = 0, rc;
+
+	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, NULL, "FILE",
+			  "Show the top allocation sites of a snapshot file (.trm or a "
+			  "tracemalloc dump).", 1, &a);
+	if (ec)
+		return ec;
+	s = cli_load_snapshot(a.files[0], &ec);
+	if (!s)
+		return ec;
+	v = filtered(s, &a, &own, &ec);
+	if (!v)
+		goto out;
+	if (a.format == FMT_COLLAPSED) {
+		rc = render_collapsed(stdout, v);
+		goto done;
+	}
+	rc = snapshot_statistics(v, a.key, a.cumulative, &st);
+	if (rc < 0) {
+		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	memset(&ro, 0, sizeof(ro));
+	ro.key = a.key;
+	ro.cumulative = a.cumulative;
+	ro.limit = a.limit;
+	ro.source = stored_source;
+	ro.source_arg = s;
+	rc = a.format == FMT_JSON ? render_top_json(stdout, &st, &ro)
+				  : render_top_text(stdout, &st, &ro);
+done:
+	if (rc < 0 || fflush(stdout) != 0) {
+		cli_errorf("writing the report: %s", strerror(rc < 0 ? -rc : errno));
+		ec = EXIT_TARGET;
+	}
+out:
+	snap_stats_fini(&st);
+	snapshot_free(own);
+	snapshot_free(s);
+	return ec;
+}
+
+int cmd_diff(int argc, char **argv)
+{
+	struct report_args a;
+	struct snapshot *olds = NULL, *news = NULL, *own1 = NULL, *own2 = NULL;
+	const struct snapshot *vo, *vn;
+	struct snap_diffs d = { 0 };
+	struct render_opts ro;
+	int ec = 0, rc;
+	size_t i;
+
+	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, diff_options, "OLD NEW",
+			  "Compare two snapshot files, like tracemalloc's compare_to; "
+			  "with --fail-above, a CI leak gate (exit 3).", 2, &a);
+	if (ec)
+		return ec;
+	if (a.format == FMT_COLLAPSED) {
+		cli_errorf("diff: --format collapsed is not available for a diff");
+		return EXIT_USAGE;
+	}
+	olds = cli_load_snapshot(a.files[0], &ec);
+	if (!olds)
+		goto out;
+	news = cli_load_snapshot(a.files[1], &ec);
+	if (!news)
+		goto out;
+	vo = filtered(olds, &a, &own1, &ec);
+	vn = vo ? filtered(news, &a, &own2, &ec) : NULL;
+	if (!vo || !vn)
+		goto out;
+	rc = snapshot_compare(vn, vo, a.key, a.cumulative, &d);
+	if (rc < 0) {
+		cli_errorf("compare: %s", strerror(-rc));
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	memset(&ro, 0, sizeof(ro));
+	ro.key = a.key;
+	ro.cumulative = a.cumulative;
+	ro.limit = a.limit;
+	ro.source = stored_source;
+	ro.source_arg = news;
+	rc = a.format == FMT_JSON ? render_diff_json(stdout, &d, &ro)
+				  : render_diff_text(stdout, &d, &ro);
+	if (rc < 0 || fflush(stdout) != 0) {
+		cli_errorf("writing the report: %s", strerror(rc < 0 ? -rc : errno));
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	if (a.has_fail_above && d.total_size_diff > 0 &&
+	    (uint64_t)d.total_size_diff > a.fail_above) {
+		char b1[32], b2[32];
+
+		cli_errorf("total growth %s exceeds --fail-above %s",
+			   util_format_size(d.total_size_diff, 1, b1, sizeof(b1)),
+			   util_format_size((int64_t)a.fail_above, 0, b2, sizeof(b2)));
+		for (i = 0; i < d.n && i < 3 && d.v[i].size_diff > 0; i++)
+			if (d.v[i].nframe)
+				fprintf(stderr, "  grows: %s:%" PRIu32 " %s\n",
+					d.v[i].frames[a.key == SNAP_KEY_TRACEBACK ? d.v[i].nframe - 1 : 0].filename,
+					d.v[i].frames[a.key == SNAP_KEY_TRACEBACK ? d.v[i].nframe - 1 : 0].lineno,
+					util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
+		ec = EXIT_THRESHOLD;
+	}
+	if (a.has_fail_above_line) {
+		for (i = 0; i < d.n; i++) {
+			const struct snap_diff *e = &d.v[i];
+			char b1[32], b2[32];
+
+			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line ||
+			    !e->nframe)
+				continue;
+			cli_errorf("%s:%" PRIu32 " grew by %s, more than --fail-above-line %s",
+				   e->frames[a.key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0].filename,
+				   e->frames[a.key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0].lineno,
+				   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
+				   util_format_size((int64_t)a.fail_above_line, 0, b2, sizeof(b2)));
+			ec = EXIT_THRESHOLD;
+		}
+	}
+out:
+	snap_diffs_fini(&d);
+	snapshot_free(own1);
+	snapshot_free(own2);
+	snapshot_free(olds);
+	snapshot_free(news);
+	return ec;
+}
+
+int cmd_traceback(int argc, char **argv)
+{
+	struct report_args a;
+	struct snapshot *s, *own = NULL;
+	const struct snapshot *v;
+	struct snap_stats st = { 0 };
+	struct render_opts ro;
+	const struct snap_stat *hit = NULL;
+	char *loc_file = NULL;
+	uint32_t loc_line = 0;
+	size_t i;
+	int ec = 0, rc;
+
+	ec = parse_report(argc, argv, WITH_FILTERS, traceback_options, "FILE",
+			  "Show the traceback of the Nth largest allocation site, or of "
+			  "the largest one at FILE:LINE.", 1, &a);
+	if (ec)
+		return ec;
+	if (a.location) {
+		char *colon;
+		char *end;
+		unsigned long l;
+
+		loc_file = strdup(a.location);
+		colon = loc_file ? strrchr(loc_file, ':') : NULL;
+		if (!colon) {
+			cli_errorf("--location: expected FILE:LINE, not '%s'", a.location);
+			free(loc_file);
+			return EXIT_USAGE;
+		}
+		*colon = '\0';
+		errno = 0;
+		l = strtoul(colon + 1, &end, 10);
+		if (errno || *end || l > UINT32_MAX) {
+			cli_errorf("--location: bad line number in '%s'", a.location);
+			free(loc_file);
+			return EXIT_USAGE;
+		}
+		loc_line = (uint32_t)l;
+	}
+	s = cli_load_snapshot(a.files[0], &ec);
+	if (!s)
+		goto out;
+	v = filtered(s, &a, &own, &ec);
+	if (!v)
+		goto out;
+	rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
+	if (rc < 0) {
+		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	for (i = 0; i < st.n; i++) {
+		const struct snap_stat *e = &st.v[i];
+
+		if (loc_file) {
+			const struct snap_loc *last = e->nframe ? &e->frames[e->nframe - 1] : NULL;
+
+			if (last && last->lineno == loc_line &&
+			    (strcmp(last->filename, loc_file) == 0 ||
+			     (strlen(last->filename) > strlen(loc_file) &&
+			      strcmp(last->filename + strlen(last->filename) - strlen(loc_file), loc_file) == 0 &&
+			      last->filename[strlen(last->filename) - strlen(loc_file) - 1] == '/'))) {
+				hit = e;
+				break;
+			}
+		} else if (i + 1 == a.rank) {
+			hit = e;
+			break;
+		}
+	}
+	if (!hit) {
+		if (loc_file)
+			cli_errorf("%s: no allocation at %s", a.files[0], a.location);
+		else
+			cli_errorf("%s: only %zu allocation site%s, no rank %u", a.files[0],
+				   st.n, st.n == 1 ? "" : "s", a.rank);
+		ec = EXIT_USAGE;
+		goto out;
+	}
+	memset(&ro, 0, sizeof(ro));
+	ro.key = SNAP_KEY_TRACEBACK;
+	ro.source = stored_source;
+	ro.source_arg = s;
+	{
+		char b1[32], b2[32];
+
+		printf("%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
+		       hit->count == 1 ? "" : "s",
+		       util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
+		       util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
+					  0, b2, sizeof(b2)));
+	}
+	if (a.format == FMT_JSON) {
+		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
+
+		render_top_json(stdout, &one, &ro);
+	} else {
+		render_traceback_text(stdout, hit->frames, hit->nframe, &ro);
+	}
+	if (snapshot_cmeta(s)->traceback_limit <= 1) {
+		printf("note: this snapshot keeps 1 frame per traceback; for deeper ones "
+		       "take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
+	}
+out:
+	free(loc_file);
+	snap_stats_fini(&st);
+	snapshot_free(own);
+	snapshot_free(s);
+	return ec;
+}
+
+int cmd_export(int argc, char **argv)
+{
+	struct report_args a;
+	struct trm_err err = { 0 };
+	struct snapshot *s, *own = NULL;
+	const struct snapshot *v;
+	FILE *f = stdout;
+	int ec = 0, rc = 0;
+
+	ec = parse_report(argc, argv, WITH_FILTERS, export_options, "FILE",
+			  "Convert a snapshot file to tracemalloc's own dump format "
+			  "(Snapshot.load), JSON, or collapsed stacks.", 1, &a);
+	if (ec)
+		return ec;
+	if (a.format == FMT_TEXT) {
+		cli_errorf("export: --to is required (tracemalloc, json or collapsed)");
+		return EXIT_USAGE;
+	}
+	s = cli_load_snapshot(a.files[0], &ec);
+	if (!s)
+		return ec;
+	v = filtered(s, &a, &own, &ec);
+	if (!v)
+		goto out;
+	if (a.output) {
+		f = fopen(a.output, "wb");
+		if (!f) {
+			cli_errorf("%s: %s", a.output, strerror(errno));
+			ec = EXIT_TARGET;
+			goto out;
+		}
+	}
+	if (a.format == FMT_TRACEMALLOC) {
+		rc = snapshot_write_tracemalloc(v, f, &err);
+	} else if (a.format == FMT_COLLAPSED) {
+		rc = render_collapsed(f, v);
+	} else {
+		struct snap_stats st = { 0 };
+		struct render_opts ro = { SNAP_KEY_TRACEBACK, 0, 0, stored_source, s };
+
+		rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
+		if (rc == 0)
+			rc = render_top_json(f, &st, &ro);
+		snap_stats_fini(&st);
+	}
+	if (f != stdout) {
+		if (fclose(f) != 0 && rc == 0)
+			rc = -errno;
+	} else if (fflush(f) != 0 && rc == 0) {
+		rc = -errno;
+	}
+	if (rc < 0) {
+		cli_errorf("%s: %s", a.output ? a.output : "stdout",
+			   err.msg[0] ? err.msg : strerror(-rc));
+		ec = EXIT_TARGET;
+	}
+out:
+	snapshot_free(own);
+	snapshot_free(s);
+	return ec;
+}
+
+int cmd_import(int argc, char **argv)
+{
+	struct report_args a;
+	struct snapshot *s;
+	int ec = 0;
+
+	ec = parse_report(argc, argv, 0, import_options, "DUMP",
+			  "Convert a tracemalloc dump (Snapshot.dump) into a .trm file.",
+			  1, &a);
+	if (ec)
+		return ec;
+	if (!a.output) {
+		cli_errorf("import: -o FILE.trm is required");
+		return EXIT_USAGE;
+	}
+	s = cli_load_snapshot(a.files[0], &ec);
+	if (!s)
+		return ec;
+	ec = cli_save_snapshot(s, a.output);
+	snapshot_free(s);
+	return ec;
+}

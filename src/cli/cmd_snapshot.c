@@ -1,0 +1,304 @@
+/* cmd_snapshot.c - one-shot snapshot of a live process into a .trm file. */
+#include "config.h"
+
+#include <argp.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "snapfetch.h"
+#include "source.h"
+#include "trmtop/snapshot.h"
+#include "trmtop/util.h"
+#include "trmtop/wire.h"
+
+#define DEFAULT_WAIT_MS 10000u
+#define SNAPSHOT_TIMEOUT_MS 600000
+#define CONTROL_TIMEOUT_MS 60000
+#define SOURCE_TOP_LINES 100
+#define SOURCE_TOP_TRACEBACKS 50
+
+enum { OPT_DURATION = 0x400, OPT_FRAMES, OPT_KEEP };
+
+struct snap_args {
+	struct cli_target_opts target;
+	uint64_t duration_ms;
+	int has_duration;
+	unsigned frames;
+	int keep;
+	const char *output;
+};
+
+static const struct argp_option options[] = {
+	{ "duration", OPT_DURATION, "DURATION", 0,
+	  "Trace this long before the snapshot (default: at once if tracing is "
+	  "already on, else 10s)", 2 },
+	{ "frames", OPT_FRAMES, "N", 0,
+	  "Frames per traceback when trmtop turns tracing on (default 1)", 2 },
+	{ "keep-tracing", OPT_KEEP, NULL, 0,
+	  "Leave tracing on afterwards (for a later snapshot and diff)", 2 },
+	{ "output", 'o', "FILE", 0,
+	  "Where to write (default trmtop-PID-YYYYmmdd-HHMMSS.trm)", 2 },
+	{ 0 }
+};
+
+static error_t parse(int key, char *arg, struct argp_state *state)
+{
+	struct snap_args *a = state->input;
+	char *end;
+	long v;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->target;
+		return 0;
+	case OPT_DURATION:
+		if (util_parse_duration(arg, &a->duration_ms) < 0)
+			argp_error(state, "invalid duration '%s' (e.g. 30s, 2m, 500ms)", arg);
+		a->has_duration = 1;
+		return 0;
+	case OPT_FRAMES:
+		errno = 0;
+		v = strtol(arg, &end, 10);
+		if (errno || *end || v < 1 || v > 65535)
+			argp_error(state, "invalid frame count '%s' (1 to 65535)", arg);
+		a->frames = (unsigned)v;
+		return 0;
+	case OPT_KEEP:
+		a->keep = 1;
+		return 0;
+	case 'o':
+		a->output = arg;
+		return 0;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	case ARGP_KEY_END:
+		if (a->target.pid == 0)
+			argp_error(state, "--pid is required");
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+static const struct argp_child children[] = {
+	{ &cli_target_argp, 0, "Target:", 1 },
+	{ 0 }
+};
+
+struct progress {
+	int tty;
+	uint64_t last_ns;
+	int shown;
+};
+
+static void show_progress(uint64_t got, uint64_t total, void *arg)
+{
+	struct progress *p = arg;
+	uint64_t now = util_now_ns();
+
+	if (!p->tty || (now - p->last_ns < 100000000u && got != total))
+		return;
+	p->last_ns = now;
+	p->shown = 1;
+	fprintf(stderr, "\rreceiving traces: %" PRIu64 " of %" PRIu64 " blocks", got, total);
+	fflush(stderr);
+}
+
+static int control(struct inject_conn *c, const uint8_t *frame, int len,
+		   struct wire_state *st)
+{
+	struct trm_err err = { 0 };
+	struct wire_msg msg;
+	int rc;
+
+	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
+			    CONTROL_TIMEOUT_MS, &err);
+	if (rc == 0 && wire_dec_state(&msg, st) < 0)
+		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
+				 (int)c->target.pid);
+	if (rc < 0) {
+		cli_error(&err);
+		return cli_exit_for(rc);
+	}
+	return 0;
+}
+
+/* Store the source lines of the top locations, read from the live target,
+ * so offline reports have them too. */
+static void store_sources(struct snapshot *s, pid_t pid)
+{
+	struct source_cache *sc = source_cache_new(pid);
+	struct snap_stats st = { 0 };
+	size_t i, j;
+
+	if (!sc)
+		return;
+	for (int pass = 0; pass < 2; pass++) {
+		enum snap_key key = pass ? SNAP_KEY_TRACEBACK : SNAP_KEY_LINENO;
+		size_t top = pass ? SOURCE_TOP_TRACEBACKS : SOURCE_TOP_LINES;
+
+		if (snapshot_statistics(s, key, 0, &st) < 0)
+			break;
+		for (i = 0; i < st.n && i < top; i++) {
+			for (j = 0; j < st.v[i].nframe; j++) {
+				const struct snap_loc *l = &st.v[i].frames[j];
+				const char *line = source_line(sc, l->filename, l->lineno);
+				uint32_t id;
+
+				if (!line)
+					continue;
+				id = snapshot_intern_str(s, l->filename, strlen(l->filename));
+				if (id != SNAP_NONE)
+					snapshot_set_source(s, id, l->lineno, line, strlen(line));
+			}
+		}
+		snap_stats_fini(&st);
+	}
+	source_cache_free(sc);
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+	struct argp ap = { options, parse, NULL,
+			   "Take a snapshot of a running process's traced allocations "
+			   "and write it to a .trm file.", children, NULL, NULL };
+	struct snap_args a;
+	struct inject_conn c;
+	struct wire_start req;
+	struct wire_state st;
+	struct snapfetch *sf = NULL;
+	struct snapshot *s = NULL;
+	struct trm_err err = { 0 };
+	struct progress prog = { 0 };
+	struct snapshot_meta *m;
+	uint8_t buf[WIRE_CTL_MAX];
+	char path[512];
+	int ec, rc, started = 0, sig;
+	uint64_t wait_ms;
+
+	memset(&a, 0, sizeof(a));
+	cli_target_opts_init(&a.target);
+	a.frames = 1;
+	if (argp_parse(&ap, argc, argv, 0, NULL, &a) != 0)
+		return EXIT_USAGE;
+	ec = cli_attach(&a.target, &c);
+	if (ec)
+		return ec;
+	sf = snapfetch_new();
+	s = snapshot_new();
+	if (!sf || !s) {
+		cli_errorf("out of memory");
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	if (c.hello.tracing == WIRE_TRACING_OFF) {
+		req.nframe = a.frames;
+		req.flags = a.keep ? WIRE_START_KEEP : 0;
+		ec = control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
+		if (ec)
+			goto out;
+		started = st.tracing == WIRE_TRACING_TRMTOP;
+		wait_ms = a.has_duration ? a.duration_ms : DEFAULT_WAIT_MS;
+	} else {
+		if (c.hello.tracing == WIRE_TRACING_APPLICATION && a.frames != 1 &&
+		    c.hello.traceback_limit != a.frames)
+			fprintf(stderr, "trmtop: the application traces with %u frame%s: kept\n",
+				c.hello.traceback_limit, c.hello.traceback_limit == 1 ? "" : "s");
+		wait_ms = a.has_duration ? a.duration_ms : 0;
+	}
+	prog.tty = isatty(STDERR_FILENO);
+	if (wait_ms) {
+		uint64_t left = wait_ms;
+
+		while (left) {
+			uint64_t step = prog.tty ? (left > 1000 ? 1000 : left) : left;
+
+			if (prog.tty)
+				fprintf(stderr, "\rtracing pid %d: snapshot in %" PRIu64 "s ",
+					(int)a.target.pid, (left + 999) / 1000);
+			sig = cli_wait_interruptible(step);
+			if (sig) {
+				if (prog.tty)
+					fputc('\n', stderr);
+				cli_errorf("interrupted by %s before the snapshot%s", strsignal(sig),
+					   started && !a.keep ? "; tracing turned off again" : "");
+				if (started && !a.keep) {
+					int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
+
+					(void)control(&c, buf, n, &st);
+				}
+				ec = 128 + sig;
+				goto out;
+			}
+			left -= step;
+		}
+		if (prog.tty)
+			fputs("\r\033[K", stderr);
+	}
+	rc = snapfetch_take(sf, &c, s, show_progress, &prog, SNAPSHOT_TIMEOUT_MS, &err);
+	if (prog.shown)
+		fputs("\n", stderr);
+	if (rc < 0) {
+		cli_error(&err);
+		ec = cli_exit_for(rc);
+		goto stop;
+	}
+	m = snapshot_meta(s);
+	m->pid = (int32_t)a.target.pid;
+	/* truncation is fine for metadata */
+	memcpy(m->executable, c.target.exe, sizeof(m->executable) - 1);
+	m->executable[sizeof(m->executable) - 1] = '\0';
+	memcpy(m->python_version, c.target.py.version, sizeof(m->python_version) - 1);
+	m->python_version[sizeof(m->python_version) - 1] = '\0';
+	if (gethostname(m->host, sizeof(m->host)) < 0)
+		m->host[0] = '\0';
+	m->host[sizeof(m->host) - 1] = '\0';
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		m->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	}
+	store_sources(s, a.target.pid);
+	if (!a.output) {
+		time_t now = time(NULL);
+		struct tm tm;
+
+		localtime_r(&now, &tm);
+		snprintf(path, sizeof(path), "trmtop-%d-%04d%02d%02d-%02d%02d%02d.trm",
+			 (int)a.target.pid, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
+			 tm.tm_hour, tm.tm_min, tm.tm_sec);
+		a.output = path;
+	}
+	ec = cli_save_snapshot(s, a.output);
+	if (ec == 0) {
+		char b1[32];
+
+		printf("%s: %zu traces, %s traced, traceback limit %u (pid %d, Python %s)\n",
+		       a.output, snapshot_ntraces(s),
+		       util_format_size((int64_t)snapshot_total_size(s), 0, b1, sizeof(b1)),
+		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid,
+		       c.target.py.version);
+	}
+stop:
+	if (started && !a.keep) {
+		int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
+
+		rc = control(&c, buf, n, &st);
+		if (rc && !ec)
+			ec = rc;
+	}
+out:
+	snapshot_free(s);
+	snapfetch_free(sf);
+	inject_close(&c);
+	return ec;
+}

@@ -1,0 +1,498 @@
+/* snapfetch.c - read a SNAPSHOT_REQ reply stream into a struct snapshot
+ * (snapfetch.h).  Everything from the wire is untrusted: every id is
+ * checked against what the connection has received, every count against
+ * the header, and errors give the byte offset in the reply. */
+#include "config.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snapfetch.h"
+
+enum sf_state { SF_IDLE, SF_HEAD, SF_BODY, SF_BROKEN };
+
+struct sf_str {
+	size_t off;
+	uint32_t len;
+};
+
+struct sf_frame {
+	uint32_t str, lineno;
+};
+
+struct sf_tb {
+	size_t off;
+	uint32_t n, total;
+};
+
+struct snapfetch {
+	/* the connection's tables: wire id -> content */
+	struct sf_str *strs;
+	struct sf_frame *frames;
+	struct sf_tb *tbs;
+	uint32_t nstr, nframe, ntb;
+	size_t cap_str, cap_frame, cap_tb;
+	uint8_t *bytes;
+	size_t nbytes, cap_bytes;
+	uint32_t *ids;
+	size_t nids, cap_ids;
+	/* this reply: wire id -> snapshot id (SNAP_NONE: not yet interned) */
+	uint32_t *map_str, *map_frame, *map_tb;
+	size_t cap_map_str, cap_map_frame, cap_map_tb;
+	uint32_t *fbuf, *sbuf; /* WIRE_SNAP_NFRAME_MAX each */
+	enum sf_state state;
+	int phase; /* 0 strings, 1 frames, 2 tracebacks, 3 traces */
+	struct snapshot *into;
+	snapfetch_progress_fn *progress;
+	void *arg;
+	struct wire_snap_head head;
+	uint64_t got, total_size;
+	uint64_t off; /* of the current frame in the reply */
+	uint32_t agent_error;
+};
+
+static int grow(void **arr, size_t *cap, size_t need, size_t sz)
+{
+	size_t ncap = *cap ? *cap : 256;
+	void *p;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need) {
+		if (ncap > SIZE_MAX / 2 / sz)
+			return -ENOMEM;
+		ncap *= 2;
+	}
+	p = realloc(*arr, ncap * sz);
+	if (!p)
+		return -ENOMEM;
+	*arr = p;
+	*cap = ncap;
+	return 0;
+}
+
+/* Map arrays: grow to n entries, new ones SNAP_NONE. */
+static int grow_map(uint32_t **map, size_t *cap, size_t n)
+{
+	size_t old = *cap;
+	int rc = grow((void **)map, cap, n, sizeof(**map));
+
+	if (rc == 0 && *cap > old)
+		memset(*map + old, 0xff, (*cap - old) * sizeof(**map));
+	return rc;
+}
+
+struct snapfetch *snapfetch_new(void)
+{
+	struct snapfetch *sf = calloc(1, sizeof(*sf));
+
+	if (!sf)
+		return NULL;
+	sf->fbuf = malloc(WIRE_SNAP_NFRAME_MAX * sizeof(*sf->fbuf));
+	sf->sbuf = malloc(WIRE_SNAP_NFRAME_MAX * sizeof(*sf->sbuf));
+	if (!sf->fbuf || !sf->sbuf) {
+		snapfetch_free(sf);
+		errno = ENOMEM;
+		return NULL;
+	}
+	return sf;
+}
+
+void snapfetch_free(struct snapfetch *sf)
+{
+	if (!sf)
+		return;
+	free(sf->strs);
+	free(sf->frames);
+	free(sf->tbs);
+	free(sf->bytes);
+	free(sf->ids);
+	free(sf->map_str);
+	free(sf->map_frame);
+	free(sf->map_tb);
+	free(sf->fbuf);
+	free(sf->sbuf);
+	free(sf);
+}
+
+uint32_t snapfetch_agent_error(const struct snapfetch *sf)
+{
+	return sf ? sf->agent_error : 0;
+}
+
+int snapfetch_begin(struct snapfetch *sf, struct snapshot *into,
+		    snapfetch_progress_fn *progress, void *arg)
+{
+	if (sf->state == SF_BROKEN)
+		return -TRM_EPROTO;
+	if (sf->map_str)
+		memset(sf->map_str, 0xff, sf->cap_map_str * sizeof(uint32_t));
+	if (sf->map_frame)
+		memset(sf->map_frame, 0xff, sf->cap_map_frame * sizeof(uint32_t));
+	if (sf->map_tb)
+		memset(sf->map_tb, 0xff, sf->cap_map_tb * sizeof(uint32_t));
+	sf->into = into;
+	sf->progress = progress;
+	sf->arg = arg;
+	sf->state = SF_HEAD;
+	sf->phase = 0;
+	sf->got = sf->total_size = sf->off = 0;
+	sf->agent_error = 0;
+	memset(&sf->head, 0, sizeof(sf->head));
+	return 0;
+}
+
+/* A protocol error at byte `at` of the current frame's payload. */
+static int proto(struct snapfetch *sf, size_t at, const char *why,
+		 struct trm_err *err)
+{
+	sf->state = SF_BROKEN;
+	return trm_err_set(err, -TRM_EPROTO,
+			   "snapshot reply: byte %llu: %s",
+			   (unsigned long long)(sf->off + WIRE_HDR_SIZE + at), why);
+}
+
+static int fail(struct snapfetch *sf, int rc, struct trm_err *err)
+{
+	sf->state = SF_BROKEN;
+	return trm_err_set(err, rc, "snapshot reply: %s", trm_strerror(rc));
+}
+
+static int on_head(struct snapfetch *sf, const struct wire_msg *msg,
+		   struct trm_err *err)
+{
+	struct wire_snap_head *h = &sf->head;
+
+	if (wire_dec_snap_head(msg, h) < 0)
+		return proto(sf, msg->len, "short SNAP_HEAD", err);
+	if (h->first_string != sf->nstr || h->first_frame != sf->nframe ||
+	    h->first_traceback != sf->ntb)
+		return proto(sf, 48, "first ids out of step with the connection",
+			     err);
+	if (h->new_strings > UINT32_MAX - sf->nstr ||
+	    h->new_frames > UINT32_MAX - sf->nframe ||
+	    h->new_tracebacks > UINT32_MAX - sf->ntb)
+		return proto(sf, 60, "too many new entries", err);
+	sf->state = SF_BODY;
+	return 0;
+}
+
+/* Check a chunk's kind against the order and its first id. */
+static int chunk_order(struct snapfetch *sf, const struct wire_chunk_rd *rd,
+		       int phase, uint64_t first, struct trm_err *err)
+{
+	if (phase < sf->phase)
+		return proto(sf, 0, "chunk out of order", err);
+	sf->phase = phase;
+	if (rd->first != (uint32_t)first) /* trace indexes: modulo 2^32 */
+		return proto(sf, 0, "chunk's first id out of step", err);
+	return 0;
+}
+
+static int on_strings(struct snapfetch *sf, struct wire_chunk_rd *rd,
+		      struct trm_err *err)
+{
+	const uint8_t *s;
+	uint32_t len;
+	int rc;
+
+	if ((rc = chunk_order(sf, rd, 0, sf->nstr, err)) < 0)
+		return rc;
+	if (rd->count > sf->head.first_string + sf->head.new_strings - sf->nstr)
+		return proto(sf, 4, "more strings than announced", err);
+	if (grow((void **)&sf->strs, &sf->cap_str, (size_t)sf->nstr + rd->count,
+		 sizeof(*sf->strs)) < 0 ||
+	    grow_map(&sf->map_str, &sf->cap_map_str, (size_t)sf->nstr + rd->count) < 0)
+		return fail(sf, -ENOMEM, err);
+	while ((rc = wire_chunk_next_string(rd, &s, &len)) == 1) {
+		if (grow((void **)&sf->bytes, &sf->cap_bytes, sf->nbytes + len + 1,
+			 1) < 0)
+			return fail(sf, -ENOMEM, err);
+		memcpy(sf->bytes + sf->nbytes, s, len);
+		sf->strs[sf->nstr].off = sf->nbytes;
+		sf->strs[sf->nstr].len = len;
+		sf->nbytes += len;
+		sf->nstr++;
+	}
+	return rc < 0 ? proto(sf, wire_chunk_offset(rd), "bad string", err) : 0;
+}
+
+static int on_frames(struct snapfetch *sf, struct wire_chunk_rd *rd,
+		     struct trm_err *err)
+{
+	uint32_t sid, lineno;
+	size_t at;
+	int rc;
+
+	if ((rc = chunk_order(sf, rd, 1, sf->nframe, err)) < 0)
+		return rc;
+	if (rd->count > sf->head.first_frame + sf->head.new_frames - sf->nframe)
+		return proto(sf, 4, "more frames than announced", err);
+	if (grow((void **)&sf->frames, &sf->cap_frame,
+		 (size_t)sf->nframe + rd->count, sizeof(*sf->frames)) < 0 ||
+	    grow_map(&sf->map_frame, &sf->cap_map_frame,
+		     (size_t)sf->nframe + rd->count) < 0)
+		return fail(sf, -ENOMEM, err);
+	for (at = wire_chunk_offset(rd);
+	     (rc = wire_chunk_next_frame(rd, &sid, &lineno)) == 1;
+	     at = wire_chunk_offset(rd)) {
+		if (sid >= sf->nstr)
+			return proto(sf, at, "frame refers to an unknown string",
+				     err);
+		sf->frames[sf->nframe].str = sid;
+		sf->frames[sf->nframe].lineno = lineno;
+		sf->nframe++;
+	}
+	return rc < 0 ? proto(sf, wire_chunk_offset(rd), "bad frame", err) : 0;
+}
+
+static int on_tracebacks(struct snapfetch *sf, struct wire_chunk_rd *rd,
+			 struct trm_err *err)
+{
+	uint32_t n, total;
+	size_t at;
+	int rc;
+
+	if ((rc = chunk_order(sf, rd, 2, sf->ntb, err)) < 0)
+		return rc;
+	if (rd->count > sf->head.first_traceback + sf->head.new_tracebacks - sf->ntb)
+		return proto(sf, 4, "more tracebacks than announced", err);
+	if (grow((void **)&sf->tbs, &sf->cap_tb, (size_t)sf->ntb + rd->count,
+		 sizeof(*sf->tbs)) < 0 ||
+	    grow_map(&sf->map_tb, &sf->cap_map_tb, (size_t)sf->ntb + rd->count) < 0)
+		return fail(sf, -ENOMEM, err);
+	for (at = wire_chunk_offset(rd);
+	     (rc = wire_chunk_next_traceback(rd, sf->fbuf, WIRE_SNAP_NFRAME_MAX,
+					     &n, &total)) == 1;
+	     at = wire_chunk_offset(rd)) {
+		for (uint32_t i = 0; i < n; i++)
+			if (sf->fbuf[i] >= sf->nframe)
+				return proto(sf, at,
+					     "traceback refers to an unknown frame",
+					     err);
+		if (total < n)
+			return proto(sf, at, "total_nframe below the frame count",
+				     err);
+		if (grow((void **)&sf->ids, &sf->cap_ids, sf->nids + n + 1,
+			 sizeof(*sf->ids)) < 0)
+			return fail(sf, -ENOMEM, err);
+		memcpy(sf->ids + sf->nids, sf->fbuf, n * sizeof(*sf->ids));
+		sf->tbs[sf->ntb].off = sf->nids;
+		sf->tbs[sf->ntb].n = n;
+		sf->tbs[sf->ntb].total = total;
+		sf->nids += n;
+		sf->ntb++;
+	}
+	return rc < 0 ? proto(sf, wire_chunk_offset(rd), "bad traceback", err)
+		      : 0;
+}
+
+/* Snapshot id of wire traceback tb (interning it and its frames and
+ * strings on first use in this reply); SNAP_NONE on allocation failure. */
+static uint32_t resolve_tb(struct snapfetch *sf, uint32_t tb)
+{
+	const struct sf_tb *t = &sf->tbs[tb];
+	const uint32_t *ids = sf->ids + t->off;
+
+	if (sf->map_tb[tb] != SNAP_NONE)
+		return sf->map_tb[tb];
+	for (uint32_t i = 0; i < t->n; i++) {
+		uint32_t f = ids[i];
+
+		if (sf->map_frame[f] == SNAP_NONE) {
+			uint32_t s = sf->frames[f].str;
+
+			if (sf->map_str[s] == SNAP_NONE) {
+				sf->map_str[s] = snapshot_intern_str(
+					sf->into,
+					(const char *)sf->bytes + sf->strs[s].off,
+					sf->strs[s].len);
+				if (sf->map_str[s] == SNAP_NONE)
+					return SNAP_NONE;
+			}
+			sf->map_frame[f] = snapshot_intern_frame(
+				sf->into, sf->map_str[s], sf->frames[f].lineno);
+			if (sf->map_frame[f] == SNAP_NONE)
+				return SNAP_NONE;
+		}
+		sf->sbuf[i] = sf->map_frame[f];
+	}
+	sf->map_tb[tb] = snapshot_intern_traceback(sf->into, sf->sbuf, t->n,
+						   t->total);
+	return sf->map_tb[tb];
+}
+
+static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
+		     struct trm_err *err)
+{
+	uint64_t size;
+	uint32_t tb, domain, stb;
+	size_t at;
+	int rc;
+
+	if ((rc = chunk_order(sf, rd, 3, sf->got, err)) < 0)
+		return rc;
+	if (rd->count > sf->head.ntraces - sf->got)
+		return proto(sf, 4, "more traces than announced", err);
+	for (at = wire_chunk_offset(rd);
+	     (rc = wire_chunk_next_trace(rd, &size, &tb, &domain)) == 1;
+	     at = wire_chunk_offset(rd)) {
+		if (tb >= sf->ntb)
+			return proto(sf, at, "trace refers to an unknown traceback",
+				     err);
+		stb = resolve_tb(sf, tb);
+		if (stb == SNAP_NONE)
+			return fail(sf, -ENOMEM, err);
+		rc = snapshot_add_trace(sf->into, domain, size, stb);
+		if (rc < 0)
+			return fail(sf, rc, err);
+		sf->total_size += size;
+		sf->got++;
+	}
+	if (rc < 0)
+		return proto(sf, wire_chunk_offset(rd), "bad trace", err);
+	if (sf->progress)
+		sf->progress(sf->got, sf->head.ntraces, sf->arg);
+	return 0;
+}
+
+static int on_end(struct snapfetch *sf, const struct wire_msg *msg,
+		  struct trm_err *err)
+{
+	const struct wire_snap_head *h = &sf->head;
+	struct wire_snap_end e;
+	struct snapshot_meta *m;
+
+	if (wire_dec_snap_end(msg, &e) < 0)
+		return proto(sf, msg->len, "short SNAP_END", err);
+	if (e.ntraces != sf->got || h->ntraces != sf->got)
+		return proto(sf, 0, "trace count differs from the header", err);
+	if (e.total_size != sf->total_size)
+		return proto(sf, 8, "total size differs from the traces", err);
+	if (e.nstrings != sf->nstr || e.nframes != sf->nframe ||
+	    e.ntracebacks != sf->ntb ||
+	    sf->nstr - h->first_string != h->new_strings ||
+	    sf->nframe - h->first_frame != h->new_frames ||
+	    sf->ntb - h->first_traceback != h->new_tracebacks)
+		return proto(sf, 16, "table sizes differ from what was sent", err);
+	m = snapshot_meta(sf->into);
+	m->traceback_limit = h->traceback_limit;
+	m->traced_current = h->traced_current;
+	m->traced_peak = h->traced_peak;
+	m->rss = h->rss;
+	m->tracemalloc_memory = h->tracemalloc_memory;
+	m->py_hexversion = h->py_hexversion;
+	sf->state = SF_IDLE;
+	return 1;
+}
+
+int snapfetch_feed(struct snapfetch *sf, const struct wire_msg *msg,
+		   struct trm_err *err)
+{
+	struct wire_chunk_rd rd;
+	struct wire_error e;
+	int rc;
+
+	if (sf->state == SF_BROKEN)
+		return trm_err_set(err, -TRM_EPROTO,
+				   "snapshot reply: the connection is out of step");
+	if (sf->state == SF_IDLE)
+		return trm_err_set(err, -EINVAL, "snapshot reply: not begun");
+	if (msg->type == WIRE_ERROR) {
+		bool first = sf->state == SF_HEAD;
+
+		if (wire_dec_error(msg, &e) < 0)
+			return proto(sf, 0, "short ERROR", err);
+		sf->agent_error = e.code;
+		sf->state = first ? SF_IDLE : SF_BROKEN;
+		return trm_err_set(err, -TRM_EAGENT, "agent: %s", e.text);
+	}
+	if (sf->state == SF_HEAD) {
+		if (msg->type != WIRE_SNAP_HEAD)
+			rc = proto(sf, 0, "expected SNAP_HEAD", err);
+		else
+			rc = on_head(sf, msg, err);
+		goto out;
+	}
+	switch (msg->type) {
+	case WIRE_SNAP_STRINGS:
+	case WIRE_SNAP_FRAMES:
+	case WIRE_SNAP_TRACEBACKS:
+	case WIRE_SNAP_TRACES:
+		if (wire_chunk_open(msg, &rd) < 0) {
+			rc = proto(sf, 4, "chunk count exceeds its payload", err);
+			break;
+		}
+		rc = msg->type == WIRE_SNAP_STRINGS  ? on_strings(sf, &rd, err)
+		     : msg->type == WIRE_SNAP_FRAMES ? on_frames(sf, &rd, err)
+		     : msg->type == WIRE_SNAP_TRACEBACKS
+			     ? on_tracebacks(sf, &rd, err)
+			     : on_traces(sf, &rd, err);
+		break;
+	case WIRE_SNAP_END:
+		rc = on_end(sf, msg, err);
+		break;
+	default:
+		if (msg->type <= WIRE_SNAP_END)
+			rc = proto(sf, 0, "unexpected message in a snapshot", err);
+		else
+			rc = 0; /* a newer message type: ignored */
+		break;
+	}
+out:
+	sf->off += WIRE_HDR_SIZE + (uint64_t)msg->len;
+	return rc;
+}
+
+int snapfetch_take(struct snapfetch *sf, struct inject_conn *c,
+		   struct snapshot *into, snapfetch_progress_fn *progress,
+		   void *arg, int timeout_ms, struct trm_err *err)
+{
+	uint8_t req[WIRE_HDR_SIZE];
+	struct wire_msg msg;
+	int rc;
+
+	rc = snapfetch_begin(sf, into, progress, arg);
+	if (rc < 0)
+		return trm_err_set(err, rc,
+				   "pid %d: connection out of step after an "
+				   "earlier error", (int)c->target.pid);
+	rc = wire_enc_empty(req, sizeof(req), WIRE_SNAPSHOT_REQ);
+	if (rc < 0)
+		return fail(sf, rc, err);
+	rc = wire_write_all(c->ctl_fd, req, (size_t)rc);
+	if (rc < 0) {
+		sf->state = SF_BROKEN;
+		return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent is gone: %s",
+				   (int)c->target.pid, strerror(-rc));
+	}
+	for (;;) {
+		rc = wire_read_frame(&c->rd, &msg, timeout_ms);
+		if (rc == 1) {
+			rc = snapfetch_feed(sf, &msg, err);
+			if (rc == 1)
+				return 0;
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		sf->state = SF_BROKEN;
+		if (rc == 0)
+			return trm_err_set(err, -TRM_EAGENT,
+					   "pid %d: the agent closed the connection",
+					   (int)c->target.pid);
+		if (rc == -ETIMEDOUT)
+			return trm_err_set(err, -TRM_ETIMEOUT,
+					   "pid %d: no snapshot data from the agent",
+					   (int)c->target.pid);
+		if (rc == -EPROTO)
+			return trm_err_set(err, -TRM_EPROTO,
+					   "pid %d: snapshot reply: byte %llu: bad "
+					   "frame header", (int)c->target.pid,
+					   (unsigned long long)sf->off);
+		return trm_err_set(err, rc, "pid %d: reading from the agent: %s",
+				   (int)c->target.pid, strerror(-rc));
+	}
+}

@@ -1,0 +1,347 @@
+#include "config.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trmtop/render.h"
+#include "trmtop/util.h"
+
+#define SZ 32
+
+static const char *key_name(enum snap_key k)
+{
+	switch (k) {
+	case SNAP_KEY_FILENAME:
+		return "filename";
+	case SNAP_KEY_TRACEBACK:
+		return "traceback";
+	default:
+		return "lineno";
+	}
+}
+
+/* str(Traceback) of a key: its first frame, "file:line" (tracemalloc's
+ * Frame.__str__ prints the lineno even when it is 0). */
+static void print_loc(FILE *f, const struct snap_loc *frames, uint32_t n)
+{
+	if (n == 0)
+		fputs("<unknown>:0", f);
+	else
+		fprintf(f, "%s:%" PRIu32, frames[0].filename, frames[0].lineno);
+}
+
+/* The frame a "top" row names: for the traceback key, the most recent
+ * call (the last of the oldest-first frames), as the pretty top shows. */
+static const struct snap_loc *row_frame(const struct snap_loc *frames,
+					uint32_t n, enum snap_key key)
+{
+	if (n == 0)
+		return NULL;
+	return key == SNAP_KEY_TRACEBACK ? &frames[n - 1] : &frames[0];
+}
+
+static const char *lookup_source(const struct render_opts *o,
+				 const struct snap_loc *loc)
+{
+	const char *line;
+
+	if (!o->source || !loc || loc->lineno == 0)
+		return NULL;
+	line = o->source(o->source_arg, loc->filename, loc->lineno);
+	return line && *line ? line : NULL;
+}
+
+void render_json_str(FILE *f, const char *s)
+{
+	fputc('"', f);
+	for (; s && *s; s++) {
+		unsigned char ch = (unsigned char)*s;
+
+		switch (ch) {
+		case '"':
+			fputs("\\\"", f);
+			break;
+		case '\\':
+			fputs("\\\\", f);
+			break;
+		case '\n':
+			fputs("\\n", f);
+			break;
+		case '\t':
+			fputs("\\t", f);
+			break;
+		case '\r':
+			fputs("\\r", f);
+			break;
+		default:
+			if (ch < 0x20 || ch == 0x7f)
+				fprintf(f, "\\u%04x", ch);
+			else
+				fputc(ch, f);
+		}
+	}
+	fputc('"', f);
+}
+
+static void print_stat_line(FILE *f, const struct snap_loc *frames, uint32_t n,
+			    enum snap_key key, uint64_t size, uint64_t count)
+{
+	char b1[SZ], b2[SZ];
+	const struct snap_loc *loc = row_frame(frames, n, key);
+
+	if (loc)
+		fprintf(f, "%s:%" PRIu32, loc->filename, loc->lineno);
+	else
+		print_loc(f, frames, n);
+	fprintf(f, ": size=%s, count=%" PRIu64,
+		util_format_size((int64_t)size, 0, b1, sizeof(b1)), count);
+	if (count)
+		fprintf(f, ", average=%s",
+			util_format_size_f((double)size / (double)count, 0, b2,
+					   sizeof(b2)));
+	fputc('\n', f);
+}
+
+static size_t shown(size_t n, size_t limit)
+{
+	return limit && limit < n ? limit : n;
+}
+
+int render_top_text(FILE *f, const struct snap_stats *st,
+		    const struct render_opts *o)
+{
+	size_t i, n = shown(st->n, o->limit);
+	uint64_t osize = 0, ocount = 0;
+	char b1[SZ];
+
+	fprintf(f, "Top %zu %s%s\n", n,
+		o->key == SNAP_KEY_TRACEBACK ? "tracebacks"
+		: o->key == SNAP_KEY_FILENAME ? "files" : "lines",
+		o->cumulative ? " (cumulative)" : "");
+	for (i = 0; i < n; i++) {
+		const struct snap_stat *s = &st->v[i];
+		const char *src;
+
+		fprintf(f, "#%zu: ", i + 1);
+		print_stat_line(f, s->frames, s->nframe, o->key, s->size, s->count);
+		if (o->key == SNAP_KEY_TRACEBACK) {
+			render_traceback_text(f, s->frames, s->nframe, o);
+		} else {
+			src = lookup_source(o, row_frame(s->frames, s->nframe, o->key));
+			if (src)
+				fprintf(f, "    %s\n", src);
+		}
+	}
+	for (; i < st->n; i++) {
+		osize += st->v[i].size;
+		ocount += st->v[i].count;
+	}
+	if (n < st->n)
+		fprintf(f, "%zu other: size=%s, count=%" PRIu64 "\n", st->n - n,
+			util_format_size((int64_t)osize, 0, b1, sizeof(b1)), ocount);
+	fprintf(f, "Total: size=%s, count=%" PRIu64 "\n",
+		util_format_size((int64_t)st->total_size, 0, b1, sizeof(b1)),
+		st->total_count);
+	return ferror(f) ? -EIO : 0;
+}
+
+static void json_frames(FILE *f, const struct snap_loc *frames, uint32_t n,
+			const struct render_opts *o)
+{
+	uint32_t j;
+
+	fputs("\"frames\": [", f);
+	for (j = 0; j < n; j++) {
+		const char *src = lookup_source(o, &frames[j]);
+
+		fputs(j ? ", {\"filename\": " : "{\"filename\": ", f);
+		render_json_str(f, frames[j].filename);
+		fprintf(f, ", \"lineno\": %" PRIu32, frames[j].lineno);
+		if (src) {
+			fputs(", \"source\": ", f);
+			render_json_str(f, src);
+		}
+		fputc('}', f);
+	}
+	fputc(']', f);
+}
+
+int render_top_json(FILE *f, const struct snap_stats *st,
+		    const struct render_opts *o)
+{
+	size_t i, n = shown(st->n, o->limit);
+	uint64_t osize = 0, ocount = 0;
+
+	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s, \"total_size\": %" PRIu64
+		", \"total_count\": %" PRIu64 ", \"stats\": [",
+		key_name(o->key), o->cumulative ? "true" : "false", st->total_size,
+		st->total_count);
+	for (i = 0; i < n; i++) {
+		const struct snap_stat *s = &st->v[i];
+
+		fprintf(f, "%s\n  {\"rank\": %zu, \"size\": %" PRIu64 ", \"count\": %" PRIu64
+			", \"average\": %.1f, ",
+			i ? "," : "", i + 1, s->size, s->count,
+			s->count ? (double)s->size / (double)s->count : 0.0);
+		json_frames(f, s->frames, s->nframe, o);
+		fputc('}', f);
+	}
+	for (; i < st->n; i++) {
+		osize += st->v[i].size;
+		ocount += st->v[i].count;
+	}
+	fprintf(f, "%s], \"other\": {\"entries\": %zu, \"size\": %" PRIu64
+		", \"count\": %" PRIu64 "}}\n",
+		n ? "\n" : "", st->n - n, osize, ocount);
+	return ferror(f) ? -EIO : 0;
+}
+
+static void print_diff_line(FILE *f, const struct snap_diff *d, enum snap_key key)
+{
+	char b1[SZ], b2[SZ], b3[SZ];
+	const struct snap_loc *loc = row_frame(d->frames, d->nframe, key);
+
+	if (loc)
+		fprintf(f, "%s:%" PRIu32, loc->filename, loc->lineno);
+	else
+		print_loc(f, d->frames, d->nframe);
+	fprintf(f, ": size=%s (%s), count=%" PRIu64 " (%+" PRId64 ")",
+		util_format_size((int64_t)d->size, 0, b1, sizeof(b1)),
+		util_format_size(d->size_diff, 1, b2, sizeof(b2)), d->count,
+		d->count_diff);
+	if (d->count)
+		fprintf(f, ", average=%s",
+			util_format_size_f((double)d->size / (double)d->count, 0, b3,
+					   sizeof(b3)));
+	fputc('\n', f);
+}
+
+int render_diff_text(FILE *f, const struct snap_diffs *d,
+		     const struct render_opts *o)
+{
+	size_t i, n = shown(d->n, o->limit);
+	int64_t odiff = 0;
+	char b1[SZ];
+
+	fprintf(f, "Top %zu differences by %s%s\n", n, key_name(o->key),
+		o->cumulative ? " (cumulative)" : "");
+	for (i = 0; i < n; i++) {
+		const struct snap_diff *e = &d->v[i];
+		const char *src;
+
+		fprintf(f, "#%zu: ", i + 1);
+		print_diff_line(f, e, o->key);
+		if (o->key == SNAP_KEY_TRACEBACK) {
+			render_traceback_text(f, e->frames, e->nframe, o);
+		} else {
+			src = lookup_source(o, row_frame(e->frames, e->nframe, o->key));
+			if (src)
+				fprintf(f, "    %s\n", src);
+		}
+	}
+	for (; i < d->n; i++)
+		odiff += d->v[i].size_diff;
+	if (n < d->n)
+		fprintf(f, "%zu other: %s\n", d->n - n,
+			util_format_size(odiff, 1, b1, sizeof(b1)));
+	fprintf(f, "Total growth: %s\n",
+		util_format_size(d->total_size_diff, 1, b1, sizeof(b1)));
+	return ferror(f) ? -EIO : 0;
+}
+
+int render_diff_json(FILE *f, const struct snap_diffs *d,
+		     const struct render_opts *o)
+{
+	size_t i, n = shown(d->n, o->limit);
+	int64_t odiff = 0;
+
+	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s, \"total_size_diff\": %" PRId64
+		", \"diffs\": [",
+		key_name(o->key), o->cumulative ? "true" : "false", d->total_size_diff);
+	for (i = 0; i < n; i++) {
+		const struct snap_diff *e = &d->v[i];
+
+		fprintf(f, "%s\n  {\"rank\": %zu, \"size\": %" PRIu64 ", \"size_diff\": %" PRId64
+			", \"count\": %" PRIu64 ", \"count_diff\": %" PRId64 ", ",
+			i ? "," : "", i + 1, e->size, e->size_diff, e->count,
+			e->count_diff);
+		json_frames(f, e->frames, e->nframe, o);
+		fputc('}', f);
+	}
+	for (; i < d->n; i++)
+		odiff += d->v[i].size_diff;
+	fprintf(f, "%s], \"other\": {\"entries\": %zu, \"size_diff\": %" PRId64 "}}\n",
+		n ? "\n" : "", d->n - n, odiff);
+	return ferror(f) ? -EIO : 0;
+}
+
+int render_traceback_text(FILE *f, const struct snap_loc *frames,
+			  uint32_t nframe, const struct render_opts *o)
+{
+	uint32_t i;
+
+	for (i = 0; i < nframe; i++) {
+		const char *src = lookup_source(o, &frames[i]);
+
+		fprintf(f, "  File \"%s\", line %" PRIu32 "\n", frames[i].filename,
+			frames[i].lineno);
+		if (src)
+			fprintf(f, "    %s\n", src);
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
+/* ---- collapsed stacks ------------------------------------------------ */
+
+struct tb_size {
+	uint32_t tb;
+	uint64_t size;
+};
+
+int render_collapsed(FILE *f, const struct snapshot *s)
+{
+	const struct snap_trace *tr = snapshot_traces(s);
+	size_t n = snapshot_ntraces(s), i;
+	uint64_t *sizes = NULL;
+	uint32_t maxtb = 0;
+	int rc = 0;
+
+	/* sum per traceback id (tracebacks are interned: same stack, same id) */
+	for (i = 0; i < n; i++)
+		if (tr[i].traceback + 1 > maxtb)
+			maxtb = tr[i].traceback + 1;
+	if (maxtb) {
+		sizes = calloc(maxtb, sizeof(*sizes));
+		if (!sizes)
+			return -ENOMEM;
+	}
+	for (i = 0; i < n; i++)
+		sizes[tr[i].traceback] += tr[i].size;
+	for (i = 0; i < maxtb; i++) {
+		const uint32_t *frames;
+		uint32_t nf, total, j;
+
+		if (!sizes[i])
+			continue;
+		frames = snapshot_traceback(s, (uint32_t)i, &nf, &total);
+		if (nf == 0)
+			fputs("<unknown>", f);
+		/* oldest first: the stored order is most recent first */
+		for (j = nf; j > 0; j--) {
+			uint32_t fid, line;
+			const char *name;
+
+			snapshot_frame(s, frames[j - 1], &fid, &line);
+			name = snapshot_str(s, fid, NULL);
+			fprintf(f, "%s%s:%" PRIu32, j == nf ? "" : ";", name ? name : "?",
+				line);
+		}
+		fprintf(f, " %" PRIu64 "\n", sizes[i]);
+	}
+	free(sizes);
+	if (ferror(f))
+		rc = -EIO;
+	return rc;
+}

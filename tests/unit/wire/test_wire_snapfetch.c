@@ -1,0 +1,357 @@
+/* test_wire_snapfetch.c - the CLI's snapshot receiver (src/cli/snapfetch.c)
+ * fed with streams made by the wire encoders the way the agent makes
+ * them: round trips, a second snapshot sending only new entries, every
+ * truncation and every single-byte corruption of a stream, bad ids. */
+#include "config.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "snapfetch.h"
+#include "trmtop/snapshot.h"
+#include "trmtop/wire.h"
+
+struct tr {
+	uint64_t size;
+	uint32_t domain;
+	const char *file[3];
+	uint32_t line[3];
+	uint32_t n, total;
+};
+
+struct stream {
+	uint8_t *p;
+	size_t len, cap;
+};
+
+static void put(struct stream *s, const uint8_t *p, size_t n)
+{
+	if (s->len + n > s->cap) {
+		s->cap = (s->len + n) * 2;
+		s->p = realloc(s->p, s->cap);
+		assert_non_null(s->p);
+	}
+	memcpy(s->p + s->len, p, n);
+	s->len += n;
+}
+
+/* Encode one reply as the agent does, interning in t. */
+static void make_reply(struct wire_intern *t, const struct tr *v, size_t n,
+		       struct stream *out, uint32_t chunk_cap)
+{
+	struct wire_intern_counts m, now;
+	struct wire_snap_head h = { .ntraces = n, .py_hexversion = 0x030b07f0,
+				    .traceback_limit = 3, .tracing = 1,
+				    .traced_current = 11, .traced_peak = 22,
+				    .rss = 33, .tracemalloc_memory = 44 };
+	struct wire_snap_end e = { .ntraces = n };
+	uint32_t *tb = calloc(n + 1, sizeof(*tb));
+	uint8_t *buf = malloc(WIRE_HDR_SIZE + WIRE_SNAP_CHUNK_MAX);
+	struct wire_chunk ck;
+	int len;
+
+	assert_non_null(tb);
+	assert_non_null(buf);
+	wire_intern_counts(t, &m);
+	for (size_t i = 0; i < n; i++) {
+		uint32_t f[3], sid;
+		for (uint32_t k = 0; k < v[i].n; k++) {
+			assert_true(wire_intern_str(t, v[i].file[k], strlen(v[i].file[k]),
+						    &sid) >= 0);
+			assert_true(wire_intern_frame(t, sid, v[i].line[k], &f[k]) >= 0);
+		}
+		assert_true(wire_intern_traceback(t, f, v[i].n, v[i].total, &tb[i]) >= 0);
+		e.total_size += v[i].size;
+	}
+	wire_intern_counts(t, &now);
+	h.first_string = m.strings;
+	h.first_frame = m.frames;
+	h.first_traceback = m.tracebacks;
+	h.new_strings = now.strings - m.strings;
+	h.new_frames = now.frames - m.frames;
+	h.new_tracebacks = now.tracebacks - m.tracebacks;
+	len = wire_enc_snap_head(buf, 4096, &h);
+	put(out, buf, (size_t)len);
+	/* one entry per chunk when chunk_cap is tiny: many frames */
+	for (uint32_t id = m.strings; id < now.strings; id++) {
+		uint32_t sl;
+		const uint8_t *s = wire_intern_get_str(t, id, &sl);
+		wire_chunk_begin(&ck, buf, chunk_cap, WIRE_SNAP_STRINGS, id);
+		assert_int_equal(wire_chunk_add_string(&ck, s, sl), 0);
+		put(out, buf, wire_chunk_finish(&ck));
+	}
+	wire_chunk_begin(&ck, buf, chunk_cap, WIRE_SNAP_FRAMES, m.frames);
+	for (uint32_t id = m.frames; id < now.frames; id++) {
+		uint32_t sid, line;
+		wire_intern_get_frame(t, id, &sid, &line);
+		assert_int_equal(wire_chunk_add_frame(&ck, sid, line), 0);
+	}
+	put(out, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, chunk_cap, WIRE_SNAP_TRACEBACKS, m.tracebacks);
+	for (uint32_t id = m.tracebacks; id < now.tracebacks; id++) {
+		uint32_t nf, tot;
+		const uint32_t *f = wire_intern_get_traceback(t, id, &nf, &tot);
+		assert_int_equal(wire_chunk_add_traceback(&ck, f, nf, tot), 0);
+	}
+	put(out, buf, wire_chunk_finish(&ck));
+	for (size_t i = 0; i < n; i += 2) { /* two traces a chunk */
+		wire_chunk_begin(&ck, buf, chunk_cap, WIRE_SNAP_TRACES, (uint32_t)i);
+		for (size_t j = i; j < n && j < i + 2; j++)
+			assert_int_equal(wire_chunk_add_trace(&ck, v[j].size, tb[j],
+							      v[j].domain), 0);
+		put(out, buf, wire_chunk_finish(&ck));
+	}
+	e.nstrings = now.strings;
+	e.nframes = now.frames;
+	e.ntracebacks = now.tracebacks;
+	len = wire_enc_snap_end(buf, 4096, &e);
+	put(out, buf, (size_t)len);
+	free(buf);
+	free(tb);
+}
+
+/* Feed a stream's frames; returns the last feed result (1: complete). */
+static int feed_all(struct snapfetch *sf, const uint8_t *p, size_t len,
+		    struct trm_err *err)
+{
+	size_t off = 0;
+	int rc = 0;
+
+	while (off < len) {
+		struct wire_msg msg;
+		long n = wire_parse_frame(p + off, len - off, &msg);
+
+		if (n <= 0)
+			break;
+		off += (size_t)n;
+		rc = snapfetch_feed(sf, &msg, err);
+		if (rc != 0)
+			break;
+	}
+	return rc;
+}
+
+/* Is trace i of s equal to v? */
+static void check_trace(const struct snapshot *s, size_t i, const struct tr *v)
+{
+	const struct snap_trace *t = snapshot_traces(s) + i;
+	uint32_t n, total;
+	const uint32_t *f = snapshot_traceback(s, t->traceback, &n, &total);
+
+	assert_true(t->size == v->size);
+	assert_int_equal(t->domain, v->domain);
+	assert_int_equal(n, v->n);
+	assert_int_equal(total, v->total);
+	for (uint32_t k = 0; k < n; k++) {
+		uint32_t fid, line;
+		size_t len;
+		const char *str;
+
+		snapshot_frame(s, f[k], &fid, &line);
+		str = snapshot_str(s, fid, &len);
+		assert_int_equal(line, v->line[k]);
+		assert_int_equal(len, strlen(v->file[k]));
+		assert_memory_equal(str, v->file[k], len);
+	}
+}
+
+static const struct tr one[] = {
+	{ 100, 0, { "a.py", "b.py" }, { 1, 2 }, 2, 2 },
+	{ 7, 0, { "a.py", "b.py" }, { 1, 2 }, 2, 2 },
+	{ 1ull << 40, 5, { "\xc3\xbc.py" }, { 0 }, 1, 9 },
+	{ 3, 0, { "a.py", "a.py", "b.py" }, { 1, 1, 300 }, 3, 3 },
+	{ 0, 0, { 0 }, { 0 }, 0, 0 },
+};
+
+static const struct tr two[] = {
+	{ 100, 0, { "a.py", "b.py" }, { 1, 2 }, 2, 2 },
+	{ 55, 0, { "c.py", "b.py" }, { 4, 2 }, 2, 2 },
+};
+
+static void test_roundtrip_two_snapshots(void **state)
+{
+	struct wire_intern *t = wire_intern_new();
+	struct snapfetch *sf = snapfetch_new();
+	struct snapshot *s = snapshot_new();
+	struct stream a = { 0 }, b = { 0 };
+	struct trm_err err = { 0 };
+	const struct snapshot_meta *m;
+
+	(void)state;
+	assert_non_null(t);
+	assert_non_null(sf);
+	assert_non_null(s);
+	make_reply(t, one, 5, &a, WIRE_HDR_SIZE + WIRE_SNAP_CHUNK_MAX);
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(feed_all(sf, a.p, a.len, &err), 1);
+	assert_int_equal(snapshot_ntraces(s), 5);
+	for (size_t i = 0; i < 5; i++)
+		check_trace(s, i, &one[i]);
+	m = snapshot_cmeta(s);
+	assert_int_equal(m->traceback_limit, 3);
+	assert_int_equal(m->py_hexversion, 0x030b07f0);
+	assert_true(m->traced_current == 11 && m->traced_peak == 22 &&
+		    m->rss == 33 && m->tracemalloc_memory == 44);
+	snapshot_free(s);
+
+	/* the second reply sends only c.py, its frame and its traceback */
+	make_reply(t, two, 2, &b, 64);
+	s = snapshot_new();
+	assert_non_null(s);
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(feed_all(sf, b.p, b.len, &err), 1);
+	assert_true(b.len < a.len);
+	assert_int_equal(snapshot_ntraces(s), 2);
+	check_trace(s, 0, &two[0]);
+	check_trace(s, 1, &two[1]);
+	assert_int_equal(snapshot_nstrs(s), 3); /* only what it uses */
+	snapshot_free(s);
+
+	/* replaying the first reply now is out of step */
+	s = snapshot_new();
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(feed_all(sf, a.p, a.len, &err), -TRM_EPROTO);
+	assert_non_null(strstr(err.msg, "byte "));
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), -TRM_EPROTO);
+	snapshot_free(s);
+	free(a.p);
+	free(b.p);
+	snapfetch_free(sf);
+	wire_intern_free(t);
+}
+
+static void test_error_reply(void **state)
+{
+	struct snapfetch *sf = snapfetch_new();
+	struct snapshot *s = snapshot_new();
+	struct wire_intern *t = wire_intern_new();
+	struct stream a = { 0 };
+	struct trm_err err = { 0 };
+	uint8_t buf[128];
+	int n = wire_enc_error(buf, sizeof(buf), WIRE_ERR_NOT_TRACING, "off");
+
+	(void)state;
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(feed_all(sf, buf, (size_t)n, &err), -TRM_EAGENT);
+	assert_int_equal(snapfetch_agent_error(sf), WIRE_ERR_NOT_TRACING);
+	/* the connection goes on */
+	make_reply(t, one, 5, &a, 4096);
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(snapfetch_agent_error(sf), 0);
+	assert_int_equal(feed_all(sf, a.p, a.len, &err), 1);
+	free(a.p);
+	snapshot_free(s);
+	snapfetch_free(sf);
+	wire_intern_free(t);
+}
+
+/* Every prefix, and every single-byte change, of a stream: an error or a
+ * snapshot, never a crash (ASan build). */
+static void test_truncate_and_corrupt(void **state)
+{
+	struct wire_intern *t = wire_intern_new();
+	struct stream a = { 0 };
+	struct trm_err err;
+	size_t complete = 0, errors = 0;
+
+	(void)state;
+	make_reply(t, one, 5, &a, 4096);
+	for (size_t cut = 0; cut <= a.len; cut++) {
+		struct snapfetch *sf = snapfetch_new();
+		struct snapshot *s = snapshot_new();
+		uint8_t *copy = malloc(cut ? cut : 1);
+
+		memcpy(copy, a.p, cut);
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		assert_int_equal(feed_all(sf, copy, cut, &err) == 1, cut == a.len);
+		free(copy);
+		snapshot_free(s);
+		snapfetch_free(sf);
+	}
+	for (size_t i = 0; i < a.len; i++) {
+		for (int x = 1; x < 256; x <<= 1) {
+			struct snapfetch *sf = snapfetch_new();
+			struct snapshot *s = snapshot_new();
+			int rc;
+
+			a.p[i] ^= (uint8_t)x;
+			memset(&err, 0, sizeof(err));
+			assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+			rc = feed_all(sf, a.p, a.len, &err);
+			a.p[i] ^= (uint8_t)x;
+			complete += rc == 1;
+			errors += rc < 0;
+			if (rc == -TRM_EPROTO)
+				assert_non_null(strstr(err.msg, "byte "));
+			snapshot_free(s);
+			snapfetch_free(sf);
+		}
+	}
+	assert_true(errors > 0);
+	assert_true(complete > 0); /* flips in sizes, domains, linenos, meta */
+	free(a.p);
+	wire_intern_free(t);
+}
+
+/* Hand-made streams with ids that do not exist. */
+static void test_bad_ids(void **state)
+{
+	uint8_t buf[4096];
+	struct wire_snap_head h = { .ntraces = 1, .new_strings = 1,
+				    .new_frames = 1, .new_tracebacks = 1 };
+	struct wire_chunk ck;
+	struct trm_err err;
+	const uint32_t bad = 1;
+	int n;
+
+	(void)state;
+	for (int which = 0; which < 4; which++) {
+		struct snapfetch *sf = snapfetch_new();
+		struct snapshot *s = snapshot_new();
+		struct stream a = { 0 };
+		uint32_t f0 = 0;
+
+		n = wire_enc_snap_head(buf, sizeof(buf), &h);
+		put(&a, buf, (size_t)n);
+		wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_STRINGS, 0);
+		wire_chunk_add_string(&ck, "x", 1);
+		put(&a, buf, wire_chunk_finish(&ck));
+		wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_FRAMES, 0);
+		wire_chunk_add_frame(&ck, which == 0 ? bad : 0, 1);
+		put(&a, buf, wire_chunk_finish(&ck));
+		wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_TRACEBACKS,
+				 which == 3 ? 5 : 0);
+		wire_chunk_add_traceback(&ck, which == 1 ? &bad : &f0, 1, 1);
+		put(&a, buf, wire_chunk_finish(&ck));
+		wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_TRACES, 0);
+		wire_chunk_add_trace(&ck, 1, which == 2 ? bad : 0, 0);
+		put(&a, buf, wire_chunk_finish(&ck));
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		assert_int_equal(feed_all(sf, a.p, a.len, &err), -TRM_EPROTO);
+		assert_non_null(strstr(err.msg, "byte "));
+		free(a.p);
+		snapshot_free(s);
+		snapfetch_free(sf);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_roundtrip_two_snapshots),
+		cmocka_unit_test(test_error_reply),
+		cmocka_unit_test(test_truncate_and_corrupt),
+		cmocka_unit_test(test_bad_ids),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
