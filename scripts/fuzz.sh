@@ -16,7 +16,7 @@ flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 declare -A srcs=(
   [fuzz_trm]="src/snapshot/*.c src/util/*.c"
   [fuzz_tmdump]="src/snapshot/*.c src/util/*.c"
-  [fuzz_wire]="src/snapshot/*.c src/util/*.c src/wire/*.c src/cli/snapfetch_dec.c"
+  [fuzz_wire]="src/snapshot/*.c src/util/*.c src/wire/*.c src/cli/snapfetch.c"
 )
 passed=0; failed=0
 for h in fuzz_trm fuzz_tmdump fuzz_wire; do

@@ -28,5 +28,14 @@ for variant in plain asan; do
   count "$dir/meson-logs/testlog.json" "$dir/e2e-junit.xml"
 done
 
+echo "=== fuzzers"
+fuzz_out=$(bash scripts/fuzz.sh 2>&1); echo "$fuzz_out"
+fp=$(echo "$fuzz_out" | sed -n 's/^fuzz: \([0-9]*\) passed, \([0-9]*\) failed$/\1 \2/p')
+if [ -n "$fp" ]; then
+  set -- $fp; passed=$((passed + $1)); failed=$((failed + $2))
+else
+  failed=$((failed + 1))
+fi
+
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
