@@ -251,6 +251,13 @@ int cmd_snapshot(int argc, char **argv)
 		ec = cli_exit_for(rc);
 		goto stop;
 	}
+	if (a.target.verbose) {
+		uint64_t gil, gil_max;
+
+		snapfetch_gil_time(sf, &gil, &gil_max);
+		fprintf(stderr, "trmtop: the agent held the GIL %.1f ms in all, "
+			"%.1f ms at the longest\n", (double)gil / 1e6, (double)gil_max / 1e6);
+	}
 	m = snapshot_meta(s);
 	m->pid = (int32_t)a.target.pid;
 	/* truncation is fine for metadata */

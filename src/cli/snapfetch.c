@@ -51,6 +51,7 @@ struct snapfetch {
 	uint64_t got, total_size;
 	uint64_t off; /* of the current frame in the reply */
 	uint32_t agent_error;
+	uint64_t gil_ns, gil_max_ns; /* of the last complete snapshot */
 };
 
 static int grow(void **arr, size_t *cap, size_t need, size_t sz)
@@ -384,8 +385,17 @@ static int on_end(struct snapfetch *sf, const struct wire_msg *msg,
 	m->rss = h->rss;
 	m->tracemalloc_memory = h->tracemalloc_memory;
 	m->py_hexversion = h->py_hexversion;
+	sf->gil_ns = e.gil_ns;
+	sf->gil_max_ns = e.gil_max_ns;
 	sf->state = SF_IDLE;
 	return 1;
+}
+
+void snapfetch_gil_time(const struct snapfetch *sf, uint64_t *total_ns,
+			uint64_t *max_ns)
+{
+	*total_ns = sf->gil_ns;
+	*max_ns = sf->gil_max_ns;
 }
 
 int snapfetch_feed(struct snapfetch *sf, const struct wire_msg *msg,

@@ -52,6 +52,11 @@ int snapfetch_take(struct snapfetch *sf, struct inject_conn *c,
 /* WIRE_ERR_* code of the last ERROR reply, 0 when the last take got none. */
 uint32_t snapfetch_agent_error(const struct snapfetch *sf);
 
+/* How long the agent held the GIL for the last complete snapshot: in all,
+ * and its longest single hold (the target's pause). */
+void snapfetch_gil_time(const struct snapfetch *sf, uint64_t *total_ns,
+			uint64_t *max_ns);
+
 /* The I/O-free part of snapfetch_take, for tests and the fuzzer: begin
  * a reply into a fresh snapshot, then feed its frames one by one (payload
  * as wire_read_frame or wire_parse_frame give it).  feed returns 0 for
