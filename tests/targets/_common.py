@@ -22,8 +22,14 @@ and follows one protocol, driven by tests/e2e/conftest.py:
               completed one more iteration of its loop                -> ok
               ("unsupported" where the shape cannot be poked, "timeout")
     ping      -> pong
+    dump PATH tracemalloc.take_snapshot().dump(PATH) (the in-process ground
+              truth; the snapshot is taken before anything else the command
+              allocates after its line was read)                   -> ok
+              ("error not tracing" when tracemalloc is off)
     exit      -> bye, then the main loop ends and the process exits with
               EXIT_CODE after writing its report
+
+  A shape may answer commands of its own in Shape.command().
 
 * The report written to OUT_FILE (and nothing else written to stdout) is
   deterministic: it depends only on the shape and on what the test fed it,
@@ -94,6 +100,12 @@ class Shape(object):
     def report(self):
         return ""
 
+    def command(self, words):
+        """A command of this shape's own (called from the command thread
+        for words[0] not known to the runner): return the reply line, or
+        None if unknown."""
+        return None
+
     # --- helpers -----------------------------------------------------------
     def tick(self):
         with self.tick_cond:
@@ -158,10 +170,18 @@ class Runner(object):
             if not sh.poke():
                 return "unsupported"
             return "ok" if sh.wait_ticks(want, SYNC_TIMEOUT) else "timeout"
+        if cmd == "dump":
+            if not tracemalloc.is_tracing():
+                return "error not tracing"
+            tracemalloc.take_snapshot().dump(words[1])
+            return "ok"
         if cmd == "exit":
             sh.stop.set()
             sh.wake_for_exit()
             return "bye"
+        answer = sh.command(words)
+        if answer is not None:
+            return answer
         return "error unknown command %r" % cmd
 
     def command_loop(self):
