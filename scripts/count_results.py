@@ -15,7 +15,7 @@ def main():
             if not line.strip():
                 continue
             t = json.loads(line)
-            if t["name"] == "e2e":
+            if t["name"] == "e2e" or t["name"].endswith("/ e2e"):
                 saw_e2e = True
                 e2e_bad = t["result"] not in ("OK", "EXPECTEDFAIL")
                 continue
