@@ -7,6 +7,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <link.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -275,6 +276,8 @@ static uint32_t hexversion(void)
 
 /* start(ctl_fd, data_fd, ctl_ino, data_ino, token): see DESIGN.md §4.
  * Returns None on every path and never leaves an exception set. */
+static PyObject *file_name; /* "<trmtop agent>", made at init */
+
 static PyObject *agent_start(PyObject *self, PyObject *args)
 {
 	int ctl_fd, data_fd, rc;
@@ -288,10 +291,13 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	PyObject *thr;
 	bool busy, same;
 
-	(void)self;
 	if (!PyArg_ParseTuple(args, "iiKKK|KK", &ctl_fd, &data_fd, &ctl_ino,
 			      &data_ino, &token, &page, &page_len))
 		goto out;
+	/* the import set __file__ to /proc/self/fd/N, whose number the
+	 * application may reuse: tools that walk sys.modules would stat it */
+	if (PyObject_SetAttrString(self, "__file__", file_name) < 0)
+		PyErr_Clear();
 	/* the bootstrap's private page: its text is compiled by now */
 	if (page && page_len && (page & 4095u) == 0)
 		munmap((void *)(uintptr_t)page, (size_t)page_len);
@@ -388,7 +394,34 @@ static struct PyModuleDef agent_module = {
 
 PyMODINIT_FUNC PyInit__trmtop_agent(void);
 
+/* What debuggers see as our file.  The loader recorded the path we were
+ * loaded from, /proc/self/fd/N: a debugger reading the link map opens that
+ * path in its own process and, finding a pipe there, blocks (gdb does).
+ * The memfd is closed once we are loaded anyway, so no path can name us. */
+static const char agent_link_name[] = "/memfd:trmtop-agent (deleted)";
+
+extern ElfW(Dyn) _DYNAMIC[];
+
+static void rename_link_map(void)
+{
+	struct link_map *lm;
+
+	for (lm = _r_debug.r_map; lm; lm = lm->l_next) {
+		if (lm->l_ld == _DYNAMIC && lm->l_name &&
+		    strncmp(lm->l_name, "/proc/", 6) == 0) {
+			lm->l_name = (char *)agent_link_name;
+			break;
+		}
+	}
+}
+
 PyMODINIT_FUNC PyInit__trmtop_agent(void)
 {
+	rename_link_map();
+	if (!file_name) {
+		file_name = PyUnicode_FromString("<trmtop agent>");
+		if (!file_name)
+			return NULL;
+	}
 	return PyModule_Create(&agent_module);
 }

@@ -595,7 +595,11 @@ int cmd_traceback(int argc, char **argv)
 	ro.key = SNAP_KEY_TRACEBACK;
 	ro.source = stored_source;
 	ro.source_arg = s;
-	{
+	if (a.format == FMT_JSON) {
+		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
+
+		render_top_json(stdout, &one, &ro);
+	} else {
 		char b1[32], b2[32];
 
 		printf("%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
@@ -603,17 +607,15 @@ int cmd_traceback(int argc, char **argv)
 		       util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
 		       util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
 					  0, b2, sizeof(b2)));
-	}
-	if (a.format == FMT_JSON) {
-		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
-
-		render_top_json(stdout, &one, &ro);
-	} else {
 		render_traceback_text(stdout, hit->frames, hit->nframe, &ro);
 	}
-	if (snapshot_cmeta(s)->traceback_limit <= 1) {
-		printf("note: this snapshot keeps 1 frame per traceback; for deeper ones "
-		       "take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
+	if (snapshot_cmeta(s)->traceback_limit <= 1)
+		fprintf(a.format == FMT_JSON ? stderr : stdout,
+			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
+			"take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
+	if (fflush(stdout) != 0) {
+		cli_errorf("writing the report: %s", strerror(errno));
+		ec = EXIT_TARGET;
 	}
 out:
 	free(loc_file);

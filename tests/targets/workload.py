@@ -9,9 +9,10 @@
 The workload allocates from more than 20 distinct lines of this file and of
 two generated modules (compiled under the file names in GENERATED, which do
 not exist on disk), through several call paths and through recursion deeper
-than FRAMES, and keeps everything alive in KEEP.  Two lines (TIE-A, TIE-B)
-allocate exactly the same sizes and counts, so that their statistics tie on
-(size, count) and only the traceback orders them.
+than FRAMES; it runs FRAMES frames below its caller, so that no traceback of
+its own reaches _common.py; it keeps everything alive in KEEP.  Two lines
+(TIE-A, TIE-B) allocate exactly the same sizes and counts, so that their
+statistics tie on (size, count) and only the traceback orders them.
 
 Afterwards nothing allocates: the main thread blocks in read() on a pipe
 (poked only by `exit`) and the command thread in read() on the control FIFO,
@@ -19,8 +20,9 @@ so a trmtop snapshot and the in-process `dump` (see _common.py) see the same
 traces, except for those made by the command handling (_common.py),
 tracemalloc.py and trmtop's bootstrap, which the tests filter out.
 
-Command of its own:
+Commands of its own:
     run       run the workload now (late mode; tracing must be on)  -> ok
+    collect   gc.collect()                   -> the number it found unreachable
 
 Lines the tests look up carry a `   # NAME` marker comment.
 """
@@ -140,7 +142,19 @@ def generated():
         ns["via"](leaf_tuple, 40 * (i + 1), KEEP)
 
 
+def deep(levels, fn):
+    """Calls fn() `levels` frames down, so that the callers of the workload
+    (_common.py) fall outside its FRAMES-frame tracebacks."""
+    if levels == 0:
+        return fn()
+    return deep(levels - 1, fn)
+
+
 def workload():
+    deep(FRAMES, _workload)
+
+
+def _workload():
     KEEP.append(Box(4096))
     KEEP.append(Box(1024))
     for n in (1000, 2000, 5000):
@@ -154,7 +168,7 @@ def workload():
     KEEP.append([leaf_set(n) for n in (10, 100, 1000)])
     ties()
     generated()
-    KEEP.append(json.dumps({"k%d" % i: i for i in range(50)}))   # JSON-DUMPS
+    KEEP.append(json.dumps({"k%d" % i: i for i in range(50)}))  # allocates in json.encoder
     KEEP.append(sorted(range(500), key=lambda v: -v))   # SORTED
     KEEP.append(" ".join(map(str, range(200))).split())   # SPLIT
     KEEP.append(b"w" * 12345)   # BYTES-MUL
@@ -199,6 +213,8 @@ class Workload(_common.Shape):
             workload()
             self.ran = True
             return "ok"
+        if words[0] == "collect":
+            return str(gc.collect())
         return None
 
     def report(self):
