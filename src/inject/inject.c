@@ -46,13 +46,36 @@ static const char *const unsafe_frames[] = {
 	"Py_AddPendingCall",
 	/* fork */
 	"fork", "_Fork", "__libc_fork",
+	/* condition variables and mutexes: how take_gil waits for the GIL
+	 * (often inlined into its caller, so its own name may be missing),
+	 * and how C code waits while it holds other locks; Python's own
+	 * blocking calls use semaphores or plain syscalls */
+	"pthread_cond_wait", "pthread_cond_timedwait", "pthread_cond_clockwait",
+	"__pthread_cond_wait", "__pthread_cond_timedwait",
+	"__pthread_cond_clockwait", "pthread_mutex_lock", "__pthread_mutex_lock",
+	"pthread_mutex_timedlock", "pthread_mutex_clocklock", "__lll_lock_wait",
+	"__lll_lock_wait_private", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
+	/* a thread ending */
+	"PyThread_exit_thread", "_PyThreadState_DeleteCurrent",
+	"PyThreadState_Clear",
+	/* the interpreter finishing */
+	"Py_FinalizeEx", "Py_Finalize", "wait_for_thread_shutdown",
 	NULL,
 };
 
+/* The eval loop: the thread is running Python code (it called into C,
+ * which blocks).  Exported in every supported version, so present even in
+ * stripped executables. */
 static const char *const python_frames[] = {
-	"_PyEval_EvalFrameDefault", "PyEval_EvalCode", "_PyEval_Vector",
-	"PyEval_EvalFrameEx", "_PyEval_EvalCodeWithName", "Py_RunMain",
-	"Py_BytesMain", "Py_Main", "thread_run", "t_bootstrap", NULL,
+	"_PyEval_EvalFrameDefault", "PyEval_EvalFrameEx", NULL,
+};
+
+/* Where a thread's stack starts: reached before any eval-loop frame, the
+ * thread is starting (its thread state half made, maybe waiting for the
+ * GIL in an inlined take_gil) or ending. */
+static const char *const thread_roots[] = {
+	"thread_run", "t_bootstrap", "pythread_wrapper", "start_thread",
+	"clone", "clone3", NULL,
 };
 
 static int name_in(const char *name, const char *const *list)
@@ -546,6 +569,10 @@ static int seize_explained(struct ptrace_thread *t, struct attach *a, pid_t tid,
 	struct trm_err e = { 0 };
 	int rc = ptrace_seize(t, a->pid, tid, SEIZE_TIMEOUT_MS, &e);
 
+	/* the kernel refuses a thread that is exiting with EPERM too; we
+	 * could read the process's memory, so that is what it means */
+	if ((rc == -EPERM || rc == -EACCES) && tid != a->pid)
+		return trm_err_set(err, -TRM_EUNSAFE, "thread %d is exiting", (int)tid);
 	if (rc == -EPERM || rc == -EACCES)
 		return explain_eperm(a->pid, -EPERM, err);
 	if (rc == -ESRCH || rc == -TRM_EEXITED) {
@@ -681,6 +708,11 @@ static int check_stack(struct attach *a, struct ptrace_thread *t, char *why,
 		}
 		if (name_in(frames[i].name, python_frames))
 			python = 1;
+		if (!python && name_in(frames[i].name, thread_roots)) {
+			snprintf(why, whylen, "it is starting or ending (in %s)",
+				 frames[i].name);
+			return 0;
+		}
 	}
 	if (!python) {
 		snprintf(why, whylen, "it is not running Python code");

@@ -370,6 +370,15 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 					   "remote call faulted at %#llx",
 					   (unsigned long long)arch_pc(t->work));
 		}
+		if (kind == STOP_SIGNAL && (sig == SIGABRT || sig == SIGBUS ||
+					    sig == SIGILL || sig == SIGFPE)) {
+			/* the call hit a fatal error: nothing to return to;
+			 * the signal is delivered on release, as it would be */
+			hold_signal(t, sig);
+			return trm_err_set(err, -EFAULT,
+					   "the target failed inside a remote call (%s)",
+					   strsignal(sig));
+		}
 		if (kind == STOP_SIGNAL)
 			hold_signal(t, sig);
 		rc = resume(t, PTRACE_CONT);

@@ -170,3 +170,23 @@ def test_start_stop_cycles(python_cycles, spawn, trmtop):
     t.check_progress()
     assert t.truth()["tracing"] is False
     assert t.exit() == EXIT_CODE
+
+
+CHURN_CYCLES = 40
+
+
+def test_attach_while_threads_come_and_go(python, spawn, trmtop, tmp_path):
+    """Threads start and end all the time (a pool growing and shrinking):
+    every attach must pick a thread that is safely parked, never one that
+    is half born or dying; the target computes correctly throughout."""
+    base = baseline(python, "thread_churn", str(tmp_path))
+    t = spawn(python, "thread_churn")
+    for _ in range(CHURN_CYCLES):
+        res = trmtop("start", "--pid", t.pid)
+        assert res.rc == 0, res
+        res = trmtop("stop", "--pid", t.pid)
+        assert res.rc == 0, res
+        t.check_healthy()
+    assert t.truth()["tracing"] is False
+    assert t.exit() == EXIT_CODE
+    assert_same_outcome(t, base)

@@ -100,3 +100,24 @@ def test_binary_alone_attaches(python_faults, spawn, tmp_path):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["pid"] == t.pid
     assert t.exit() == 7
+
+
+def test_debugger_after_attach(python_faults, spawn):
+    """After trmtop, a debugger attaching to the target must not trip over
+    the agent: gdb reads the link map and opens each library's path; the
+    agent must not be listed under /proc/self/fd/N (gdb would open its own
+    fd N, a pipe, and block)."""
+    import shutil
+
+    gdb = shutil.which("gdb")
+    if not gdb:
+        pytest.skip("gdb is not installed")
+    t = spawn(python_faults, "cpu_loop")
+    r = subprocess.run([trmtop_path(), "stats", "--pid", str(t.pid)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([gdb, "-p", str(t.pid), "-batch", "-nx", "-ex", "info sharedlibrary"],
+                       stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=120)
+    assert "/memfd:trmtop-agent (deleted)" in r.stdout, r.stdout + r.stderr
+    assert "/proc/self/fd" not in r.stdout
+    assert t.exit() == 7
