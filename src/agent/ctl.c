@@ -261,6 +261,15 @@ static void *ctl_main(void *arg)
 
 	if (send_frame(s, s->hello, s->hello_len) < 0)
 		goto out;
+	/* Serve nothing before the bootstrap that started us has finished:
+	 * it holds the GIL until its last object is freed, so one round trip
+	 * through the GIL waits for it, and a first snapshot never sees the
+	 * bootstrap's transient objects.  HELLO went out before: no delay. */
+	if (!atomic_load(&agent_exiting)) {
+		PyGILState_STATE g = PyGILState_Ensure();
+
+		PyGILState_Release(g);
+	}
 	for (;;) {
 		rc = wire_read_frame(&s->rd, &msg, 0);
 		if (rc == -ETIMEDOUT) {
