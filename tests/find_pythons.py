@@ -1,8 +1,8 @@
-"""find_pythons.py: list the interpreters the agent tests run under.
+"""find_pythons.py: the interpreters the agent and snapshot tests run under.
 
 Prints "name path" lines: pyenv's ~/.pyenv/versions/3.X.Y/bin/python3 with
-X >= 8, then Debian's /usr/bin/python3.11; missing ones are skipped.
-Run by meson at configure time.
+X >= 8, Debian's /usr/bin/python3.11 and /opt/python3.14/bin/python3.14;
+missing ones are skipped.  Run by meson at configure time.
 """
 import glob
 import os
@@ -19,8 +19,10 @@ def main():
             found.append(((3, int(m.group(1)), int(m.group(2))), ver, exe))
     for _, ver, exe in sorted(found):
         print("%s %s" % (ver, exe))
-    if os.access("/usr/bin/python3.11", os.X_OK):
-        print("debian-3.11 /usr/bin/python3.11")
+    for name, exe in (("debian-3.11", "/usr/bin/python3.11"),
+                      ("opt-3.14", "/opt/python3.14/bin/python3.14")):
+        if os.access(exe, os.X_OK):
+            print("%s %s" % (name, exe))
 
 
 main()
