@@ -295,11 +295,12 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
 {
 	/* One expression statement: binds nothing in __main__, and the inner
 	 * try/except keeps every exception (even KeyboardInterrupt) out of
-	 * the target's code.  _imp.create_dynamic loads the agent from the
+	 * the target's code.  Not compile(): its first call builds the AST
+	 * types, 220 KiB the target would keep for ever.  _imp.create_dynamic loads the agent from the
 	 * memfd without importlib.util; the memfd is checked by name first,
 	 * as its fd number may have been reused by the time this runs. */
 	int n = snprintf(buf, cap,
-		"exec(compile(\"try:\\n"
+		"exec(\"try:\\n"
 		" import sys,posix\\n"
 		" m=sys.modules.get('_trmtop_agent')\\n"
 		" f='/proc/self/fd/%d'\\n"
@@ -321,7 +322,7 @@ int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
 		" if m is not None:\\n"
 		"  m.start(%d,%d,%lu,%lu,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ")\\n"
 		"except BaseException:\\n"
-		" pass\\n\",'<trmtop-bootstrap>','exec'),{})\n",
+		" pass\\n\",{})\n",
 		memfd, token,
 		memfd, script_fd, token, script_fd, ctl_fd, data_fd, ctl_ino, data_ino, token, page, page_len);
 	if (n < 0 || (size_t)n >= cap)
