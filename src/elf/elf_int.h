@@ -22,6 +22,8 @@ struct elf_mod {
 	int fd;
 	Elf *elf;
 	int is_exe, pie;
+	int exec;              /* one of its mappings is executable */
+	int state;             /* 0 not opened yet, 1 opened, -1 unusable */
 	char soname[128];
 	char build_id[41];
 	struct elf_sym *syms;  /* sorted by address; loaded lazily */
@@ -46,6 +48,11 @@ struct elf_proc {
 	size_t n;
 	struct elf_unwinder *uw;
 };
+
+/* Open module i if not yet done (modules are opened lazily: an attach
+ * needs only a few of them).  0, or -TRM_EBADELF when it is not a usable
+ * ELF object (data files, non-executable mappings). */
+int elf_mod_ensure(struct elf_proc *ep, size_t i);
 
 /* Index of the module whose mapped range holds addr, or -1. */
 int elf_mod_at(const struct elf_proc *ep, raddr_t addr);

@@ -234,6 +234,7 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 			}
 		}
 		if (m) {
+			m->exec |= mp->perms[2] == 'x';
 			if (mp->start < m->lo)
 				m->lo = mp->start;
 			if (mp->end > m->hi)
@@ -260,23 +261,15 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 		m->map = *mp;
 		m->lo = mp->start;
 		m->hi = mp->end;
+		m->exec = mp->perms[2] == 'x';
 	}
 
-	/* Keep the ELF objects only. */
-	for (i = 0, j = 0; i < ep->n; i++) {
-		struct elf_mod *m = &ep->mods[i];
-
-		if (mod_load(pid, m) < 0)
-			continue;
-		if (j != i)
-			ep->mods[j] = *m;
-		if (exe_idx < 0 &&
-		    is_exe_map(&ep->mods[j].map, have_st ? &exe_st : NULL,
+	/* Objects are opened lazily (elf_mod_ensure): find the executable
+	 * by its inode only. */
+	for (i = 0; i < ep->n && exe_idx < 0; i++)
+		if (is_exe_map(&ep->mods[i].map, have_st ? &exe_st : NULL,
 			       have_path ? exe_path : NULL))
-			exe_idx = (int)j;
-		j++;
-	}
-	ep->n = j;
+			exe_idx = (int)i;
 	if (exe_idx < 0 && have_path) {
 		for (i = 0; i < ep->n; i++) {
 			if (strcmp(ep->mods[i].map.path, exe_path) == 0) {
@@ -328,12 +321,23 @@ size_t elf_proc_nmodules(const struct elf_proc *ep)
 	return ep ? ep->n : 0;
 }
 
+int elf_mod_ensure(struct elf_proc *ep, size_t i)
+{
+	struct elf_mod *m = &ep->mods[i];
+
+	if (m->state == 0)
+		m->state = m->exec && mod_load(ep->pid, m) == 0 ? 1 : -1;
+	return m->state == 1 ? 0 : -TRM_EBADELF;
+}
+
 int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out)
 {
 	const struct elf_mod *m;
 
 	if (!ep || i >= ep->n)
 		return -EINVAL;
+	if (elf_mod_ensure(ep, i) < 0)
+		return -TRM_EBADELF;
 	m = &ep->mods[i];
 	out->path = m->map.path;
 	out->bias = m->bias;
@@ -428,6 +432,14 @@ static int lookup_in(const struct elf_mod *m, const struct elf_symsec *sec,
 	return -TRM_ENOSYM;
 }
 
+static int core_module(const struct elf_mod *m)
+{
+	const char *p = m->map.path;
+
+	return m->is_exe || strstr(p, "/libpython") || strstr(p, "/libc.so") ||
+	       strstr(p, "/libc-");
+}
+
 int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
 		    raddr_t *addr, size_t *size, int *mod)
 {
@@ -444,13 +456,19 @@ int elf_find_symbol(struct elf_proc *ep, int module, const char *name,
 	} else {
 		hi = ep->n;
 	}
-	/* every .dynsym first (small), then the .symtab ones */
-	for (pass = 0; pass < 2 && rc < 0; pass++) {
+	/* every .dynsym first (small), then the .symtab ones; within each,
+	 * the executable, libpython and libc before the rest, so that most
+	 * look-ups open only those */
+	for (pass = 0; pass < 4 && rc < 0; pass++) {
 		for (i = lo; i < hi && rc < 0; i++) {
 			struct elf_mod *m = &ep->mods[i];
 
+			if (module < 0 && core_module(m) != !(pass & 1))
+				continue;
+			if (elf_mod_ensure(ep, i) < 0)
+				continue;
 			load_secs(m);
-			rc = lookup_in(m, pass == 0 ? &m->dyn : &m->tab, name, &a, &sz);
+			rc = lookup_in(m, pass < 2 ? &m->dyn : &m->tab, name, &a, &sz);
 			if (rc == 0) {
 				if (addr)
 					*addr = a;
@@ -570,6 +588,10 @@ int elf_symbolize(struct elf_proc *ep, raddr_t pc, const char **name,
 	m = &ep->mods[idx];
 	if (module_path)
 		*module_path = m->map.path;
+	if (elf_mod_ensure(ep, (size_t)idx) < 0) {
+		rc = -TRM_ENOSYM;
+		goto out;
+	}
 	if (!m->syms_loaded && m->queries++ == 0) {
 		uint64_t off = 0;
 		const char *sn = scan_symbol(m, pc, &off);
@@ -630,6 +652,10 @@ int elf_find_section(struct elf_proc *ep, int module, const char *name,
 
 	if (!ep || module < 0 || (size_t)module >= ep->n || !name) {
 		rc = -EINVAL;
+		goto out;
+	}
+	if (elf_mod_ensure(ep, (size_t)module) < 0) {
+		rc = -TRM_EBADELF;
 		goto out;
 	}
 	m = &ep->mods[module];

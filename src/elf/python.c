@@ -342,6 +342,7 @@ static int find_api(struct elf_proc *ep, pid_t pid, struct elf_pyinfo *out,
 		goto out;
 	}
 	out->module = mod;
+	(void)elf_mod_ensure(ep, 0);
 	out->shared = !ep->mods[mod].is_exe;
 	out->pie = ep->n > 0 && ep->mods[0].is_exe ? ep->mods[0].pie
 						   : ep->mods[mod].pie;

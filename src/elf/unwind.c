@@ -216,6 +216,8 @@ static int unwinder_new(struct elf_proc *ep, struct elf_unwinder **out,
 		struct elf_mod *m = &ep->mods[i];
 		Dwfl_Module *dm;
 
+		if (elf_mod_ensure(ep, i) < 0)
+			continue;
 		/* low address = where the first PT_LOAD's page lands */
 		dm = dwfl_report_module(uw->dwfl, m->map.path,
 					m->bias + m->vaddr0, m->hi);
