@@ -46,6 +46,16 @@ int cli_wait_interruptible(uint64_t ms);
  * code (> 0). */
 int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
 
+/* --frames N: 1 to 65535, else an argp usage error. */
+unsigned cli_parse_frames(struct argp_state *state, const char *arg);
+
+/* Send a control request (START, STOP: len from its encoder, < 0 on an
+ * encoding error) and decode the STATE reply.  On error prints and returns
+ * the exit code (> 0). */
+struct wire_state;
+int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
+		struct wire_state *st);
+
 int cmd_start(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_stop(int argc, char **argv);

@@ -39,8 +39,6 @@ static const struct argp_option start_options[] = {
 static error_t parse(int key, char *arg, struct argp_state *state)
 {
 	struct attach_args *a = state->input;
-	char *end;
-	long v;
 
 	switch (key) {
 	case ARGP_KEY_INIT:
@@ -50,11 +48,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		a->json = 1;
 		return 0;
 	case OPT_FRAMES:
-		errno = 0;
-		v = strtol(arg, &end, 10);
-		if (errno || *end || v < 1 || v > 65535)
-			argp_error(state, "invalid frame count '%s' (1 to 65535)", arg);
-		a->frames = (unsigned)v;
+		a->frames = cli_parse_frames(state, arg);
 		return 0;
 	case ARGP_KEY_ARG:
 		argp_error(state, "unexpected argument '%s'", arg);
@@ -110,30 +104,6 @@ static const char *tracing_text(unsigned t)
 	}
 }
 
-/* Send a control request and decode the STATE reply. */
-static int control(struct inject_conn *c, const uint8_t *frame, int len,
-		   struct wire_state *st)
-{
-	struct trm_err err = { 0 };
-	struct wire_msg msg;
-	int rc;
-
-	if (len < 0) {
-		cli_errorf("encoding a request: %s", strerror(-len));
-		return EXIT_TARGET;
-	}
-	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
-			    REQUEST_TIMEOUT_MS, &err);
-	if (rc == 0 && wire_dec_state(&msg, st) < 0)
-		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
-				 (int)c->target.pid);
-	if (rc < 0) {
-		cli_error(&err);
-		return cli_exit_for(rc);
-	}
-	return 0;
-}
-
 int cmd_start(int argc, char **argv)
 {
 	struct attach_args a;
@@ -153,7 +123,7 @@ int cmd_start(int argc, char **argv)
 		return rc;
 	req.nframe = a.frames;
 	req.flags = WIRE_START_KEEP;
-	rc = control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
+	rc = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
 	if (rc == 0) {
 		if (st.tracing == WIRE_TRACING_APPLICATION)
 			printf("pid %d: tracing already started by the application "
@@ -188,7 +158,7 @@ int cmd_stop(int argc, char **argv)
 	rc = cli_attach(&a.target, &c);
 	if (rc)
 		return rc;
-	rc = control(&c, buf, wire_enc_empty(buf, sizeof(buf), WIRE_STOP), &st);
+	rc = cli_control(&c, buf, wire_enc_empty(buf, sizeof(buf), WIRE_STOP), &st);
 	if (rc == 0) {
 		if (st.tracing == WIRE_TRACING_APPLICATION)
 			printf("pid %d: tracing was started by the application: left on\n",

@@ -20,7 +20,6 @@
 
 #define DEFAULT_WAIT_MS 10000u
 #define SNAPSHOT_TIMEOUT_MS 600000
-#define CONTROL_TIMEOUT_MS 60000
 #define SOURCE_TOP_LINES 100
 #define SOURCE_TOP_TRACEBACKS 50
 
@@ -51,8 +50,6 @@ static const struct argp_option options[] = {
 static error_t parse(int key, char *arg, struct argp_state *state)
 {
 	struct snap_args *a = state->input;
-	char *end;
-	long v;
 
 	switch (key) {
 	case ARGP_KEY_INIT:
@@ -64,11 +61,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		a->has_duration = 1;
 		return 0;
 	case OPT_FRAMES:
-		errno = 0;
-		v = strtol(arg, &end, 10);
-		if (errno || *end || v < 1 || v > 65535)
-			argp_error(state, "invalid frame count '%s' (1 to 65535)", arg);
-		a->frames = (unsigned)v;
+		a->frames = cli_parse_frames(state, arg);
 		return 0;
 	case OPT_KEEP:
 		a->keep = 1;
@@ -110,25 +103,6 @@ static void show_progress(uint64_t got, uint64_t total, void *arg)
 	p->shown = 1;
 	fprintf(stderr, "\rreceiving traces: %" PRIu64 " of %" PRIu64 " blocks", got, total);
 	fflush(stderr);
-}
-
-static int control(struct inject_conn *c, const uint8_t *frame, int len,
-		   struct wire_state *st)
-{
-	struct trm_err err = { 0 };
-	struct wire_msg msg;
-	int rc;
-
-	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
-			    CONTROL_TIMEOUT_MS, &err);
-	if (rc == 0 && wire_dec_state(&msg, st) < 0)
-		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
-				 (int)c->target.pid);
-	if (rc < 0) {
-		cli_error(&err);
-		return cli_exit_for(rc);
-	}
-	return 0;
 }
 
 /* Store the source lines of the top locations, read from the live target,
@@ -202,7 +176,7 @@ int cmd_snapshot(int argc, char **argv)
 	if (c.hello.tracing == WIRE_TRACING_OFF) {
 		req.nframe = a.frames;
 		req.flags = a.keep ? WIRE_START_KEEP : 0;
-		ec = control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
+		ec = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
 		if (ec)
 			goto out;
 		started = st.tracing == WIRE_TRACING_TRMTOP;
@@ -233,7 +207,7 @@ int cmd_snapshot(int argc, char **argv)
 				if (started && !a.keep) {
 					int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
 
-					(void)control(&c, buf, n, &st);
+					(void)cli_control(&c, buf, n, &st);
 				}
 				ec = 128 + sig;
 				goto out;
@@ -299,7 +273,7 @@ stop:
 	if (started && !a.keep) {
 		int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
 
-		rc = control(&c, buf, n, &st);
+		rc = cli_control(&c, buf, n, &st);
 		if (rc && !ec)
 			ec = rc;
 	}

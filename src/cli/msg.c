@@ -14,6 +14,9 @@
 #include "cli.h"
 #include "trmtop/ptrace.h"
 #include "trmtop/util.h"
+#include "trmtop/wire.h"
+
+#define CONTROL_TIMEOUT_MS 60000
 
 void cli_errorf(const char *fmt, ...)
 {
@@ -170,5 +173,40 @@ int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
 	if (o->verbose)
 		fprintf(stderr, "trmtop: attached to %d by %s in %.2f ms\n", (int)o->pid,
 			c->path ? c->path : "?", (double)c->ns_to_hello / 1e6);
+	return 0;
+}
+
+unsigned cli_parse_frames(struct argp_state *state, const char *arg)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(arg, &end, 10);
+	if (errno || *end || v < 1 || v > 65535)
+		argp_error(state, "invalid frame count '%s' (1 to 65535)", arg);
+	return (unsigned)v;
+}
+
+int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
+		struct wire_state *st)
+{
+	struct trm_err err = { 0 };
+	struct wire_msg msg;
+	int rc;
+
+	if (len < 0) {
+		cli_errorf("encoding a request: %s", strerror(-len));
+		return EXIT_TARGET;
+	}
+	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
+			    CONTROL_TIMEOUT_MS, &err);
+	if (rc == 0 && wire_dec_state(&msg, st) < 0)
+		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
+				 (int)c->target.pid);
+	if (rc < 0) {
+		cli_error(&err);
+		return cli_exit_for(rc);
+	}
 	return 0;
 }
