@@ -1156,9 +1156,16 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 			fprintf(stderr, "trmtop: main thread %s for %.1fs; waiting\n", b,
 				(double)(util_now_ns() - a.t0) / 1e9);
 		}
-		/* nothing to hijack yet: wait for the pending call a little */
-		rc = wait_hello(&a, c, remaining_ms(deadline) < 50 ? remaining_ms(deadline) : 50,
-				err);
+		/* nothing to hijack yet: wait for the pending call a little; after
+		 * a round that stopped threads for nothing, wait longer before
+		 * stopping them again */
+		{
+			int wait = tried ? 200 : 50;
+
+			if (remaining_ms(deadline) < wait)
+				wait = remaining_ms(deadline);
+			rc = wait_hello(&a, c, wait, err);
+		}
 		if (rc == 0) {
 			hello = 1;
 			break;
@@ -1203,7 +1210,6 @@ out:
 	if (a.data_fd >= 0)
 		close(a.data_fd);
 	elf_proc_close(a.ep);
-	(void)tried;
 	return rc;
 }
 
