@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "trmtop/wire.h"
+#include "wire_int.h"
 
 /* Payload sizes of the fixed layouts (see wire.h). */
 #define HELLO_LEN 28u
@@ -23,84 +24,32 @@
 
 #define READER_MIN_CAP 4096u
 
-static void put_u16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)v;
-	p[1] = (uint8_t)(v >> 8);
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint16_t get_u16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | (p[1] << 8));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-	uint32_t v = 0;
-	for (int i = 3; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	for (int i = 7; i >= 0; i--)
-		v = (v << 8) | p[i];
-	return v;
-}
-
-/* Write the header of a frame with a `plen`-byte payload; returns the
- * payload pointer or NULL when the frame does not fit in cap. */
-static uint8_t *begin_frame(uint8_t *buf, size_t cap, uint16_t type,
-			    size_t plen)
-{
-	if (!buf || plen > WIRE_MAX_PAYLOAD || cap < WIRE_HDR_SIZE + plen)
-		return NULL;
-	put_u32(buf, (uint32_t)plen);
-	put_u16(buf + 4, type);
-	put_u16(buf + 6, 0);
-	return buf + WIRE_HDR_SIZE;
-}
-
 int wire_enc_hello(uint8_t *buf, size_t cap, const struct wire_hello *m)
 {
-	uint8_t *p = begin_frame(buf, cap, WIRE_HELLO, HELLO_LEN);
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_HELLO, HELLO_LEN);
 	if (!p)
 		return -ENOSPC;
-	put_u32(p, m->proto);
-	put_u32(p + 4, m->pid);
-	put_u32(p + 8, m->py_hexversion);
-	put_u32(p + 12, m->traceback_limit);
+	wi_put_u32(p, m->proto);
+	wi_put_u32(p + 4, m->pid);
+	wi_put_u32(p + 8, m->py_hexversion);
+	wi_put_u32(p + 12, m->traceback_limit);
 	p[16] = m->tracing;
 	p[17] = p[18] = p[19] = 0;
-	put_u64(p + 20, m->token);
+	wi_put_u64(p + 20, m->token);
 	return (int)(WIRE_HDR_SIZE + HELLO_LEN);
 }
 
 int wire_enc_stats(uint8_t *buf, size_t cap, const struct wire_stats *m)
 {
-	uint8_t *p = begin_frame(buf, cap, WIRE_STATS, STATS_LEN);
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_STATS, STATS_LEN);
 	if (!p)
 		return -ENOSPC;
-	put_u64(p, m->traced_current);
-	put_u64(p + 8, m->traced_peak);
-	put_u64(p + 16, m->tracemalloc_memory);
-	put_u64(p + 24, m->traced_blocks);
-	put_u64(p + 32, m->rss);
-	put_u32(p + 40, m->traceback_limit);
+	wi_put_u64(p, m->traced_current);
+	wi_put_u64(p + 8, m->traced_peak);
+	wi_put_u64(p + 16, m->tracemalloc_memory);
+	wi_put_u64(p + 24, m->traced_blocks);
+	wi_put_u64(p + 32, m->rss);
+	wi_put_u32(p + 40, m->traceback_limit);
 	p[44] = m->tracing;
 	p[45] = p[46] = p[47] = 0;
 	return (int)(WIRE_HDR_SIZE + STATS_LEN);
@@ -108,22 +57,22 @@ int wire_enc_stats(uint8_t *buf, size_t cap, const struct wire_stats *m)
 
 int wire_enc_start(uint8_t *buf, size_t cap, const struct wire_start *m)
 {
-	uint8_t *p = begin_frame(buf, cap, WIRE_START, START_LEN);
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_START, START_LEN);
 	if (!p)
 		return -ENOSPC;
-	put_u32(p, m->nframe);
-	put_u32(p + 4, m->flags);
+	wi_put_u32(p, m->nframe);
+	wi_put_u32(p + 4, m->flags);
 	return (int)(WIRE_HDR_SIZE + START_LEN);
 }
 
 int wire_enc_state(uint8_t *buf, size_t cap, const struct wire_state *m)
 {
-	uint8_t *p = begin_frame(buf, cap, WIRE_STATE, STATE_LEN);
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_STATE, STATE_LEN);
 	if (!p)
 		return -ENOSPC;
 	p[0] = m->tracing;
 	p[1] = p[2] = p[3] = 0;
-	put_u32(p + 4, m->traceback_limit);
+	wi_put_u32(p + 4, m->traceback_limit);
 	return (int)(WIRE_HDR_SIZE + STATE_LEN);
 }
 
@@ -134,10 +83,10 @@ int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text)
 
 	if (tlen > INT32_MAX - WIRE_HDR_SIZE - ERROR_MIN)
 		return -ENOSPC;
-	p = begin_frame(buf, cap, WIRE_ERROR, ERROR_MIN + tlen);
+	p = wi_begin_frame(buf, cap, WIRE_ERROR, ERROR_MIN + tlen);
 	if (!p)
 		return -ENOSPC;
-	put_u32(p, code);
+	wi_put_u32(p, code);
 	if (tlen)
 		memcpy(p + ERROR_MIN, text, tlen);
 	return (int)(WIRE_HDR_SIZE + ERROR_MIN + tlen);
@@ -145,7 +94,7 @@ int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text)
 
 int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type)
 {
-	if (!begin_frame(buf, cap, type, 0))
+	if (!wi_begin_frame(buf, cap, type, 0))
 		return -ENOSPC;
 	return (int)WIRE_HDR_SIZE;
 }
@@ -163,12 +112,12 @@ int wire_dec_hello(const struct wire_msg *msg, struct wire_hello *m)
 	const uint8_t *p = payload_of(msg, HELLO_LEN);
 	if (!p)
 		return -EPROTO;
-	m->proto = get_u32(p);
-	m->pid = get_u32(p + 4);
-	m->py_hexversion = get_u32(p + 8);
-	m->traceback_limit = get_u32(p + 12);
+	m->proto = wi_get_u32(p);
+	m->pid = wi_get_u32(p + 4);
+	m->py_hexversion = wi_get_u32(p + 8);
+	m->traceback_limit = wi_get_u32(p + 12);
 	m->tracing = p[16];
-	m->token = get_u64(p + 20);
+	m->token = wi_get_u64(p + 20);
 	return 0;
 }
 
@@ -177,12 +126,12 @@ int wire_dec_stats(const struct wire_msg *msg, struct wire_stats *m)
 	const uint8_t *p = payload_of(msg, STATS_LEN);
 	if (!p)
 		return -EPROTO;
-	m->traced_current = get_u64(p);
-	m->traced_peak = get_u64(p + 8);
-	m->tracemalloc_memory = get_u64(p + 16);
-	m->traced_blocks = get_u64(p + 24);
-	m->rss = get_u64(p + 32);
-	m->traceback_limit = get_u32(p + 40);
+	m->traced_current = wi_get_u64(p);
+	m->traced_peak = wi_get_u64(p + 8);
+	m->tracemalloc_memory = wi_get_u64(p + 16);
+	m->traced_blocks = wi_get_u64(p + 24);
+	m->rss = wi_get_u64(p + 32);
+	m->traceback_limit = wi_get_u32(p + 40);
 	m->tracing = p[44];
 	return 0;
 }
@@ -192,8 +141,8 @@ int wire_dec_start(const struct wire_msg *msg, struct wire_start *m)
 	const uint8_t *p = payload_of(msg, START_LEN);
 	if (!p)
 		return -EPROTO;
-	m->nframe = get_u32(p);
-	m->flags = get_u32(p + 4);
+	m->nframe = wi_get_u32(p);
+	m->flags = wi_get_u32(p + 4);
 	return 0;
 }
 
@@ -203,7 +152,7 @@ int wire_dec_state(const struct wire_msg *msg, struct wire_state *m)
 	if (!p)
 		return -EPROTO;
 	m->tracing = p[0];
-	m->traceback_limit = get_u32(p + 4);
+	m->traceback_limit = wi_get_u32(p + 4);
 	return 0;
 }
 
@@ -214,7 +163,7 @@ int wire_dec_error(const struct wire_msg *msg, struct wire_error *m)
 
 	if (!p)
 		return -EPROTO;
-	m->code = get_u32(p);
+	m->code = wi_get_u32(p);
 	tlen = msg->len - ERROR_MIN;
 	if (tlen > sizeof(m->text) - 1)
 		tlen = sizeof(m->text) - 1;
@@ -230,14 +179,14 @@ long wire_parse_frame(const uint8_t *buf, size_t len, struct wire_msg *msg)
 
 	if (len < 4)
 		return 0;
-	plen = get_u32(buf);
+	plen = wi_get_u32(buf);
 	if (plen > WIRE_MAX_PAYLOAD)
 		return -EPROTO;
 	if (len < WIRE_HDR_SIZE || len - WIRE_HDR_SIZE < plen)
 		return 0;
 	msg->len = plen;
-	msg->type = get_u16(buf + 4);
-	msg->flags = get_u16(buf + 6);
+	msg->type = wi_get_u16(buf + 4);
+	msg->flags = wi_get_u16(buf + 6);
 	msg->payload = buf + WIRE_HDR_SIZE;
 	return (long)(WIRE_HDR_SIZE + plen);
 }
@@ -331,7 +280,7 @@ int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms)
 
 		if (avail >= 4) {
 			const uint8_t *p = r->buf + r->off;
-			uint32_t plen = get_u32(p);
+			uint32_t plen = wi_get_u32(p);
 			long fsize;
 
 			if (plen > r->max_payload)

@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "trmtop/wire.h"
+
 static inline void wi_put_u16(uint8_t *p, uint16_t v)
 {
 	p[0] = (uint8_t)v;
@@ -23,6 +25,11 @@ static inline void wi_put_u64(uint8_t *p, uint64_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+static inline uint16_t wi_get_u16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
 static inline uint32_t wi_get_u32(const uint8_t *p)
 {
 	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
@@ -32,6 +39,20 @@ static inline uint32_t wi_get_u32(const uint8_t *p)
 static inline uint64_t wi_get_u64(const uint8_t *p)
 {
 	return (uint64_t)wi_get_u32(p) | (uint64_t)wi_get_u32(p + 4) << 32;
+}
+
+/* Write the header of a frame with a `plen`-byte payload; returns the
+ * payload pointer, or NULL when the frame does not fit in cap or plen
+ * exceeds WIRE_MAX_PAYLOAD. */
+static inline uint8_t *wi_begin_frame(uint8_t *buf, size_t cap, uint16_t type,
+				      size_t plen)
+{
+	if (!buf || plen > WIRE_MAX_PAYLOAD || cap < WIRE_HDR_SIZE + plen)
+		return NULL;
+	wi_put_u32(buf, (uint32_t)plen);
+	wi_put_u16(buf + 4, type);
+	wi_put_u16(buf + 6, 0);
+	return buf + WIRE_HDR_SIZE;
 }
 
 /* Bytes of the LEB128 encoding of v (1..10). */

@@ -16,19 +16,9 @@
 
 /* ---- HEAD / END ---- */
 
-static uint8_t *begin(uint8_t *buf, size_t cap, uint16_t type, uint32_t plen)
-{
-	if (!buf || cap < WIRE_HDR_SIZE + plen)
-		return NULL;
-	wi_put_u32(buf, plen);
-	wi_put_u16(buf + 4, type);
-	wi_put_u16(buf + 6, 0);
-	return buf + WIRE_HDR_SIZE;
-}
-
 int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m)
 {
-	uint8_t *p = begin(buf, cap, WIRE_SNAP_HEAD, WIRE_SNAP_HEAD_LEN);
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_SNAP_HEAD, WIRE_SNAP_HEAD_LEN);
 
 	if (!p)
 		return -ENOSPC;
@@ -52,7 +42,7 @@ int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m)
 
 int wire_enc_snap_end(uint8_t *buf, size_t cap, const struct wire_snap_end *m)
 {
-	uint8_t *p = begin(buf, cap, WIRE_SNAP_END, WIRE_SNAP_END_LEN);
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_SNAP_END, WIRE_SNAP_END_LEN);
 
 	if (!p)
 		return -ENOSPC;
