@@ -21,16 +21,21 @@ struct target_map {
 	unsigned long inode;
 	unsigned dev_major, dev_minor;
 	char perms[5];          /* "r-xp" */
-	char path[TARGET_PATH_MAX]; /* as shown in maps; "" for anonymous */
+	const char *path;       /* as shown in maps; "" for anonymous.  Points
+				 * into the text of the target_maps it came
+				 * from: valid until target_maps_fini */
 	int deleted;            /* path ended in " (deleted)" (suffix removed) */
 };
 
 struct target_maps {
 	struct target_map *v;
 	size_t n;
+	char *text;             /* the file's text, which the paths point into */
 };
 
-/* Read /proc/PID/maps.  Caller frees with target_maps_fini. */
+/* Read /proc/PID/maps (in one pass, into one buffer: a Python process has
+ * hundreds of mappings and this is on the attach path).  Caller frees with
+ * target_maps_fini. */
 int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err);
 void target_maps_fini(struct target_maps *maps);
 

@@ -44,6 +44,7 @@ struct elf_unwinder; /* unwind.c */
 
 struct elf_proc {
 	pid_t pid;
+	struct target_maps maps; /* the mods' map.path point into its text */
 	struct elf_mod *mods;
 	size_t n;
 	struct elf_unwinder *uw;

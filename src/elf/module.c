@@ -187,7 +187,7 @@ static int is_exe_map(const struct target_map *map, const struct stat *exe_st,
 
 struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 {
-	struct target_maps maps = {0};
+	struct target_maps *mapsp;
 	struct elf_proc *ep = NULL;
 	char exe_link[64], exe_path[TARGET_PATH_MAX];
 	struct stat exe_st;
@@ -205,7 +205,8 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 		goto out;
 	}
 	ep->pid = pid;
-	rc = target_read_maps(pid, &maps, err);
+	mapsp = &ep->maps;
+	rc = target_read_maps(pid, mapsp, err);
 	if (rc < 0)
 		goto out;
 
@@ -221,8 +222,8 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 	}
 
 	/* Group the file-backed mappings by object. */
-	for (i = 0; i < maps.n; i++) {
-		const struct target_map *mp = &maps.v[i];
+	for (i = 0; i < mapsp->n; i++) {
+		const struct target_map *mp = &mapsp->v[i];
 		struct elf_mod *m = NULL;
 
 		if (!file_backed(mp))
@@ -294,7 +295,6 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 	}
 	rc = 0;
 out:
-	target_maps_fini(&maps);
 	if (rc < 0) {
 		elf_proc_close(ep);
 		ep = NULL;
@@ -313,6 +313,7 @@ void elf_proc_close(struct elf_proc *ep)
 	for (i = 0; i < ep->n; i++)
 		mod_release(&ep->mods[i]);
 	free(ep->mods);
+	target_maps_fini(&ep->maps);
 	free(ep);
 }
 
@@ -536,11 +537,15 @@ static int load_syms(struct elf_mod *m)
 	return 0;
 }
 
-/* One query without building the sorted table: the symbol covering pc,
- * .symtab first. */
+#define SCAN_QUERIES 48
+
+/* One query without building the sorted table: the symbol covering pc.
+ * .dynsym first: it is small and mapped already, while the first touch of
+ * a large .symtab costs hundreds of microseconds of page faults (this is
+ * on the attach path, with the target stopped). */
 static const char *scan_symbol(struct elf_mod *m, raddr_t pc, uint64_t *off)
 {
-	const struct elf_symsec *secs[2] = { &m->tab, &m->dyn };
+	const struct elf_symsec *secs[2] = { &m->dyn, &m->tab };
 	size_t i, k;
 
 	load_secs(m);
@@ -592,7 +597,9 @@ int elf_symbolize(struct elf_proc *ep, raddr_t pc, const char **name,
 		rc = -TRM_ENOSYM;
 		goto out;
 	}
-	if (!m->syms_loaded && m->queries++ == 0) {
+	/* A few queries (an attach symbolizes one PC, or the frames of one
+	 * stack) are cheaper scanned than with the table sorted first. */
+	if (!m->syms_loaded && m->queries++ < SCAN_QUERIES) {
 		uint64_t off = 0;
 		const char *sn = scan_symbol(m, pc, &off);
 

@@ -87,18 +87,19 @@ static void cur_spaces(const char **s)
 		(*s)++;
 }
 
-int target_parse_map_line(const char *line, struct target_map *out)
+int target_parse_map_line(char *line, struct target_map *out)
 {
 	const char *s = line;
 	uint64_t start, end, off, maj, min, ino;
-	char *e;
+	char *e, *path;
 	size_t plen;
 
 	memset(out, 0, sizeof(*out));
+	out->path = "";
 	if (cur_hex(&s, &start) || cur_char(&s, '-') || cur_hex(&s, &end) ||
 	    cur_char(&s, ' '))
 		return -EINVAL;
-	if (strlen(s) < 5 || s[4] != ' ')
+	if (strnlen(s, 5) < 5 || s[4] != ' ')
 		return -EINVAL;
 	memcpy(out->perms, s, 4);
 	out->perms[4] = '\0';
@@ -114,17 +115,18 @@ int target_parse_map_line(const char *line, struct target_map *out)
 	if (errno || end < start)
 		return -EINVAL;
 	cur_spaces(&s);
-	plen = strcspn(s, "\n");
-	if (plen >= sizeof(out->path))
+	path = line + (s - line);
+	plen = strcspn(path, "\n");
+	if (plen >= TARGET_PATH_MAX)
 		return -EINVAL;
-	memcpy(out->path, s, plen);
-	out->path[plen] = '\0';
+	path[plen] = '\0';
 	if (plen >= sizeof(DELETED_SUFFIX) &&
-	    strcmp(out->path + plen - (sizeof(DELETED_SUFFIX) - 1),
+	    strcmp(path + plen - (sizeof(DELETED_SUFFIX) - 1),
 		   DELETED_SUFFIX) == 0) {
 		out->deleted = 1;
-		out->path[plen - (sizeof(DELETED_SUFFIX) - 1)] = '\0';
+		path[plen - (sizeof(DELETED_SUFFIX) - 1)] = '\0';
 	}
+	out->path = path;
 	out->start = start;
 	out->end = end;
 	out->offset = off;
@@ -134,46 +136,85 @@ int target_parse_map_line(const char *line, struct target_map *out)
 	return 0;
 }
 
+/* The whole of a /proc file of unknown size, NUL-terminated, into *text
+ * (the caller's, free()). 0 or -errno. */
+static int slurp(const char *path, char **text, size_t *len)
+{
+	size_t n = 0, cap = 32768;
+	char *buf = malloc(cap);
+	int fd, rc = 0;
+
+	*text = NULL;
+	if (!buf)
+		return -ENOMEM;
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		rc = -errno;
+		free(buf);
+		return rc;
+	}
+	for (;;) {
+		ssize_t r;
+
+		if (cap - n < 4096) {
+			char *nb = realloc(buf, cap * 2);
+
+			if (!nb) {
+				rc = -ENOMEM;
+				break;
+			}
+			buf = nb;
+			cap *= 2;
+		}
+		r = read(fd, buf + n, cap - n - 1);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	if (rc < 0) {
+		free(buf);
+		return rc;
+	}
+	buf[n] = '\0';
+	*text = buf;
+	*len = n;
+	return 0;
+}
+
 int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err)
 {
 	char path[64];
-	FILE *f = NULL;
-	char *line = NULL;
-	size_t cap = 0, alloc = 0;
+	char *text = NULL, *line, *next;
+	size_t len = 0, alloc = 0, n = 0, i;
 	struct target_map *v = NULL;
-	size_t n = 0;
-	int rc = 0;
+	int rc;
 
 	out->v = NULL;
 	out->n = 0;
+	out->text = NULL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	f = fopen(path, "re");
-	if (!f) {
-		rc = trm_err_set(err, -errno, "open %s: %s", path,
-				 strerror(errno));
+	rc = slurp(path, &text, &len);
+	if (rc < 0)
+		return trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+	for (i = 0; i < len; i++)
+		alloc += text[i] == '\n';
+	alloc++;
+	v = malloc(alloc * sizeof(*v));
+	if (!v) {
+		rc = trm_err_set(err, -ENOMEM, "read %s: %s", path,
+				 strerror(ENOMEM));
 		goto out;
 	}
-	for (;;) {
-		errno = 0;
-		if (getline(&line, &cap, f) < 0) {
-			if (errno) {
-				rc = trm_err_set(err, -errno, "read %s: %s",
-						 path, strerror(errno));
-				goto out;
-			}
-			break;
-		}
-		if (n == alloc) {
-			size_t na = alloc ? alloc * 2 : 64;
-			struct target_map *nv = realloc(v, na * sizeof(*v));
-			if (!nv) {
-				rc = trm_err_set(err, -ENOMEM, "read %s: %s",
-						 path, strerror(ENOMEM));
-				goto out;
-			}
-			v = nv;
-			alloc = na;
-		}
+	for (line = text; *line && n < alloc; line = next) {
+		next = strchr(line, '\n');
+		next = next ? next + 1 : line + strlen(line);
 		if (target_parse_map_line(line, &v[n]) != 0) {
 			rc = trm_err_set(err, -EINVAL,
 					 "parse %s: bad line \"%.80s\"", path,
@@ -189,12 +230,11 @@ int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err)
 	}
 	out->v = v;
 	out->n = n;
-	v = NULL;
+	out->text = text;
+	return 0;
 out:
 	free(v);
-	free(line);
-	if (f)
-		fclose(f);
+	free(text);
 	return rc;
 }
 
@@ -203,7 +243,9 @@ void target_maps_fini(struct target_maps *maps)
 	if (!maps)
 		return;
 	free(maps->v);
+	free(maps->text);
 	maps->v = NULL;
+	maps->text = NULL;
 	maps->n = 0;
 }
 

@@ -5,8 +5,9 @@
 #include "trmtop/target.h"
 
 /* Parse one line of /proc/PID/maps (without or with its newline) into out.
- * 0 or -EINVAL. */
-int target_parse_map_line(const char *line, struct target_map *out);
+ * The line is modified in place: out->path points into it, NUL-terminated
+ * (newline and " (deleted)" cut off).  0 or -EINVAL. */
+int target_parse_map_line(char *line, struct target_map *out);
 
 /* Parse the text of /proc/PID/task/TID/syscall into out (wchan untouched).
  * 0 or -EINVAL. */
