@@ -28,6 +28,7 @@ struct ptrace_thread {
 	int seized;        /* PTRACE_SEIZE succeeded */
 	int stopped;       /* in a ptrace stop we caused */
 	int dirty;         /* registers changed since the save */
+	int fp_dirty;      /* ... and the FP/extended state may have been */
 	int nsigs;         /* signals to re-deliver on release */
 	int sigs[PTRACE_MAX_PENDING_SIGS];
 	struct ptrace_arch_regs *saved; /* owned */

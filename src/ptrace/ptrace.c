@@ -16,6 +16,8 @@
 #include "trmtop/ptrace.h"
 #include "trmtop/util.h"
 
+#define SPIN_NS 300000u
+
 static int g_sigfd = -1;
 static volatile int g_abort_sig;
 
@@ -59,13 +61,18 @@ enum stop_kind {
 static int wait_stop(struct ptrace_thread *t, int timeout_ms, int interruptible,
 		     enum stop_kind *kind, int *sig)
 {
+	uint64_t start = util_now_ns();
 	uint64_t deadline = timeout_ms < 0 ? 0
-		: util_now_ns() + (uint64_t)timeout_ms * 1000000u;
+		: start + (uint64_t)timeout_ms * 1000000u;
 	int status;
 
 	for (;;) {
-		pid_t r = waitpid(t->tid, &status, __WALL | WNOHANG);
+		pid_t r;
+		/* drain before waitpid: a SIGCHLD read here belongs to a stop
+		 * that waitpid sees; one that comes later wakes the poll */
+		int aborted = drain_sigfd();
 
+		r = waitpid(t->tid, &status, __WALL | WNOHANG);
 		if (r < 0) {
 			if (errno == EINTR)
 				continue;
@@ -94,8 +101,13 @@ static int wait_stop(struct ptrace_thread *t, int timeout_ms, int interruptible,
 				*kind = STOP_SIGNAL;
 			return 0;
 		}
-		if (interruptible && drain_sigfd())
+		if (interruptible && aborted)
 			return -TRM_EINTR;
+		/* a stop usually follows within microseconds: ask again for a
+		 * short while before sleeping (a sleeping CPU takes long to
+		 * wake, on a VM especially) */
+		if (util_now_ns() - start < SPIN_NS)
+			continue;
 		{
 			int wait_ms = 1;
 			struct pollfd pfd = { g_sigfd, POLLIN, 0 };
@@ -115,8 +127,6 @@ static int wait_stop(struct ptrace_thread *t, int timeout_ms, int interruptible,
 			}
 			if (g_sigfd >= 0) {
 				poll(&pfd, 1, wait_ms);
-				if (!interruptible)
-					(void)drain_sigfd();
 			} else {
 				struct timespec ts = { 0, 200000 };
 
@@ -218,11 +228,11 @@ int ptrace_restore(struct ptrace_thread *t, struct trm_err *err)
 
 	if (!t->dirty)
 		return 0;
-	rc = arch_set_regs(t->tid, t->saved, 1);
+	rc = arch_set_regs(t->tid, t->saved, t->fp_dirty);
 	if (rc < 0)
 		return trm_err_set(err, rc, "restoring registers of %d: %s",
 				   (int)t->tid, strerror(-rc));
-	t->dirty = 0;
+	t->dirty = t->fp_dirty = 0;
 	return 0;
 }
 
@@ -237,8 +247,8 @@ int ptrace_release(struct ptrace_thread *t)
 				(void)wait_event_stop(t, 2000, 0);
 		}
 		if (t->seized && t->stopped) {
-			if (t->dirty && arch_set_regs(t->tid, t->saved, 1) == 0)
-				t->dirty = 0;
+			if (t->dirty && arch_set_regs(t->tid, t->saved, t->fp_dirty) == 0)
+				t->dirty = t->fp_dirty = 0;
 			if (t->nsigs > 0)
 				first = t->sigs[0];
 			if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)first) < 0)
@@ -317,9 +327,13 @@ static int park(struct ptrace_thread *t)
 	return wait_event_stop(t, 2000, 0);
 }
 
-int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
+/* A remote call; with keeps_fp, fn is known to leave the FP/extended
+ * state alone (libc's syscall()), so only the general registers need
+ * restoring after it. */
+static int remote_call(struct ptrace_thread *t, raddr_t fn,
 		       const uint64_t *args, int nargs, raddr_t sp_top,
-		       int timeout_ms, uint64_t *ret, struct trm_err *err)
+		       int timeout_ms, int keeps_fp, uint64_t *ret,
+		       struct trm_err *err)
 {
 	uint64_t stackargs[2] = { 0, 0 };
 	enum stop_kind kind;
@@ -337,6 +351,8 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing the call frame: %s", strerror(-rc));
 	t->dirty = 1;
+	if (!keeps_fp)
+		t->fp_dirty = 1;
 	rc = arch_set_regs(t->tid, t->work, 0);
 	if (rc < 0)
 		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
@@ -357,7 +373,7 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 		if (rc < 0)
 			return trm_err_set(err, rc, "remote call: %s", trm_strerror(rc));
 		if (kind == STOP_SIGNAL && sig == SIGSEGV) {
-			rc = arch_get_regs(t->tid, t->work);
+			rc = arch_get_gp_regs(t->tid, t->work);
 			if (rc < 0)
 				return trm_err_set(err, rc, "reading registers: %s",
 						   strerror(-rc));
@@ -398,6 +414,13 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 	return 0;
 }
 
+int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
+		       const uint64_t *args, int nargs, raddr_t sp_top,
+		       int timeout_ms, uint64_t *ret, struct trm_err *err)
+{
+	return remote_call(t, fn, args, nargs, sp_top, timeout_ms, 0, ret, err);
+}
+
 int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 			  const uint64_t args[6], int64_t *ret,
 			  struct trm_err *err)
@@ -408,8 +431,8 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 	uint64_t r = 0;
 	int rc;
 
-	rc = ptrace_remote_call(t, syscall_fn, a, 7,
-				arch_sp(t->saved) - 4096, 2000, &r, err);
+	rc = remote_call(t, syscall_fn, a, 7, arch_sp(t->saved) - 4096, 2000, 1,
+			 &r, err);
 	if (rc < 0)
 		return rc;
 	*ret = (int64_t)r;

@@ -9,6 +9,8 @@
 
 /* Read all registers (general, then extended state when available). */
 int arch_get_regs(pid_t tid, struct ptrace_arch_regs *r);
+/* The general registers only (what a call's result needs). */
+int arch_get_gp_regs(pid_t tid, struct ptrace_arch_regs *r);
 /* Write them back; with_ext also writes the FP/extended state. */
 int arch_set_regs(pid_t tid, const struct ptrace_arch_regs *r, int with_ext);
 size_t arch_regs_size(void);

@@ -38,6 +38,13 @@ int arch_get_regs(pid_t tid, struct ptrace_arch_regs *r)
 	return 0;
 }
 
+int arch_get_gp_regs(pid_t tid, struct ptrace_arch_regs *r)
+{
+	if (ptrace(PTRACE_GETREGS, tid, 0, &r->gp) < 0)
+		return -errno;
+	return 0;
+}
+
 int arch_set_regs(pid_t tid, const struct ptrace_arch_regs *r, int with_ext)
 {
 	if (ptrace(PTRACE_SETREGS, tid, 0, &r->gp) < 0)
