@@ -215,12 +215,17 @@ static int unwinder_new(struct elf_proc *ep, struct elf_unwinder **out,
 	for (i = 0; i < ep->n; i++) {
 		struct elf_mod *m = &ep->mods[i];
 		Dwfl_Module *dm;
+		raddr_t lo = m->lo;
 
-		if (elf_mod_ensure(ep, i) < 0)
+		/* Only objects that hold code; they are opened (find_elf) when
+		 * a frame needs them, not here: a Python process maps dozens.
+		 * Low address = where the first PT_LOAD's page lands, which is
+		 * the lowest mapping until the object has been read. */
+		if (!m->exec || m->state < 0)
 			continue;
-		/* low address = where the first PT_LOAD's page lands */
-		dm = dwfl_report_module(uw->dwfl, m->map.path,
-					m->bias + m->vaddr0, m->hi);
+		if (m->state > 0)
+			lo = m->bias + m->vaddr0;
+		dm = dwfl_report_module(uw->dwfl, m->map.path, lo, m->hi);
 		if (dm)
 			set_userdata(dm, &uw->refs[i]);
 	}
