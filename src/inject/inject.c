@@ -771,12 +771,14 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 	created = 0; /* from here on the bootstrap owns them */
 	rc = ptrace_remote_call(&t, a->sym.gil_ensure, NULL, 0, sp_top,
 				GIL_TIMEOUT_MS, &gstate, err);
+	trace_stage("gil-ensure");
 	if (rc < 0)
 		goto out;
 	page = 0; /* the bootstrap unmaps it */
 	arg = text;
 	rc = ptrace_remote_call(&t, a->sym.run_simple, &arg, 1, sp_top,
 				GIL_TIMEOUT_MS, &ret, err);
+	trace_stage("run");
 	arg = gstate;
 	{
 		int rc2 = ptrace_remote_call(&t, a->sym.gil_release, &arg, 1,
@@ -787,6 +789,7 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 	}
 	if (rc < 0)
 		goto out;
+	trace_stage("gil-release");
 	rc = ptrace_restore(&t, err);
 out:
 	if (t.stopped && rc < 0) {
@@ -1027,10 +1030,17 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	rc = wait_hello(a, c, wait, err);
 	if (rc != -TRM_ETIMEOUT)
 		return rc;
-	/* it did not run: withdraw, unless the thread has just taken it */
-	if (pep768_cancel(a->pid, a->ep, &a->tgt->py, tid, NULL) == 0)
+	/* it did not run: withdraw, unless the thread has just taken it.  A
+	 * thread that has ended in the meantime (its thread state is gone)
+	 * never will. */
+	rc = pep768_cancel(a->pid, a->ep, &a->tgt->py, tid, NULL);
+	if (rc != -EALREADY)
 		return -TRM_EUNSAFE;
-	return wait_hello(a, c, remaining_ms(deadline) + 1000, err);
+	rc = wait_hello(a, c, remaining_ms(deadline) + 1000, err);
+	if (rc == -TRM_ETIMEOUT)
+		trm_err_set(err, rc, "pid %d: thread %d took the remote-exec request "
+			    "but the bootstrap did not answer", (int)a->pid, (int)tid);
+	return rc;
 out:
 	if (t.stopped) {
 		(void)ptrace_restore(&t, NULL);
