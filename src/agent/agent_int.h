@@ -76,6 +76,12 @@ uint64_t agent_read_rss(void);
  * the data pipe failed. */
 int agent_snapshot(struct agent_sess *s);
 
+/* Put the raw-allocator guard (rawguard.c) under tracemalloc before
+ * trmtop starts it, and take it away after trmtop has stopped it.  GIL
+ * held. */
+void agent_rawguard_install(void);
+void agent_rawguard_remove(void);
+
 /* Start the control thread for s with every signal blocked.  0 or
  * -errno (then the caller still owns s). */
 int agent_ctl_spawn(struct agent_sess *s);

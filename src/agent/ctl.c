@@ -119,10 +119,13 @@ static int py_start(struct agent_sess *s, const struct wire_start *req,
 	tm = PyImport_ImportModule("_tracemalloc");
 	if (!tm)
 		return -1;
+	agent_rawguard_install();
 	r = PyObject_CallMethod(tm, "start", "I", (unsigned int)req->nframe);
 	Py_DECREF(tm);
-	if (!r)
+	if (!r) {
+		agent_rawguard_remove();
 		return -1;
+	}
 	Py_DECREF(r);
 	agent_trm_started = true;
 	s->owns = !(req->flags & WIRE_START_KEEP);
@@ -136,6 +139,8 @@ static int py_stop(struct wire_state *out)
 
 	if (agent_tm_state(&out->tracing, &out->traceback_limit) < 0)
 		return -1;
+	if (out->tracing == WIRE_TRACING_OFF)
+		agent_rawguard_remove(); /* the application stopped ours */
 	if (out->tracing != WIRE_TRACING_TRMTOP)
 		return 0;
 	tm = PyImport_ImportModule("_tracemalloc");
@@ -147,6 +152,7 @@ static int py_stop(struct wire_state *out)
 		return -1;
 	Py_DECREF(r);
 	agent_trm_started = false;
+	agent_rawguard_remove();
 	return agent_tm_state(&out->tracing, &out->traceback_limit);
 }
 

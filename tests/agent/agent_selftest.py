@@ -12,6 +12,7 @@ import subprocess
 import sys
 import gc
 import tempfile
+import threading
 import tracemalloc
 import warnings
 from collections import Counter
@@ -691,11 +692,66 @@ def test_exit_with_session():
           "exit with an active session: rc=%d out=%r err=%r"
           % (p.returncode, p.stdout, p.stderr))
 
+def raw_allocator():
+    """PyMem_GetAllocator(PYMEM_DOMAIN_RAW) as (ctx, malloc, calloc,
+    realloc, free) addresses, and a reader of such structs, through
+    ctypes (None where ctypes is missing)."""
+    try:
+        import ctypes
+    except ImportError:
+        return None, None
+
+    class Alloc(ctypes.Structure):
+        _fields_ = [(n, ctypes.c_void_p)
+                    for n in ("ctx", "malloc", "calloc", "realloc", "free")]
+
+    def get():
+        a = Alloc()
+        ctypes.pythonapi.PyMem_GetAllocator(0, ctypes.byref(a))
+        return tuple(getattr(a, n) or 0 for n, _ in Alloc._fields_)
+
+    def at(addr):
+        a = Alloc.from_address(addr)
+        return tuple(getattr(a, n) or 0 for n, _ in Alloc._fields_)
+
+    return get, at
+
+
+def test_raw_allocator_guard():
+    """While trmtop traces, tracemalloc wraps the agent's guard, which
+    wraps the original raw allocator (so that tracemalloc's switch of the
+    raw allocator never mixes a new function with an old context); after
+    STOP the original allocator is back, field for field."""
+    get, at = raw_allocator()
+    if get is None:
+        return
+    orig = get()
+    s = Session()
+    s.bootstrap(load="_trmtop_agent" not in sys.modules)
+    s.hello()
+    for _ in range(3):
+        check(s.start(1) == (TRMTOP, 1), "START")
+        tm = get()
+        check(tm[1:] != orig[1:] and tm[0] != 0, "tracemalloc hooks not installed")
+        guard = at(tm[0])            # what tracemalloc wraps: the guard
+        check(guard[1:] != orig[1:], "tracemalloc wraps the original allocator directly")
+        check(guard[0] != 0 and at(guard[0]) == orig,
+              "the guard's context is not a copy of the original allocator")
+        threads = [threading.Thread(target=lambda: bytes(100)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        check(s.stop() == (OFF, 1), "STOP")
+        check(get() == orig, "raw allocator not restored after STOP: %r vs %r" % (get(), orig))
+    s.detach()
+
+
 
 TESTS = [test_session_basic, test_reconnect_keep_and_eof, test_twice_and_busy,
          test_wrong_inode, test_memfd_reused, test_abandoned, test_application_tracing,
          test_fork, test_exit_with_session, test_snapshot,
-         test_snapshot_detach_mid_stream]
+         test_snapshot_detach_mid_stream, test_raw_allocator_guard]
 
 
 def main(argv):
