@@ -247,6 +247,26 @@ static void send_error_and_close(int ctl_fd, int data_fd, uint32_t code,
 	close(data_fd);
 }
 
+/* Close fd if it is still the memfd trmtop created, named
+ * "trmtop-<kind><token>" (the application may have reused the number). */
+static void close_our_memfd(int fd, const char *kind, unsigned long long token)
+{
+	char path[64], want[96], got[96];
+	ssize_t n;
+
+	if (fd < 0)
+		return;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	snprintf(want, sizeof(want), "/memfd:trmtop-%s%016llx (deleted)", kind,
+		 token);
+	n = readlink(path, got, sizeof(got) - 1);
+	if (n < 0)
+		return;
+	got[n] = '\0';
+	if (strcmp(got, want) == 0)
+		close(fd);
+}
+
 /* Has trmtop hung up its end of ctl (it gave up on this attach)? */
 static bool ctl_abandoned(int ctl_fd)
 {
@@ -274,13 +294,15 @@ static uint32_t hexversion(void)
 	return (uint32_t)x;
 }
 
-/* start(ctl_fd, data_fd, ctl_ino, data_ino, token): see DESIGN.md §4.
+/* start(ctl_fd, data_fd, ctl_ino, data_ino, token[, page, page_len, ctl_w,
+ * data_r, memfd, script_fd]): see DESIGN.md §4.
  * Returns None on every path and never leaves an exception set. */
 static PyObject *file_name; /* "<trmtop agent>", made at init */
 
 static PyObject *agent_start(PyObject *self, PyObject *args)
 {
 	int ctl_fd, data_fd, rc;
+	int ctl_w = -1, data_r = -1, memfd = -1, script_fd = -1;
 	unsigned long long ctl_ino, data_ino, token;
 	unsigned long long page = 0, page_len = 0;
 	struct agent_sess *s = NULL;
@@ -291,9 +313,21 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	PyObject *thr;
 	bool busy, same;
 
-	if (!PyArg_ParseTuple(args, "iiKKK|KK", &ctl_fd, &data_fd, &ctl_ino,
-			      &data_ino, &token, &page, &page_len))
+	if (!PyArg_ParseTuple(args, "iiKKK|KKiiii", &ctl_fd, &data_fd, &ctl_ino,
+			      &data_ino, &token, &page, &page_len, &ctl_w,
+			      &data_r, &memfd, &script_fd))
 		goto out;
+	/* What trmtop created in the target for this attach and the target
+	 * must not keep: the memfds, and its copies of trmtop's pipe ends
+	 * (closed before the hang-up check below, which they would defeat).
+	 * Here in C rather than in the bootstrap: each os call there lets
+	 * the GIL go, and a busy thread keeps it a switch interval. */
+	close_our_memfd(memfd, "", token);
+	close_our_memfd(script_fd, "script-", token);
+	if (ctl_w != ctl_fd && is_our_fifo(ctl_w, ctl_ino))
+		close(ctl_w);
+	if (data_r != data_fd && is_our_fifo(data_r, data_ino))
+		close(data_r);
 	/* the import set __file__ to /proc/self/fd/N, whose number the
 	 * application may reuse: tools that walk sys.modules would stat it */
 	if (PyObject_SetAttrString(self, "__file__", file_name) < 0)

@@ -288,43 +288,34 @@ int inject_preflight(pid_t pid, struct inject_target *t, struct trm_err *err)
 
 /* ---- the bootstrap script ------------------------------------------ */
 
-int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
-			  int ctl_fd, int data_fd, unsigned long ctl_ino,
-			  unsigned long data_ino, uint64_t token,
-			  uint64_t page, uint64_t page_len)
+int inject_bootstrap_text(char *buf, size_t cap, const struct inject_boot *b)
 {
 	/* One expression statement: binds nothing in __main__, and the inner
 	 * try/except keeps every exception (even KeyboardInterrupt) out of
 	 * the target's code.  Not compile(): its first call builds the AST
-	 * types, 220 KiB the target would keep for ever.  _imp.create_dynamic loads the agent from the
-	 * memfd without importlib.util; the memfd is checked by name first,
-	 * as its fd number may have been reused by the time this runs. */
+	 * types, 220 KiB the target would keep for ever.  _imp.create_dynamic
+	 * loads the agent from the memfd without importlib.util; the memfd is
+	 * checked by name first, as its fd number may have been reused by the
+	 * time this runs.  As little else as possible: every os call lets the
+	 * GIL go, which costs a switch interval against a busy thread, so
+	 * start() closes what the target must not keep, in C. */
 	int n = snprintf(buf, cap,
 		"exec(\"try:\\n"
-		" import sys,posix\\n"
+		" import sys\\n"
 		" m=sys.modules.get('_trmtop_agent')\\n"
-		" f='/proc/self/fd/%d'\\n"
-		" try:\\n"
-		"  ok=posix.readlink(f)=='/memfd:trmtop-%016" PRIx64 " (deleted)'\\n"
-		" except OSError:\\n"
-		"  ok=False\\n"
-		" if ok:\\n"
-		"  if m is None:\\n"
+		" if m is None:\\n"
+		"  import posix\\n"
+		"  f='/proc/self/fd/%d'\\n"
+		"  if posix.readlink(f)=='/memfd:trmtop-%016" PRIx64 " (deleted)':\\n"
 		"   import _imp\\n"
 		"   m=_imp.create_dynamic(type('s',(),{'name':'_trmtop_agent','origin':f}))\\n"
 		"   sys.modules['_trmtop_agent']=m\\n"
-		"  posix.close(%d)\\n"
-		" try:\\n"
-		"  if posix.readlink('/proc/self/fd/%d')=='/memfd:trmtop-script-%016" PRIx64 " (deleted)':\\n"
-		"   posix.close(%d)\\n"
-		" except OSError:\\n"
-		"  pass\\n"
-		" if m is not None:\\n"
-		"  m.start(%d,%d,%lu,%lu,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ")\\n"
+		" m.start(%d,%d,%lu,%lu,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ",%d,%d,%d,%d)\\n"
 		"except BaseException:\\n"
 		" pass\\n\",{})\n",
-		memfd, token,
-		memfd, script_fd, token, script_fd, ctl_fd, data_fd, ctl_ino, data_ino, token, page, page_len);
+		b->memfd, b->token,
+		b->ctl_r, b->data_w, b->ctl_ino, b->data_ino, b->token, b->page,
+		b->page_len, b->ctl_w, b->data_r, b->memfd, b->script_fd);
 	if (n < 0 || (size_t)n >= cap)
 		return -ENOSPC;
 	return n;
@@ -352,8 +343,23 @@ struct attach {
 	unsigned long ctl_ino, data_ino;
 	int ctl_fd, data_fd; /* ours */
 	int queued;          /* a pending call is queued */
+	uint64_t ns_held;    /* threads held by ptrace, in all */
 	int reader;          /* c->rd is set up on data_fd */
 };
+
+static int bootstrap_for(const struct attach *a, raddr_t page, uint64_t page_len,
+			 char *buf, size_t cap)
+{
+	struct inject_boot b = {
+		.memfd = a->t_memfd, .script_fd = a->t_script,
+		.ctl_r = a->t_ctl_r, .ctl_w = a->t_ctl_w,
+		.data_r = a->t_data_r, .data_w = a->t_data_w,
+		.ctl_ino = a->ctl_ino, .data_ino = a->data_ino,
+		.token = a->token, .page = page, .page_len = page_len,
+	};
+
+	return inject_bootstrap_text(buf, cap, &b);
+}
 
 static void ensure_reader(struct attach *a, struct inject_conn *c)
 {
@@ -516,15 +522,9 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing the agent: %s", strerror(-rc));
 
-	/* the target keeps only its own ends: when we go, the agent sees
-	 * POLLHUP/EOF */
-	rc = rsys(t, a, SYS_close, (uint64_t)a->t_ctl_w, 0, 0, 0, 0, 0, &r, err);
-	if (rc < 0)
-		return rc;
-	rc = rsys(t, a, SYS_close, (uint64_t)a->t_data_r, 0, 0, 0, 0, 0, &r, err);
-	if (rc < 0)
-		return rc;
-	a->t_ctl_w = a->t_data_r = -1;
+	/* The target's copies of our ends stay open until the bootstrap's
+	 * start() closes them (two remote calls fewer with the target
+	 * stopped); start() checks for our hang-up only after that. */
 	return 0;
 }
 
@@ -549,10 +549,7 @@ static int write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
 	char buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
 	int n, rc;
 
-	n = inject_bootstrap_text(buf, sizeof(buf), a->t_memfd, a->t_script,
-				  a->t_ctl_r,
-				  a->t_data_w, a->ctl_ino, a->data_ino, a->token,
-				  page, PAGE_LEN);
+	n = bootstrap_for(a, page, PAGE_LEN, buf, sizeof(buf));
 	if (n < 0)
 		return trm_err_set(err, n, "bootstrap text too long");
 	rc = target_write_mem(a->pid, page + PAGE_TEXT_OFF, buf, (size_t)n + 1);
@@ -672,6 +669,7 @@ out:
 				   NULL);
 	}
 	ptrace_release(&t);
+	a->ns_held += t.ns_held;
 	return rc;
 }
 
@@ -691,14 +689,9 @@ static int check_stack(struct attach *a, struct ptrace_thread *t, char *why,
 		return 0;
 	}
 	for (i = 0; i < n; i++) {
-		const char *mod = "";
+		const char *mod = frames[i].module >= 0
+			? elf_proc_module_path(a->ep, (size_t)frames[i].module) : "";
 
-		if (frames[i].module >= 0) {
-			struct elf_module_info mi;
-
-			if (elf_proc_module(a->ep, (size_t)frames[i].module, &mi) == 0)
-				mod = mi.path;
-		}
 		if (strstr(mod, "/ld-linux")) {
 			snprintf(why, whylen, "it is in the dynamic loader");
 			return 0;
@@ -804,6 +797,7 @@ out:
 		(void)ptrace_restore(&t, NULL);
 	}
 	ptrace_release(&t);
+	a->ns_held += t.ns_held;
 	return rc;
 }
 
@@ -936,9 +930,7 @@ static int setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
 		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
 				   (int)a->pid);
 	a->t_script = (int)r;
-	n = inject_bootstrap_text(buf, sizeof(buf), a->t_memfd, a->t_script,
-				  a->t_ctl_r, a->t_data_w, a->ctl_ino,
-				  a->data_ino, a->token, 0, 0);
+	n = bootstrap_for(a, 0, 0, buf, sizeof(buf));
 	if (n < 0)
 		return trm_err_set(err, n, "bootstrap text too long");
 	fd = open_proc_fd(a->pid, a->t_script, O_WRONLY);
@@ -984,6 +976,7 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 		       struct trm_err *err)
 {
 	struct ptrace_thread t;
+	struct trm_err rerr = { 0 };
 	raddr_t page = 0;
 	char path[64];
 	pid_t tid;
@@ -1017,11 +1010,19 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 		goto out;
 	PAUSE("remote");
 	ptrace_release(&t);
+	a->ns_held += t.ns_held;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->t_script);
-	rc = pep768_request(a->pid, a->ep, &a->tgt->py, tid, path, err);
-	if (rc < 0)
-		return rc == -TRM_EBUSY || rc == -ESRCH ? -TRM_EUNSAFE : rc;
+	rc = pep768_request(a->pid, a->ep, &a->tgt->py, tid, path, &rerr);
+	if (rc < 0) {
+		/* busy, or the thread state changed under us (threads come and
+		 * go): ptrace instead.  Should part of the request have been
+		 * written, a second run of the bootstrap does nothing. */
+		if (a->opts->verbose)
+			fprintf(stderr, "trmtop: PEP 768 request on thread %d failed (%s); using ptrace\n",
+				(int)tid, rerr.msg[0] ? rerr.msg : trm_strerror(rc));
+		return -TRM_EUNSAFE;
+	}
 	c->path = "PEP 768 remote exec";
 	c->via_tid = tid;
 	PAUSE("queued");
@@ -1049,6 +1050,7 @@ out:
 				   NULL);
 	}
 	ptrace_release(&t);
+	a->ns_held += t.ns_held;
 	return rc;
 }
 
@@ -1198,6 +1200,7 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 	}
 connected:
 	c->ns_to_hello = util_now_ns() - a.t0;
+	c->ns_held = a.ns_held;
 	trace_stage("hello");
 	rc = inject_test_pause("connected");
 	if (rc < 0) {

@@ -7,14 +7,24 @@
 
 #include "trmtop/inject.h"
 
+/* What one run of the bootstrap is told: the fds trmtop created in the
+ * target (-1: none), the pipes' inodes, the session token and the private
+ * page holding the text (0: none). */
+struct inject_boot {
+	int memfd;          /* the agent's bytes */
+	int script_fd;      /* the memfd holding this text (PEP 768) */
+	int ctl_r, ctl_w;   /* trmtop -> agent */
+	int data_r, data_w; /* agent -> trmtop */
+	unsigned long ctl_ino, data_ino;
+	uint64_t token;
+	uint64_t page, page_len;
+};
+
 /* Write the bootstrap script for one run into buf (NUL-terminated): it
- * loads the agent from memfd (if not loaded yet), closes memfd and the
- * script memfd script_fd (-1: none) after checking they are still ours,
- * and calls the agent's start(), which unmaps page.  Returns its length,
- * or -ENOSPC. */
-int inject_bootstrap_text(char *buf, size_t cap, int memfd, int script_fd,
-			  int ctl_fd, int data_fd, unsigned long ctl_ino,
-			  unsigned long data_ino, uint64_t token,
-			  uint64_t page, uint64_t page_len);
+ * loads the agent from b->memfd if not loaded yet (after checking it is
+ * still ours) and calls the agent's start(), which closes the memfds and
+ * the target's copies of trmtop's pipe ends and unmaps the page.  Returns
+ * its length, or -ENOSPC. */
+int inject_bootstrap_text(char *buf, size_t cap, const struct inject_boot *b);
 
 #endif
