@@ -5,9 +5,12 @@ Run: /usr/bin/python3 bench/bench_attach.py [--trmtop build/src/cli/trmtop] [-n 
 For each interpreter (3.11 and 3.13 from pyenv, when present) and each
 target shape (a CPU-loop main thread; a main thread blocked for ever in
 join() while a worker spins), it measures:
-  - trmtop: wall time of `trmtop stats --pid P` (process start to exit,
-    which includes HELLO, one STATS round trip and the detach), and the
-    time to HELLO as trmtop reports it with --verbose;
+  - trmtop: the time from the start of the attach to the agent's HELLO
+    and how long a thread of the target was held by ptrace, as trmtop
+    reports them with --verbose, and the wall time of `trmtop stats --pid
+    P` (process start to exit: HELLO, one STATS round trip, the detach);
+    each for a first attach (a fresh target, the agent gets loaded) and a
+    second one (the agent is loaded: a reconnect);
   - gdb: wall time of `gdb -p P -batch` calling PyGILState_Ensure,
     PyRun_SimpleString("pass"), PyGILState_Release (the classic method);
   - the target's largest gap between loop iterations while trmtop attaches
@@ -82,8 +85,10 @@ def run_trmtop(trmtop, pid):
     wall = (time.perf_counter() - t0) * 1e3
     if r.returncode != 0:
         raise RuntimeError(r.stderr)
-    m = re.search(r"in ([0-9.]+) ms", r.stderr)
-    return wall, float(m.group(1)) if m else float("nan")
+    m = re.search(r"in ([0-9.]+) ms \(a thread held ([0-9.]+) ms\)", r.stderr)
+    if not m:
+        return wall, float("nan"), float("nan")
+    return wall, float(m.group(1)), float(m.group(2))
 
 
 def run_gdb(pid):
@@ -108,6 +113,10 @@ def loop_rate(p, seconds=1.0):
     return (b - a) / seconds
 
 
+def med(v):
+    return statistics.median(v) if v else float("nan")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--trmtop", default="build/src/cli/trmtop")
@@ -121,47 +130,65 @@ def main():
             f.write(TARGET)
         for name, py in pythons():
             for shape in ("cpu", "join"):
-                p = start_target(py, shape, path)
-                try:
-                    walls, hellos, gaps = [], [], []
-                    for _ in range(args.n):
-                        if shape == "cpu":
-                            os.kill(p.pid, 10)
-                            p.stdout.readline()
-                        w, h = run_trmtop(args.trmtop, p.pid)
-                        walls.append(w)
-                        hellos.append(h)
-                        if shape == "cpu":
-                            os.kill(p.pid, 10)
-                            gaps.append(float(p.stdout.readline().split()[0]) * 1e3)
-                    gdbs = [run_gdb(p.pid) for _ in range(args.gdb_runs)] if have_gdb else []
-                    line = ("%-8s %-4s trmtop stats: median %.1f ms (to HELLO %.1f ms)"
-                            % (name, shape, statistics.median(walls),
-                               statistics.median(hellos)))
-                    ok = [g for g in gdbs if g is not None]
+                # first attaches (a fresh target each: the agent is loaded),
+                # then reconnects (the agent is there already)
+                first = {"wall": [], "hello": [], "held": [], "gap": []}
+                again = {"wall": [], "hello": [], "held": [], "gap": []}
+                for _ in range(args.n):
+                    p = start_target(py, shape, path)
+                    try:
+                        for acc in (first, again):
+                            if shape == "cpu":
+                                os.kill(p.pid, 10)
+                                p.stdout.readline()
+                            w, h, held = run_trmtop(args.trmtop, p.pid)
+                            acc["wall"].append(w)
+                            acc["hello"].append(h)
+                            acc["held"].append(held)
+                            if shape == "cpu":
+                                os.kill(p.pid, 10)
+                                acc["gap"].append(float(p.stdout.readline().split()[0]) * 1e3)
+                    finally:
+                        p.kill()
+                        p.wait()
+                gdbs = []
+                for _ in range(args.gdb_runs if have_gdb else 0):
+                    p = start_target(py, shape, path)
+                    try:
+                        gdbs.append(run_gdb(p.pid))
+                    finally:
+                        p.kill()
+                        p.wait()
+                ok = [g for g in gdbs if g is not None]
+                for label, acc in (("first", first), ("again", again)):
+                    line = ("%-8s %-4s %-5s to HELLO %.2f ms, thread held %.2f ms, "
+                            "trmtop stats wall %.1f ms"
+                            % (name, shape, label, med(acc["hello"]), med(acc["held"]),
+                               med(acc["wall"])))
+                    if acc["gap"]:
+                        line += ", target's largest loop gap %.2f ms (max %.2f)" % (
+                            med(acc["gap"]), max(acc["gap"]))
                     if ok:
-                        line += "; gdb: median %.0f ms; ratio %.0fx" % (
-                            statistics.median(ok),
-                            statistics.median(ok) / statistics.median(walls))
-                    if len(ok) < len(gdbs):
-                        line += "; gdb: %d of %d runs hung > %d s" % (
-                            len(gdbs) - len(ok), len(gdbs), GDB_TIMEOUT)
-                    if gaps:
-                        line += "; target's largest loop gap: median %.2f ms, max %.2f ms" % (
-                            statistics.median(gaps), max(gaps))
+                        line += "; gdb %.0f ms: %.0fx to HELLO, %.0fx wall" % (
+                            med(ok), med(ok) / med(acc["hello"]), med(ok) / med(acc["wall"]))
                     print(line, flush=True)
-                    if shape == "cpu":
+                if len(ok) < len(gdbs):
+                    print("%-8s %-4s gdb: %d of %d runs hung > %d s" % (
+                        name, shape, len(gdbs) - len(ok), len(gdbs), GDB_TIMEOUT))
+                if shape == "cpu":
+                    p = start_target(py, shape, path)
+                    try:
                         before = loop_rate(p)
                         subprocess.run([args.trmtop, "start", "--pid", str(p.pid)],
                                        capture_output=True, check=True)
                         subprocess.run([args.trmtop, "stop", "--pid", str(p.pid)],
                                        capture_output=True, check=True)
                         after = loop_rate(p)
-                        print("%-8s %-4s throughput after start+stop / before: %.3f"
-                              % (name, shape, after / before), flush=True)
-                finally:
-                    p.kill()
-                    p.wait()
+                    finally:
+                        p.kill()
+                        p.wait()
+                    print("%-8s %-4s throughput after start+stop / before: %.3f"
+                          % (name, shape, after / before), flush=True)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ struct inject_conn {
 	const char *path; /* "pending call", "hijack of thread N" ... */
 	pid_t via_tid;
 	uint64_t ns_to_hello;
+	uint64_t ns_held; /* how long threads of the target were held by ptrace */
 };
 
 /* Check that pid is a supported CPython (no attach, no stop).  Fills t.

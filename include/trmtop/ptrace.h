@@ -29,6 +29,8 @@ struct ptrace_thread {
 	int stopped;       /* in a ptrace stop we caused */
 	int dirty;         /* registers changed since the save */
 	int fp_dirty;      /* ... and the FP/extended state may have been */
+	uint64_t t_seize;  /* util_now_ns() at the seize */
+	uint64_t ns_held;  /* seize to detach, set by ptrace_release */
 	int nsigs;         /* signals to re-deliver on release */
 	int sigs[PTRACE_MAX_PENDING_SIGS];
 	struct ptrace_arch_regs *saved; /* owned */

@@ -171,8 +171,10 @@ int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
 		return cli_exit_for(rc);
 	}
 	if (o->verbose)
-		fprintf(stderr, "trmtop: attached to %d by %s in %.2f ms\n", (int)o->pid,
-			c->path ? c->path : "?", (double)c->ns_to_hello / 1e6);
+		fprintf(stderr, "trmtop: attached to %d by %s in %.2f ms "
+			"(a thread held %.2f ms)\n", (int)o->pid,
+			c->path ? c->path : "?", (double)c->ns_to_hello / 1e6,
+			(double)c->ns_held / 1e6);
 	return 0;
 }
 

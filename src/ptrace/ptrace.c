@@ -186,6 +186,7 @@ int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
 	t->tid = tid;
+	t->t_seize = util_now_ns();
 	t->saved = calloc(1, sz);
 	t->work = calloc(1, sz);
 	if (!t->saved || !t->work) {
@@ -261,6 +262,9 @@ int ptrace_release(struct ptrace_thread *t)
 				rc = -errno;
 		}
 	}
+	if (t->t_seize)
+		t->ns_held = util_now_ns() - t->t_seize;
+	t->t_seize = 0;
 	t->seized = t->stopped = 0;
 	t->nsigs = 0;
 	free(t->saved);
