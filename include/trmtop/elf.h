@@ -35,6 +35,9 @@ struct elf_module_info {
 /* Number of modules and their info (index 0 is the executable). */
 size_t elf_proc_nmodules(const struct elf_proc *ep);
 int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out);
+/* Just the path of module i as the target maps it ("" if out of range);
+ * nothing is opened or read. */
+const char *elf_proc_module_path(const struct elf_proc *ep, size_t i);
 
 /* Find a defined symbol (FUNC or OBJECT) by exact name in .dynsym, then
  * .symtab.  With module >= 0 only that module is searched; with -1 the

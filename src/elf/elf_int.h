@@ -38,6 +38,7 @@ struct elf_mod {
 		size_t strsz;
 	} dyn, tab;
 	int secs_loaded;
+	int ids_loaded;        /* soname and build_id read (elf_mod_ids) */
 };
 
 struct elf_unwinder; /* unwind.c */
@@ -54,6 +55,10 @@ struct elf_proc {
  * needs only a few of them).  0, or -TRM_EBADELF when it is not a usable
  * ELF object (data files, non-executable mappings). */
 int elf_mod_ensure(struct elf_proc *ep, size_t i);
+
+/* Read the soname and build id of an opened module (once: most modules an
+ * attach opens never need them). */
+void elf_mod_ids(struct elf_mod *m);
 
 /* Index of the module whose mapped range holds addr, or -1. */
 int elf_mod_at(const struct elf_proc *ep, raddr_t addr);

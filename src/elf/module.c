@@ -53,11 +53,14 @@ static void mod_release(struct elf_mod *m)
 }
 
 /* DT_SONAME and the GNU build-id note. */
-static void read_ids(struct elf_mod *m)
+void elf_mod_ids(struct elf_mod *m)
 {
 	Elf_Scn *scn = NULL;
 	GElf_Shdr sh;
 
+	if (m->ids_loaded || !m->elf)
+		return;
+	m->ids_loaded = 1;
 	while ((scn = elf_nextscn(m->elf, scn)) != NULL) {
 		Elf_Data *d;
 
@@ -163,7 +166,6 @@ static int mod_load(pid_t pid, struct elf_mod *m)
 	}
 	if (eh.e_type == ET_EXEC)
 		m->bias = 0;
-	read_ids(m);
 out:
 	if (rc < 0)
 		mod_release(m);
@@ -333,13 +335,14 @@ int elf_mod_ensure(struct elf_proc *ep, size_t i)
 
 int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out)
 {
-	const struct elf_mod *m;
+	struct elf_mod *m;
 
 	if (!ep || i >= ep->n)
 		return -EINVAL;
 	if (elf_mod_ensure(ep, i) < 0)
 		return -TRM_EBADELF;
 	m = &ep->mods[i];
+	elf_mod_ids(m);
 	out->path = m->map.path;
 	out->bias = m->bias;
 	out->lo = m->lo;
@@ -349,6 +352,11 @@ int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out)
 	memcpy(out->soname, m->soname, sizeof(out->soname));
 	memcpy(out->build_id, m->build_id, sizeof(out->build_id));
 	return 0;
+}
+
+const char *elf_proc_module_path(const struct elf_proc *ep, size_t i)
+{
+	return ep && i < ep->n ? ep->mods[i].map.path : "";
 }
 
 int elf_mod_at(const struct elf_proc *ep, raddr_t addr)

@@ -182,9 +182,10 @@ static int hint_from_name(const char *name, unsigned *major, unsigned *minor)
 static int version_hint(struct elf_proc *ep, int mod, unsigned *major,
 			unsigned *minor)
 {
-	const struct elf_mod *m = &ep->mods[mod];
+	struct elf_mod *m = &ep->mods[mod];
 	const char *base = strrchr(m->map.path, '/');
 
+	elf_mod_ids(m);
 	if (m->soname[0] && hint_from_name(m->soname, major, minor) == 0)
 		return 0;
 	return hint_from_name(base ? base + 1 : m->map.path, major, minor);
