@@ -41,6 +41,7 @@ static const char *const unsafe_frames[] = {
 	/* taking or handing over the GIL */
 	"take_gil", "drop_gil", "PyEval_RestoreThread", "PyEval_AcquireThread",
 	"PyEval_AcquireLock", "PyGILState_Ensure", "PyGILState_Release",
+	"PyEval_SaveThread", "PyEval_ReleaseThread", "PyEval_ReleaseLock",
 	"_PyEval_ReInitThreads", "PyOS_AfterFork_Child", "_Py_HandlePending",
 	"Py_MakePendingCalls", "make_pending_calls", "_PyEval_AddPendingCall",
 	"Py_AddPendingCall",
@@ -55,6 +56,10 @@ static const char *const unsafe_frames[] = {
 	"__pthread_cond_clockwait", "pthread_mutex_lock", "__pthread_mutex_lock",
 	"pthread_mutex_timedlock", "pthread_mutex_clocklock", "__lll_lock_wait",
 	"__lll_lock_wait_private", "pthread_rwlock_rdlock", "pthread_rwlock_wrlock",
+	/* ... and releasing them: a futex wake is a syscall too */
+	"pthread_cond_signal", "pthread_cond_broadcast", "__pthread_cond_signal",
+	"__pthread_cond_broadcast", "pthread_mutex_unlock", "__pthread_mutex_unlock",
+	"__lll_lock_wake", "__lll_lock_wake_private", "pthread_rwlock_unlock",
 	/* a thread ending */
 	"PyThread_exit_thread", "_PyThreadState_DeleteCurrent",
 	"PyThreadState_Clear",
@@ -715,6 +720,18 @@ static int check_stack(struct attach *a, struct ptrace_thread *t, char *why,
 	return 1;
 }
 
+/* Did the stop interrupt a wait (the syscall will restart, or return
+ * EINTR as epoll_wait does)?  A thread stopped at the end of a syscall
+ * that completed — a futex wake in pthread_cond_signal, say — is not
+ * parked: it may hold the lock it is about to release (the GIL's mutex in
+ * drop_gil, seen to deadlock PyGILState_Ensure). */
+static int interrupted_wait(long sret)
+{
+	return sret == -EINTR || sret == -512 /* ERESTARTSYS */ ||
+	       sret == -513 /* ERESTARTNOINTR */ || sret == -514 /* ERESTARTNOHAND */ ||
+	       sret == -516 /* ERESTART_RESTARTBLOCK */;
+}
+
 static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 		  struct trm_err *err)
 {
@@ -728,7 +745,7 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 	if (rc < 0)
 		return rc;
 	nr = ptrace_saved_syscall(&t, &sret);
-	if (nr < 0) {
+	if (nr < 0 || !interrupted_wait(sret)) {
 		snprintf(why, whylen, "it is not blocked in a syscall");
 		rc = -TRM_EUNSAFE;
 		goto out;
