@@ -145,6 +145,8 @@ enum wire_errcode {
 	WIRE_ERR_VERSION = 4,  /* protocol version mismatch */
 	WIRE_ERR_NOT_TRACING = 5, /* SNAPSHOT_REQ while tracemalloc is off */
 	WIRE_ERR_NOMEM = 6,    /* the agent ran out of memory */
+	WIRE_ERR_ENDING = 7,   /* the connected trmtop has gone, its session
+				* is ending: try again in a moment */
 };
 
 struct wire_hello {

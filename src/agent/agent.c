@@ -279,6 +279,19 @@ static bool ctl_abandoned(int ctl_fd)
 	return rc > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN);
 }
 
+/* Has the trmtop on the other end of ctl closed it (whether or not it left
+ * requests unread)? */
+static bool peer_gone(int ctl_fd)
+{
+	struct pollfd pfd = { .fd = ctl_fd, .events = POLLIN };
+	int rc;
+
+	do
+		rc = poll(&pfd, 1, 0);
+	while (rc < 0 && errno == EINTR);
+	return rc > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+}
+
 static uint32_t hexversion(void)
 {
 	PyObject *v = PySys_GetObject("hexversion"); /* borrowed */
@@ -311,7 +324,7 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	uint32_t limit = 0;
 	char text[256];
 	PyObject *thr;
-	bool busy, same;
+	bool busy, same, ending;
 
 	if (!PyArg_ParseTuple(args, "iiKKK|KKiiii", &ctl_fd, &data_fd, &ctl_ino,
 			      &data_ino, &token, &page, &page_len, &ctl_w,
@@ -342,6 +355,9 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	pthread_mutex_lock(&agent_lock);
 	busy = agent_cur != NULL;
 	same = busy && agent_cur->token == token;
+	/* its trmtop has hung up: the session's thread is about to end it
+	 * (under agent_lock, which end_session holds to close the fd) */
+	ending = busy && !same && peer_gone(agent_cur->ctl_fd);
 	pthread_mutex_unlock(&agent_lock);
 	if (same)
 		goto out; /* the bootstrap ran twice */
@@ -352,8 +368,12 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 		goto out;
 	}
 	if (busy) {
-		send_error_and_close(ctl_fd, data_fd, WIRE_ERR_BUSY,
-				     "another trmtop is attached");
+		if (ending)
+			send_error_and_close(ctl_fd, data_fd, WIRE_ERR_ENDING,
+					     "the previous trmtop's session is ending");
+		else
+			send_error_and_close(ctl_fd, data_fd, WIRE_ERR_BUSY,
+					     "another trmtop is attached");
 		goto out;
 	}
 

@@ -12,6 +12,7 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "inject_int.h"
@@ -838,6 +839,9 @@ static int wait_hello(struct attach *a, struct inject_conn *c, int timeout_ms,
 				   "pid %d: reading from the agent: %s", (int)a->pid,
 				   strerror(-rc));
 	if (msg.type == WIRE_ERROR && wire_dec_error(&msg, &e) == 0) {
+		if (e.code == WIRE_ERR_ENDING)
+			return trm_err_set(err, -EAGAIN, "pid %d: agent: %s", (int)a->pid,
+					   e.text);
 		rc = trm_err_set(err, -TRM_EAGENT, "pid %d: agent: %s", (int)a->pid,
 				 e.text);
 		if (e.code == WIRE_ERR_BUSY)
@@ -1071,8 +1075,8 @@ out:
 	return rc;
 }
 
-int inject_attach(pid_t pid, const struct inject_opts *opts,
-		  struct inject_conn *c, struct trm_err *err)
+static int attach_once(pid_t pid, const struct inject_opts *opts,
+		       struct inject_conn *c, struct trm_err *err)
 {
 	struct attach a;
 	struct target_status st;
@@ -1296,4 +1300,38 @@ void inject_close(struct inject_conn *c)
 		wire_reader_fini(&c->rd);
 	}
 	c->ctl_fd = c->data_fd = -1;
+}
+
+int inject_attach(pid_t pid, const struct inject_opts *opts,
+		  struct inject_conn *c, struct trm_err *err)
+{
+	uint64_t t0 = util_now_ns();
+	int rc, tries = 0;
+
+	/* A trmtop that has just exited leaves its session ending for a moment
+	 * (`trmtop start; trmtop stop`): the agent says so, and a new attach
+	 * a little later finds it gone. */
+	for (;;) {
+		uint64_t spent;
+		struct timespec ts;
+
+		rc = attach_once(pid, opts, c, err);
+		if (rc != -EAGAIN)
+			return rc;
+		spent = (util_now_ns() - t0) / 1000000u;
+		if (++tries >= 50 || spent >= (uint64_t)opts->attach_timeout_ms) {
+			trm_err_set(err, -TRM_EAGENT,
+				    "pid %d: the previous trmtop's session did not end in %.1fs",
+				    (int)pid, (double)spent / 1e3);
+			trm_err_hint(err, "retry in a moment");
+			return -TRM_EAGENT;
+		}
+		trm_err_clear(err);
+		rc = check_abort(err);
+		if (rc < 0)
+			return rc;
+		ts.tv_sec = 0;
+		ts.tv_nsec = 2000000L * tries;
+		nanosleep(&ts, NULL);
+	}
 }
