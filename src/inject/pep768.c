@@ -406,6 +406,22 @@ int pep768_list_threads(pid_t pid, struct elf_proc *ep,
 	return walk_threads(pid, &c, 0, NULL, tids, max, n, err);
 }
 
+/* The thread state of tid and its debugger_pending_call. */
+static int read_pending(pid_t pid, struct pep_ctx *c, pid_t tid, raddr_t *ts,
+			int32_t *pending, struct trm_err *err)
+{
+	int rc = find_tstate(pid, c, tid, ts, err);
+
+	if (rc < 0)
+		return rc;
+	rc = target_read_mem(pid, *ts + c->l.ts_pending_call, pending,
+			     sizeof(*pending));
+	if (rc < 0)
+		return trm_err_set(err, rc, "pid %d: read debugger_pending_call",
+				   (int)pid);
+	return 0;
+}
+
 int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 		   pid_t tid, const char *script_path, struct trm_err *err)
 {
@@ -428,15 +444,9 @@ int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 				   "script path of %zu bytes (1 to %llu "
 				   "allowed)", len,
 				   (unsigned long long)c.l.script_path_size - 1);
-	rc = find_tstate(pid, &c, tid, &ts, err);
+	rc = read_pending(pid, &c, tid, &ts, &pending, err);
 	if (rc < 0)
 		return rc;
-
-	rc = target_read_mem(pid, ts + c.l.ts_pending_call, &pending,
-			     sizeof(pending));
-	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read debugger_pending_call",
-				   (int)pid);
 	if (pending != 0)
 		return trm_err_set(err, -TRM_EBUSY,
 				   "pid %d: a remote-exec request is already "
@@ -482,14 +492,9 @@ int pep768_cancel(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 	rc = ctx_open(pid, ep, py, &c, err);
 	if (rc < 0)
 		return rc;
-	rc = find_tstate(pid, &c, tid, &ts, err);
+	rc = read_pending(pid, &c, tid, &ts, &pending, err);
 	if (rc < 0)
 		return rc;
-	rc = target_read_mem(pid, ts + c.l.ts_pending_call, &pending,
-			     sizeof(pending));
-	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read debugger_pending_call",
-				   (int)pid);
 	if (pending != 1)
 		return trm_err_set(err, -EALREADY,
 				   "pid %d: no request pending on thread %d",
