@@ -265,8 +265,10 @@ static void *ctl_main(void *arg)
 	struct wire_msg msg;
 	int rc;
 
-	int served = 0;
-
+	/* Every request that touches Python takes the GIL, which waits for
+	 * the bootstrap that started us to finish: a first snapshot never
+	 * sees its transient objects.  No GIL round trip of its own (it cost
+	 * a switch interval against a busy thread), and none before HELLO. */
 	if (send_frame(s, s->hello, s->hello_len) < 0)
 		goto out;
 	for (;;) {
@@ -278,18 +280,6 @@ static void *ctl_main(void *arg)
 		}
 		if (rc <= 0)
 			break; /* EOF, bad frame or read error: detach */
-		/* Serve nothing before the bootstrap that started us has
-		 * finished: it holds the GIL until its last object is freed, so
-		 * one round trip through the GIL waits for it, and a first
-		 * snapshot never sees the bootstrap's transient objects.  Not
-		 * before the first request: while the bootstrap runs, a thread
-		 * waiting for the GIL would make it hand the GIL over (and wait
-		 * a switch interval to get it back) at its next bytecode. */
-		if (!served++ && !atomic_load(&agent_exiting)) {
-			PyGILState_STATE g = PyGILState_Ensure();
-
-			PyGILState_Release(g);
-		}
 		if (handle(s, &msg) != 0)
 			break;
 	}

@@ -185,10 +185,13 @@ static int version_hint(struct elf_proc *ep, int mod, unsigned *major,
 	struct elf_mod *m = &ep->mods[mod];
 	const char *base = strrchr(m->map.path, '/');
 
-	elf_mod_ids(m);
-	if (m->soname[0] && hint_from_name(m->soname, major, minor) == 0)
+	/* the file name first: the soname means reading section headers */
+	if (hint_from_name(base ? base + 1 : m->map.path, major, minor) == 0)
 		return 0;
-	return hint_from_name(base ? base + 1 : m->map.path, major, minor);
+	elf_mod_ids(m);
+	if (m->soname[0])
+		return hint_from_name(m->soname, major, minor);
+	return -TRM_ENOSYM;
 }
 
 /* A version at buf[i], preceded by neither a digit nor a dot. */
@@ -389,6 +392,7 @@ int elf_python_version_by(struct elf_proc *ep, pid_t pid, int method,
 int elf_find_python(struct elf_proc *ep, pid_t pid, struct elf_pyinfo *out,
 		    struct trm_err *err)
 {
+	unsigned hmaj = 0, hmin = 0;
 	int method, rc;
 
 	memset(out, 0, sizeof(*out));
@@ -400,9 +404,17 @@ int elf_find_python(struct elf_proc *ep, pid_t pid, struct elf_pyinfo *out,
 	rc = find_api(ep, pid, out, err);
 	if (rc < 0)
 		goto out;
+	if (version_hint(ep, out->module, &hmaj, &hmin) < 0)
+		hmaj = hmin = 0;
 	rc = -TRM_ENOSYM;
-	for (method = 0; method < ELF_PYVER_NMETHODS && rc < 0; method++)
+	for (method = 0; method < ELF_PYVER_NMETHODS && rc < 0; method++) {
+		/* _Py_DebugOffsets exist from 3.13 on: when the name says older,
+		 * do not look for the section (the section headers sit at the
+		 * end of the file: page faults on the attach path) */
+		if (method == ELF_PYVER_DEBUG_OFFSETS && hmaj == 3 && hmin < 13)
+			continue;
 		rc = elf_python_version_by(ep, pid, method, out);
+	}
 	if (rc < 0)
 		rc = trm_err_set(err, -TRM_EPYVER,
 				 "pid %d: cannot tell the Python version of %s",
