@@ -217,22 +217,25 @@ static bool is_our_fifo(int fd, unsigned long long ino)
 
 /* Write a frame from the application's thread without a SIGPIPE reaching
  * it (the application may run with SIGPIPE at its default action). */
-static void write_nosigpipe(int fd, const void *buf, size_t len)
+static int write_nosigpipe(int fd, const void *buf, size_t len)
 {
 	sigset_t pipe_set, old, pending;
 	bool was_pending;
+	int rc;
 
 	sigemptyset(&pipe_set);
 	sigaddset(&pipe_set, SIGPIPE);
 	if (pthread_sigmask(SIG_BLOCK, &pipe_set, &old) != 0)
-		return;
+		return -EINVAL;
 	was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
-	if (wire_write_all(fd, buf, len) == -EPIPE && !was_pending) {
+	rc = wire_write_all(fd, buf, len);
+	if (rc == -EPIPE && !was_pending) {
 		struct timespec zero = { 0, 0 };
 		while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR)
 			;
 	}
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	return rc;
 }
 
 static void send_error_and_close(int ctl_fd, int data_fd, uint32_t code,
@@ -242,7 +245,7 @@ static void send_error_and_close(int ctl_fd, int data_fd, uint32_t code,
 	int n = wire_enc_error(frame, sizeof(frame), code, text);
 
 	if (n > 0)
-		write_nosigpipe(data_fd, frame, (size_t)n);
+		(void)write_nosigpipe(data_fd, frame, (size_t)n);
 	close(ctl_fd);
 	close(data_fd);
 }
@@ -410,6 +413,16 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	s->py_hexversion = hello.py_hexversion;
 	wire_reader_init(&s->rd, ctl_fd, WIRE_CTL_MAX);
 	s->hello_len = wire_enc_hello(s->hello, sizeof(s->hello), &hello);
+	/* HELLO from here, the first frame on data_fd: trmtop has it now,
+	 * not once the new thread has been scheduled (0.4 ms and more) */
+	if (s->hello_len < 0 ||
+	    write_nosigpipe(data_fd, s->hello, (size_t)s->hello_len) < 0) {
+		close(ctl_fd);
+		close(data_fd);
+		wire_reader_fini(&s->rd);
+		free(s);
+		goto out;
+	}
 
 	pthread_mutex_lock(&agent_lock);
 	agent_cur = s;
@@ -421,6 +434,7 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 		snprintf(text, sizeof(text), "agent: cannot start thread: %s",
 			 strerror(-rc));
 		send_error_and_close(ctl_fd, data_fd, WIRE_ERR_UNKNOWN, text);
+		wire_reader_fini(&s->rd);
 		free(s);
 	}
 out:

@@ -265,12 +265,10 @@ static void *ctl_main(void *arg)
 	struct wire_msg msg;
 	int rc;
 
-	/* Every request that touches Python takes the GIL, which waits for
-	 * the bootstrap that started us to finish: a first snapshot never
-	 * sees its transient objects.  No GIL round trip of its own (it cost
-	 * a switch interval against a busy thread), and none before HELLO. */
-	if (send_frame(s, s->hello, s->hello_len) < 0)
-		goto out;
+	/* start() has sent HELLO.  Every request that touches Python takes
+	 * the GIL, which waits for the bootstrap that started us to finish:
+	 * a first snapshot never sees its transient objects.  No GIL round
+	 * trip of its own (it cost a switch interval against a busy thread). */
 	for (;;) {
 		rc = wire_read_frame(&s->rd, &msg, 0);
 		if (rc == -ETIMEDOUT) {
@@ -283,7 +281,6 @@ static void *ctl_main(void *arg)
 		if (handle(s, &msg) != 0)
 			break;
 	}
-out:
 	end_session(s);
 	return NULL;
 }
