@@ -214,7 +214,10 @@ int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err)
 	}
 	for (line = text; *line && n < alloc; line = next) {
 		next = strchr(line, '\n');
-		next = next ? next + 1 : line + strlen(line);
+		if (next)
+			*next++ = '\0'; /* one line, also in an error message */
+		else
+			next = line + strlen(line);
 		if (target_parse_map_line(line, &v[n]) != 0) {
 			rc = trm_err_set(err, -EINVAL,
 					 "parse %s: bad line \"%.80s\"", path,
