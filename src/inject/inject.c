@@ -534,6 +534,19 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 	return 0;
 }
 
+/* Through the held thread t: the bootstrap's private page, and the memfd
+ * and pipes if this attach has none yet (*created then says so). */
+static int map_and_create(struct ptrace_thread *t, struct attach *a,
+			  raddr_t *page, int *created, struct trm_err *err)
+{
+	int rc = map_page(t, a, page, err);
+
+	if (rc < 0 || a->have_res)
+		return rc;
+	*created = 1;
+	return setup_resources(t, a, *page, err);
+}
+
 /* Close what we created in the target, through a held thread (only used
  * before any bootstrap could run). */
 static void undo_resources(struct ptrace_thread *t, struct attach *a)
@@ -628,15 +641,9 @@ static int pending_path(struct attach *a, struct trm_err *err)
 		if (rc < 0)
 			goto out;
 	}
-	rc = map_page(&t, a, &page, err);
+	rc = map_and_create(&t, a, &page, &created, err);
 	if (rc < 0)
 		goto out;
-	if (!a->have_res) {
-		created = 1;
-		rc = setup_resources(&t, a, page, err);
-		if (rc < 0)
-			goto out;
-	}
 	PAUSE("remote");
 	rc = write_bootstrap(a, page, &text, err);
 	if (rc < 0)
@@ -766,15 +773,9 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 		rc = -TRM_EUNSAFE;
 		goto out;
 	}
-	rc = map_page(&t, a, &page, err);
+	rc = map_and_create(&t, a, &page, &created, err);
 	if (rc < 0)
 		goto out;
-	if (!a->have_res) {
-		created = 1;
-		rc = setup_resources(&t, a, page, err);
-		if (rc < 0)
-			goto out;
-	}
 	PAUSE("remote");
 	rc = write_bootstrap(a, page, &text, err);
 	if (rc < 0)
