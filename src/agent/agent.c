@@ -270,29 +270,31 @@ static void close_our_memfd(int fd, const char *kind, unsigned long long token)
 		close(fd);
 }
 
-/* Has trmtop hung up its end of ctl (it gave up on this attach)? */
-static bool ctl_abandoned(int ctl_fd)
+/* The poll(2) events pending on fd right now (0 if none or on error). */
+static short revents_now(int fd)
 {
-	struct pollfd pfd = { .fd = ctl_fd, .events = POLLIN };
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
 	int rc;
 
 	do
 		rc = poll(&pfd, 1, 0);
 	while (rc < 0 && errno == EINTR);
-	return rc > 0 && (pfd.revents & POLLHUP) && !(pfd.revents & POLLIN);
+	return rc > 0 ? pfd.revents : 0;
+}
+
+/* Has trmtop hung up its end of ctl (it gave up on this attach)? */
+static bool ctl_abandoned(int ctl_fd)
+{
+	short ev = revents_now(ctl_fd);
+
+	return (ev & POLLHUP) && !(ev & POLLIN);
 }
 
 /* Has the trmtop on the other end of ctl closed it (whether or not it left
  * requests unread)? */
 static bool peer_gone(int ctl_fd)
 {
-	struct pollfd pfd = { .fd = ctl_fd, .events = POLLIN };
-	int rc;
-
-	do
-		rc = poll(&pfd, 1, 0);
-	while (rc < 0 && errno == EINTR);
-	return rc > 0 && (pfd.revents & (POLLHUP | POLLERR | POLLNVAL));
+	return revents_now(ctl_fd) & (POLLHUP | POLLERR | POLLNVAL);
 }
 
 static uint32_t hexversion(void)
@@ -323,6 +325,8 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 	unsigned long long page = 0, page_len = 0;
 	struct agent_sess *s = NULL;
 	struct wire_hello hello = { .proto = WIRE_PROTO_VERSION };
+	uint8_t hello_buf[64];
+	int hello_len;
 	uint8_t tracing = WIRE_TRACING_OFF;
 	uint32_t limit = 0;
 	char text[256];
@@ -407,22 +411,21 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 				     "agent: out of memory");
 		goto out;
 	}
+	/* HELLO from here, the first frame on data_fd: trmtop has it now,
+	 * not once the new thread has been scheduled (0.4 ms and more) */
+	hello_len = wire_enc_hello(hello_buf, sizeof(hello_buf), &hello);
+	if (hello_len < 0 ||
+	    write_nosigpipe(data_fd, hello_buf, (size_t)hello_len) < 0) {
+		close(ctl_fd);
+		close(data_fd);
+		free(s);
+		goto out;
+	}
 	s->ctl_fd = ctl_fd;
 	s->data_fd = data_fd;
 	s->token = token;
 	s->py_hexversion = hello.py_hexversion;
 	wire_reader_init(&s->rd, ctl_fd, WIRE_CTL_MAX);
-	s->hello_len = wire_enc_hello(s->hello, sizeof(s->hello), &hello);
-	/* HELLO from here, the first frame on data_fd: trmtop has it now,
-	 * not once the new thread has been scheduled (0.4 ms and more) */
-	if (s->hello_len < 0 ||
-	    write_nosigpipe(data_fd, s->hello, (size_t)s->hello_len) < 0) {
-		close(ctl_fd);
-		close(data_fd);
-		wire_reader_fini(&s->rd);
-		free(s);
-		goto out;
-	}
 
 	pthread_mutex_lock(&agent_lock);
 	agent_cur = s;

@@ -39,8 +39,6 @@ struct agent_sess {
 	struct wire_intern *tables; /* what this connection has sent; NULL
 				       until the first snapshot */
 	uint32_t py_hexversion;
-	int hello_len;
-	uint8_t hello[64]; /* encoded HELLO, sent first by the thread */
 };
 
 /* agent_lock guards agent_cur; it is held only for a few instructions and
