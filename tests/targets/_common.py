@@ -117,6 +117,26 @@ class Shape(object):
             return self.tick_cond.wait_for(lambda: self.ticks >= target, timeout)
 
 
+class IdleShape(Shape):
+    """A shape whose main thread waits in os.read() on a pipe of its own and
+    ticks each time it is poked (a process that sits idle between
+    commands)."""
+
+    def __init__(self, argv):
+        Shape.__init__(self, argv)
+        self.wake_r, self.wake_w = os.pipe()
+
+    def main(self):
+        self.tick()
+        while not self.stop.is_set():
+            os.read(self.wake_r, 1)
+            self.tick()
+
+    def poke(self):
+        os.write(self.wake_w, b"x")
+        return True
+
+
 class Runner(object):
     def __init__(self, shape_cls):
         if len(sys.argv) < 4:

@@ -12,7 +12,6 @@ Report: the number of leaked blocks.
 """
 
 import json
-import os
 import tracemalloc
 
 import _common
@@ -49,22 +48,8 @@ def linestat():
     return {"size": size, "count": count}
 
 
-class Leaker(_common.Shape):
+class Leaker(_common.IdleShape):
     name = "leaker"
-
-    def __init__(self, argv):
-        _common.Shape.__init__(self, argv)
-        self.wake_r, self.wake_w = os.pipe()
-
-    def main(self):
-        self.tick()
-        while not self.stop.is_set():
-            os.read(self.wake_r, 1)
-            self.tick()
-
-    def poke(self):
-        os.write(self.wake_w, b"x")
-        return True
 
     def command(self, words):
         if words[0] == "leak":

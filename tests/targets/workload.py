@@ -29,7 +29,6 @@ Lines the tests look up carry a `   # NAME` marker comment.
 
 import gc
 import json
-import os
 import sys
 import tracemalloc
 
@@ -177,15 +176,14 @@ def _workload():
     gc.collect()
 
 
-class Workload(_common.Shape):
+class Workload(_common.IdleShape):
     name = "workload"
 
     def __init__(self, argv):
-        _common.Shape.__init__(self, argv)
+        _common.IdleShape.__init__(self, argv)
         self.mode = argv[0] if argv else "app"
         if self.mode not in ("app", "late"):
             raise SystemExit("workload: mode must be app or late")
-        self.wake_r, self.wake_w = os.pipe()
         self.ran = False
 
     def setup(self):
@@ -193,16 +191,6 @@ class Workload(_common.Shape):
             tracemalloc.start(FRAMES)
             workload()
             self.ran = True
-
-    def main(self):
-        self.tick()
-        while not self.stop.is_set():
-            os.read(self.wake_r, 1)
-            self.tick()
-
-    def poke(self):
-        os.write(self.wake_w, b"x")
-        return True
 
     def command(self, words):
         if words[0] == "run":
