@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: installs dependencies, builds trmtop plainly and
+# The whole test suite: installs dependencies, builds CPython 3.14 (regular
+# and free-threaded, once: scripts/python314.sh), builds trmtop plainly and
 # with AddressSanitizer+UBSan, runs unit, agent and end-to-end tests in
 # both, then the fuzzers, and ends with one line "N passed, N failed".
 set -u
@@ -15,12 +16,25 @@ count() {  # count <testlog.json> : meson results, the e2e entry by its junit xm
   passed=$((passed + $1)); failed=$((failed + $2)); skipped=$((skipped + $3))
 }
 
+# CPython 3.14 from ../shared/interpreters/: its absence is a skip (the
+# tests say why), a failed build a failure.
+py314_out=$(bash scripts/python314.sh); py314_rc=$?
+case $py314_rc in
+  0) export TRMTOP_PY314=$(echo "$py314_out" | sed -n 's/^PY314=//p')
+     export TRMTOP_PY314T=$(echo "$py314_out" | sed -n 's/^PY314T=//p') ;;
+  3) export TRMTOP_PY314_SKIP="../shared/interpreters/ is missing: no CPython 3.14 to build" ;;
+  *) export TRMTOP_PY314_SKIP="the CPython 3.14 build failed (counted as a failure above)"
+     echo "python314: build failed"; failed=$((failed + 1)) ;;
+esac
+
 for variant in plain asan; do
   dir="$root/build-ci-$variant"
   opts=()
   [ "$variant" = asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false)
   echo "=== $variant build"
-  if ! { [ -d "$dir" ] || meson setup "$dir" "${opts[@]}" >/dev/null; } || ! ninja -C "$dir"; then
+  # --reconfigure: the interpreters are found at configure time
+  setup=(meson setup "$dir" "${opts[@]}"); [ -d "$dir" ] && setup+=(--reconfigure)
+  if ! "${setup[@]}" >/dev/null || ! ninja -C "$dir"; then
     echo "build failed ($variant)"; failed=$((failed + 1)); continue
   fi
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

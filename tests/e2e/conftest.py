@@ -12,8 +12,10 @@ or `meson test -C build --suite e2e`.  Environment:
 
 Interpreters: every ~/.pyenv/versions/*/bin/python3 (>= 3.8 are targets,
 older ones are used by the "unsupported version" tests), Debian's
-/usr/bin/python3.11 and /opt/python3.14/bin/python3.14.  The session fails if
-no supported interpreter is found.
+/usr/bin/python3.11, and CPython 3.14 and its free-threaded build (refused)
+from scripts/python314.sh, as tests/find_pythons.py finds them.  Well-known
+ones that are absent are listed as skips, with the reason.  The session
+fails if no supported interpreter is found.
 
 Targets live in tests/targets/ (see _common.py there for their protocol).
 Tests never sleep to synchronise: they wait on FIFOs, or poll /proc with a
@@ -32,11 +34,15 @@ import subprocess
 import tempfile
 import time
 
+import sys
+
 import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TARGETS = os.path.join(REPO, "tests", "targets")
+sys.path.insert(0, os.path.join(REPO, "tests"))
+import find_pythons  # noqa: E402
 
 # Deadlines (seconds).  They bound hangs; nothing is asserted about speed.
 READY_TIMEOUT = 60.0
@@ -66,12 +72,18 @@ PROBE = (
     " sys.executable, sysconfig.get_config_var('Py_GIL_DISABLED'))))\n"
 )
 
-# Well-known interpreters: listed (and skipped) even when absent, so that a
-# run says what it did not cover.
+# Well-known interpreters: listed (and skipped, with the reason
+# find_pythons gives) even when absent, so that a run says what it did not
+# cover.
 WELL_KNOWN = (
-    ("deb3.11", "/usr/bin/python3.11"),
-    ("opt3.14", "/opt/python3.14/bin/python3.14"),
+    ("deb3.11", find_pythons.DEBIAN_311),
+    ("opt3.14", find_pythons.py314()[0]),
+    ("opt3.14t", find_pythons.py314t()[0]),
 )
+SKIP_REASON = {
+    find_pythons.py314()[0]: find_pythons.py314()[1],
+    find_pythons.py314t()[0]: find_pythons.py314t()[1],
+}
 
 
 def _is_pie(path):
@@ -83,7 +95,7 @@ def _is_pie(path):
 def _probe(ident, path):
     """Run the interpreter once; returns (Interp, None) or (None, reason)."""
     if not os.access(path, os.X_OK):
-        return None, "%s not found" % path
+        return None, SKIP_REASON.get(path) or "%s not found" % path
     try:
         res = subprocess.run(
             [path, "-E", "-c", PROBE],
@@ -99,7 +111,7 @@ def _probe(ident, path):
     if ident is None:
         ident = "py%d.%d.%d" % vinfo
     elif ident.startswith("opt"):
-        ident = "opt%d.%d.%d" % vinfo
+        ident = "opt%d.%d.%d%s" % (vinfo + ("t" if gil_disabled else "",))
     return (
         Interp(ident, path, vinfo, vstr, exe, _is_pie(exe), bool(gil_disabled)),
         None,
@@ -109,7 +121,9 @@ def _probe(ident, path):
 @functools.lru_cache(maxsize=None)
 def discover():
     """Returns (supported, unsupported, missing): two lists of Interp sorted by
-    version, and a list of (id, reason) for well-known ones that are absent."""
+    version, and a list of (id, reason, broken) for well-known ones that are
+    absent (broken: the file is there but does not run: a failure, not a
+    skip)."""
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     cands = [(None, p) for p in sorted(glob.glob(os.path.join(root, "versions", "*", "bin", "python3")))]
     # python2.7 has no bin/python3
@@ -119,7 +133,7 @@ def discover():
     for ident, path in cands:
         interp, why = _probe(ident, path)
         if interp is None:
-            missing.append((ident or path, why))
+            missing.append((ident or path, why, os.access(path, os.X_OK)))
             continue
         if interp.executable in seen:
             continue
@@ -149,27 +163,46 @@ def faults_subset(supported):
     return out
 
 
-def _params(interps, with_missing=True):
+class Broken(str):
+    """The parameter of a well-known interpreter that is there but does not
+    run: the fixture `_no_broken_interpreter` fails its tests."""
+
+
+def _params(interps, missing_ids=()):
+    """Params of interps, plus one per absent well-known interpreter of
+    missing_ids: a skip with the reason, or a failure when it is broken."""
     params = [pytest.param(i, id=i.id) for i in interps]
-    if with_missing and not os.environ.get("TRMTOP_E2E_PYTHONS"):
-        for ident, why in discover()[2]:
-            if any(ident == w[0] for w in WELL_KNOWN):
+    if not os.environ.get("TRMTOP_E2E_PYTHONS"):
+        for ident, why, broken in discover()[2]:
+            if ident not in missing_ids:
+                continue
+            if broken:
+                params.append(pytest.param(Broken(why), id=ident))
+            else:
                 params.append(pytest.param(None, id=ident, marks=pytest.mark.skip(reason=why)))
     return params
+
+
+@pytest.fixture(autouse=True)
+def _no_broken_interpreter(request):
+    spec = getattr(request.node, "callspec", None)
+    for v in (spec.params.values() if spec else ()):
+        if isinstance(v, Broken):
+            pytest.fail(v)
 
 
 def pytest_generate_tests(metafunc):
     supported, unsupported, _ = discover()
     if "python" in metafunc.fixturenames:
-        metafunc.parametrize("python", _params(supported))
+        metafunc.parametrize("python", _params(supported, ("deb3.11", "opt3.14")))
     if "python_faults" in metafunc.fixturenames:
-        metafunc.parametrize("python_faults", _params(faults_subset(supported), False))
+        metafunc.parametrize("python_faults", _params(faults_subset(supported)))
     if "python_cycles" in metafunc.fixturenames:
         # 100 start/stop cycles: the oldest and the newest only
         sub = supported[:1] + supported[-1:] if len(supported) > 1 else supported
-        metafunc.parametrize("python_cycles", _params(sub, False))
+        metafunc.parametrize("python_cycles", _params(sub))
     if "old_python" in metafunc.fixturenames:
-        params = _params(unsupported, False)
+        params = _params(unsupported, ("opt3.14t",))
         if not params:
             params = [pytest.param(None, id="none", marks=pytest.mark.skip(reason="no Python < 3.8 installed"))]
         metafunc.parametrize("old_python", params)
@@ -190,7 +223,7 @@ def pytest_report_header(config):
     lines = ["trmtop: %s" % trmtop_path()]
     lines.append("targets: " + " ".join(i.id for i in supported))
     lines.append("unsupported: " + (" ".join(i.id for i in unsupported) or "-"))
-    lines.extend("missing: %s (%s)" % m for m in missing)
+    lines.extend("missing: %s (%s)" % m[:2] for m in missing)
     return lines
 
 

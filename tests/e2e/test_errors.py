@@ -45,9 +45,15 @@ def test_not_python(trmtop):
 
 
 def test_unsupported_version(old_python, spawn, trmtop):
+    """Pythons older than 3.8 and free-threaded builds: exit 2, the version
+    named, a hint that says what is supported."""
     t = spawn(old_python, "old_python")
     res = trmtop("start", "--pid", t.pid)
-    check_error(res, "%d.%d" % old_python.version[:2])
+    words = ["%d.%d" % old_python.version[:2]]
+    if old_python.free_threaded:
+        words.append("free-threaded")
+    check_error(res, *words)
+    assert any(l.startswith("hint: ") for l in res.err.splitlines()), res
     t.check_healthy()
     assert t.cmd("ping") == "pong"
     assert t.exit() == EXIT_CODE

@@ -1,7 +1,11 @@
 /* test_pep768.c - PEP 768 remote exec against real interpreters.
  *
- * Needs /opt/python3.14/bin/python3.14 (skipped otherwise); the refusal of
- * older versions uses pyenv's 3.13.0 and 3.11.7 when present. */
+ *   test_pep768 py314 PYTHON3.14      request, cancel, disabled
+ *   test_pep768 free-threaded PYTHON  the probe refuses a free-threaded build
+ *   test_pep768 older PYTHON...       the probe refuses 3.8-3.13
+ *
+ * meson passes the interpreters of tests/find_pythons.py, and defines a
+ * skip in place of a group whose interpreter is absent. */
 #include "config.h"
 
 #include <errno.h>
@@ -29,7 +33,6 @@
 
 #include "pep768.h"
 
-#define PY314 "/opt/python3.14/bin/python3.14"
 #define MAX_CHILD 2
 
 struct fx {
@@ -280,13 +283,10 @@ static int has_tid(const pid_t *tids, size_t n, pid_t tid)
 	return 0;
 }
 
-static void need_py314(void)
-{
-	if (access(PY314, X_OK) != 0) {
-		print_message("# %s not found\n", PY314);
-		skip();
-	}
-}
+/* The interpreters of this run, from the command line. */
+static const char *py314;
+static char **older;
+static int n_older;
 
 /* Probe, list, request on the worker and on the main thread, errors. */
 static void test_request_worker(void **state)
@@ -302,8 +302,7 @@ static void test_request_worker(void **state)
 	long who;
 	int rc;
 
-	need_py314();
-	pid = spawn(f, 0, PY314, NULL, code_loop, NULL, NULL);
+	pid = spawn(f, 0, py314, NULL, code_loop, NULL, NULL);
 	ep = open_py(f, 0, &py);
 	worker = other_thread(pid);
 
@@ -415,9 +414,8 @@ static void test_join_cancel(void **state)
 	pid_t pid;
 	int rc;
 
-	need_py314();
 	snprintf(stop, sizeof(stop), "%s/stop", f->dir);
-	pid = spawn(f, 0, PY314, NULL, code_join, stop, NULL);
+	pid = spawn(f, 0, py314, NULL, code_join, stop, NULL);
 	ep = open_py(f, 0, &py);
 	wait_joined(pid);
 
@@ -454,9 +452,8 @@ static void test_join_runs_later(void **state)
 	pid_t pid;
 	int rc;
 
-	need_py314();
 	snprintf(stop, sizeof(stop), "%s/stop", f->dir);
-	pid = spawn(f, 0, PY314, NULL, code_join, stop, NULL);
+	pid = spawn(f, 0, py314, NULL, code_join, stop, NULL);
 	ep = open_py(f, 0, &py);
 	wait_joined(pid);
 
@@ -479,8 +476,7 @@ static void test_disabled(void **state)
 	pid_t pid;
 	int rc;
 
-	need_py314();
-	pid = spawn(f, 0, PY314, NULL, code_idle, NULL,
+	pid = spawn(f, 0, py314, NULL, code_idle, NULL,
 		    "PYTHON_DISABLE_REMOTE_DEBUG");
 	ep = open_py(f, 0, &py);
 	rc = pep768_probe(pid, ep, &py, &err);
@@ -491,7 +487,7 @@ static void test_disabled(void **state)
 	assert_int_equal(pep768_request(pid, ep, &py, pid, "/nonexistent",
 					&err), -EPERM);
 
-	pid = spawn(f, 1, PY314, "disable-remote-debug", code_idle, NULL,
+	pid = spawn(f, 1, py314, "disable-remote-debug", code_idle, NULL,
 		    NULL);
 	ep = open_py(f, 1, &py);
 	trm_err_clear(&err);
@@ -500,34 +496,23 @@ static void test_disabled(void **state)
 	assert_int_equal(rc, -EPERM);
 }
 
-/* Older interpreters: 3.13 has _Py_DebugOffsets but no PEP 768, 3.11 has
- * no .PyRuntime at all. */
+/* Older interpreters: 3.13 has _Py_DebugOffsets but no PEP 768, 3.12 and
+ * older have no usable .PyRuntime table. */
 static void test_old_versions(void **state)
 {
-	static const char *const rel[] = {
-		".pyenv/versions/3.13.0/bin/python3",
-		".pyenv/versions/3.11.7/bin/python3",
-	};
 	struct fx *f = *state;
-	const char *home = getenv("HOME");
-	int tried = 0;
-	size_t i;
+	int i;
 
-	for (i = 0; i < sizeof(rel) / sizeof(rel[0]); i++) {
+	assert_true(n_older > 0);
+	for (i = 0; i < n_older; i++) {
 		struct elf_pyinfo py;
 		struct trm_err err = {0};
 		struct elf_proc *ep;
-		char path[TARGET_PATH_MAX];
 		pid_t pid, tids[4];
 		size_t n;
 		int rc, st;
 
-		snprintf(path, sizeof(path), "%s/%s", home ? home : "", rel[i]);
-		if (access(path, X_OK) != 0) {
-			print_message("# %s not found\n", path);
-			continue;
-		}
-		pid = spawn(f, 0, path, NULL, code_idle, NULL, NULL);
+		pid = spawn(f, 0, older[i], NULL, code_idle, NULL, NULL);
 		ep = open_py(f, 0, &py);
 		rc = pep768_probe(pid, ep, &py, &err);
 		print_message("# %s: %d %s\n", py.version, rc, err.msg);
@@ -540,15 +525,41 @@ static void test_old_versions(void **state)
 		kill(pid, SIGKILL);
 		waitpid(pid, &st, 0);
 		f->pid[0] = 0;
-		tried++;
 	}
-	if (!tried)
-		skip();
 }
 
-int main(void)
+/* A free-threaded 3.14: refused by the probe, before any write. */
+static void test_free_threaded(void **state)
 {
-	const struct CMUnitTest tests[] = {
+	struct fx *f = *state;
+	struct elf_pyinfo py;
+	struct trm_err err = {0};
+	struct elf_proc *ep;
+	pid_t pid;
+	int rc;
+
+	pid = spawn(f, 0, py314, NULL, code_idle, NULL, NULL);
+	ep = open_py(f, 0, &py);
+	assert_int_equal(py.free_threaded, 1);
+	rc = pep768_probe(pid, ep, &py, &err);
+	print_message("# %s: %d %s\n", py.version, rc, err.msg);
+	assert_int_equal(rc, -TRM_EFREETHREAD);
+	assert_non_null(strstr(err.msg, "free-threaded"));
+	trm_err_clear(&err);
+	assert_int_equal(pep768_request(pid, ep, &py, pid, "/nonexistent",
+					&err), -TRM_EFREETHREAD);
+}
+
+static int usage(void)
+{
+	fprintf(stderr, "usage: test_pep768 py314 PYTHON | free-threaded "
+		"PYTHON | older PYTHON...\n");
+	return 2;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest t314[] = {
 		cmocka_unit_test_setup_teardown(test_request_worker, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_join_cancel, setup,
@@ -557,9 +568,30 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(test_disabled, setup,
 						teardown),
+	};
+	const struct CMUnitTest tft[] = {
+		cmocka_unit_test_setup_teardown(test_free_threaded, setup,
+						teardown),
+	};
+	const struct CMUnitTest told[] = {
 		cmocka_unit_test_setup_teardown(test_old_versions, setup,
 						teardown),
 	};
 
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	if (argc < 3)
+		return usage();
+	if (strcmp(argv[1], "py314") == 0 && argc == 3) {
+		py314 = argv[2];
+		return cmocka_run_group_tests(t314, NULL, NULL);
+	}
+	if (strcmp(argv[1], "free-threaded") == 0 && argc == 3) {
+		py314 = argv[2];
+		return cmocka_run_group_tests(tft, NULL, NULL);
+	}
+	if (strcmp(argv[1], "older") == 0) {
+		older = argv + 2;
+		n_older = argc - 2;
+		return cmocka_run_group_tests(told, NULL, NULL);
+	}
+	return usage();
 }

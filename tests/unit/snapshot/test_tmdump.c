@@ -799,10 +799,7 @@ static void test_write_error(void **state)
 
 	(void)state;
 	assert_non_null(s);
-	if (!f) {
-		snapshot_free(s);
-		skip();
-	}
+	assert_non_null(f); /* /dev/full is on every Linux */
 	rc = snapshot_write_tracemalloc(s, f, &err);
 	assert_true(rc < 0);
 	assert_non_null(strstr(err.msg, "write failed"));
