@@ -83,13 +83,14 @@ regular() {
 free_threaded() {
   ./configure --disable-gil --with-ensurepip=no --disable-test-modules
   make -j"$jobs" python platform
+  ln python python3.14t   # the name an installed one has (and its version)
   cd ..
   mv Python-3.14.7 "$stage/tree"
 }
 
 regular_key="3.14.7 $sha256 regular v1"
-ft_key="3.14.7 $sha256 free-threaded v1"
+ft_key="3.14.7 $sha256 free-threaded v2"
 build python3.14 "$regular_key" regular || exit 1
 build python3.14t "$ft_key" free_threaded || exit 1
 echo "PY314=$root/python3.14/bin/python3.14"
-echo "PY314T=$root/python3.14t/python"
+echo "PY314T=$root/python3.14t/python3.14t"

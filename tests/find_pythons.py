@@ -41,7 +41,7 @@ def py314():
 
 
 def py314t():
-    return _py314("TRMTOP_PY314T", os.path.join(PY314_ROOT, "python3.14t/python"))
+    return _py314("TRMTOP_PY314T", os.path.join(PY314_ROOT, "python3.14t/python3.14t"))
 
 
 def well_known():

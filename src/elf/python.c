@@ -209,6 +209,7 @@ static size_t version_at(const char *buf, size_t len, size_t i, unsigned v[5])
 }
 
 /* Py_GetVersion() fills a static buffer with "3.8.18 (default, ...) ..."
+ * (free-threaded builds: "3.14.7 free-threading build (main, ...) ...")
  * during start-up; look for it in the module's writable segments. */
 static int from_version_buffer(struct elf_proc *ep, pid_t pid, int mod,
 			       unsigned hint_major, unsigned hint_minor,
@@ -247,8 +248,14 @@ static int from_version_buffer(struct elf_proc *ep, pid_t pid, int mod,
 				unsigned v[5];
 				size_t k = version_at(buf, len, i, v);
 
-				if (!k || i + k + 2 >= len || buf[i + k] != ' ' ||
-				    buf[i + k + 1] != '(')
+				static const char ft[] = " free-threading build (";
+				int is_ft = 0;
+
+				if (k && i + k + sizeof(ft) < len &&
+				    memcmp(buf + i + k, ft, sizeof(ft) - 1) == 0)
+					is_ft = 1;
+				else if (!k || i + k + 2 >= len ||
+					 buf[i + k] != ' ' || buf[i + k + 1] != '(')
 					continue;
 				if (hint_major &&
 				    (v[0] != hint_major || v[1] != hint_minor))
@@ -256,6 +263,8 @@ static int from_version_buffer(struct elf_proc *ep, pid_t pid, int mod,
 				set_version(out,
 					    make_hex(v[0], v[1], v[2], v[3], v[4]),
 					    "version string");
+				if (is_ft)
+					out->free_threaded = 1;
 				rc = 0;
 				break;
 			}
