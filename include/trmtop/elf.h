@@ -39,6 +39,12 @@ int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out);
  * nothing is opened or read. */
 const char *elf_proc_module_path(const struct elf_proc *ep, size_t i);
 
+/* The bytes of module i's (first) executable segment as its file holds
+ * them, and the runtime address of the first byte.  *bytes is borrowed
+ * until elf_proc_close.  -TRM_EBADELF if the module has none. */
+int elf_module_code(struct elf_proc *ep, size_t i, const uint8_t **bytes,
+		    size_t *len, raddr_t *addr);
+
 /* Find a defined symbol (FUNC or OBJECT) by exact name in .dynsym, then
  * .symtab.  With module >= 0 only that module is searched; with -1 the
  * executable first, then the others in map order.  *addr is the runtime

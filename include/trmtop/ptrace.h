@@ -23,6 +23,36 @@
 
 struct ptrace_arch_regs; /* arch/<arch>.h */
 
+/* Code in the target that remote calls return through (addresses of
+ * executable bytes; 0: not found). */
+struct ptrace_gadgets {
+	raddr_t sigreturn;  /* the rt_sigreturn trampoline */
+	raddr_t store;      /* store of the result through a callee-saved
+			       register, pops, return */
+	raddr_t pop_arg;    /* pop of the first argument register, return */
+	raddr_t ret;        /* a bare return */
+	raddr_t raise;      /* libc's raise(): the end of a call is signalled
+			       (optional: without it every syscall stops) */
+	int store_reg;      /* its base register (DWARF number) */
+	int32_t store_disp; /* and displacement */
+	int store_pops;     /* stack words it pops before returning */
+};
+
+/* One function of a chain: fn(arg). */
+struct ptrace_step {
+	raddr_t fn;
+	uint64_t arg;
+};
+
+/* Look for the gadgets in code (len bytes, the first at runtime address
+ * addr: an executable segment as elf_module_code gives it), filling those
+ * still missing in g. */
+void ptrace_scan_gadgets(const uint8_t *code, size_t len, raddr_t addr,
+			 struct ptrace_gadgets *g);
+/* 1 when every gadget was found and the target's memory still holds it
+ * (read from process pid), else 0. */
+int ptrace_gadgets_check(pid_t pid, const struct ptrace_gadgets *g);
+
 struct ptrace_thread {
 	pid_t pid, tid;
 	int seized;        /* PTRACE_SEIZE succeeded */
@@ -33,6 +63,14 @@ struct ptrace_thread {
 	uint64_t ns_held;  /* seize to detach, set by ptrace_release */
 	int nsigs;         /* signals to re-deliver on release */
 	int sigs[PTRACE_MAX_PENDING_SIGS];
+	const struct ptrace_gadgets *gadgets; /* the caller's; NULL: none */
+	uint64_t sigmask;  /* blocked signals at the seize */
+	int have_sigmask;  /* ... read (else calls are not guarded) */
+	int notify_sig;    /* signal a call's end raises (ignored by the
+			      target, not blocked), 0: none usable */
+	int at_entry;      /* held in a syscall-entry stop (after a call) */
+	int restart_lost;  /* a syscall of ours got a new restart block */
+	int in_call;       /* a guarded call runs on its own: no restore */
 	struct ptrace_arch_regs *saved; /* owned */
 	struct ptrace_arch_regs *work;  /* owned scratch copy */
 };
@@ -51,7 +89,9 @@ int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 		 int timeout_ms, struct trm_err *err);
 
 /* Write the saved registers back (if changed), detach and re-deliver held
- * signals.  Safe on a zeroed or partly seized struct; frees its buffers. */
+ * signals.  A guarded call that was given up on (in_call) is left to
+ * finish and restore the thread itself.  Safe on a zeroed or partly
+ * seized struct; frees its buffers. */
 int ptrace_release(struct ptrace_thread *t);
 
 /* Resume a held thread for a while and stop it again (used to step out of
@@ -75,16 +115,24 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 			  const uint64_t args[6], int64_t *ret,
 			  struct trm_err *err);
 
-/* Call fn(args...) (up to 7 integer args, the 7th on the stack) with the stack pointer just below
- * sp_top (aligned by the callee's ABI), returning to address 0.  Waits up to
- * timeout_ms (< 0: for ever); on timeout interrupts the call and restores
- * the saved registers (-TRM_ETIMEOUT).  *ret is the integer result.
- * After every call the thread is back on its saved registers, in an
- * interrupt stop: if trmtop dies between calls, the kernel resumes it
- * unharmed. */
+/* Call fn(args...) (up to 7 integer args) with its stack and signal frame
+ * just below sp_top.  Waits up to timeout_ms (< 0: for ever); an aborting
+ * signal to trmtop (ptrace_set_sigfd) ends the wait too.  *ret is the
+ * integer result.  After the call the thread is back on its saved
+ * registers, held: if trmtop dies between calls, the kernel resumes it
+ * unharmed.  On timeout (-TRM_ETIMEOUT) or abort (-TRM_EINTR) a guarded
+ * call is left to finish on its own (in_call: release detaches without
+ * restoring); an unguarded one is interrupted and the registers restored. */
 int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 		       const uint64_t *args, int nargs, raddr_t sp_top,
 		       int timeout_ms, uint64_t *ret, struct trm_err *err);
+
+/* Call steps[0].fn(steps[0].arg), then each next fn(arg) in turn, in one
+ * guarded remote call (needs the gadgets: -ENOTSUP without them); *ret is
+ * the last one's result.  Timeouts and aborts as ptrace_remote_call. */
+int ptrace_remote_chain(struct ptrace_thread *t, const struct ptrace_step *steps,
+			int nsteps, raddr_t sp_top, int timeout_ms,
+			uint64_t *ret, struct trm_err *err);
 
 /* Restore the saved registers in the (still held) thread. */
 int ptrace_restore(struct ptrace_thread *t, struct trm_err *err);

@@ -48,6 +48,8 @@ struct target_status {
 	pid_t nspid;     /* innermost NSpid (== pid outside containers) */
 	unsigned long vm_rss_kib;
 	int threads;
+	uint64_t sigblk; /* SigBlk: the thread's blocked signals */
+	uint64_t sigcgt; /* SigCgt: signals the process has handlers for */
 };
 
 /* Parse /proc/PID/status (or /proc/PID/task/TID/status when tid > 0). */

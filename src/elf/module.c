@@ -354,6 +354,35 @@ int elf_proc_module(struct elf_proc *ep, size_t i, struct elf_module_info *out)
 	return 0;
 }
 
+int elf_module_code(struct elf_proc *ep, size_t i, const uint8_t **bytes,
+		    size_t *len, raddr_t *addr)
+{
+	struct elf_mod *m;
+	const char *raw;
+	size_t rawsz = 0, nph, p;
+
+	if (!ep || i >= ep->n || elf_mod_ensure(ep, i) < 0)
+		return -TRM_EBADELF;
+	m = &ep->mods[i];
+	raw = elf_rawfile(m->elf, &rawsz);
+	if (!raw || elf_getphdrnum(m->elf, &nph) != 0)
+		return -TRM_EBADELF;
+	for (p = 0; p < nph; p++) {
+		GElf_Phdr ph;
+
+		if (!gelf_getphdr(m->elf, (int)p, &ph) || ph.p_type != PT_LOAD ||
+		    !(ph.p_flags & PF_X))
+			continue;
+		if (ph.p_offset > rawsz || ph.p_filesz > rawsz - ph.p_offset)
+			return -TRM_EBADELF;
+		*bytes = (const uint8_t *)raw + ph.p_offset;
+		*len = (size_t)ph.p_filesz;
+		*addr = ph.p_vaddr + m->bias;
+		return 0;
+	}
+	return -TRM_EBADELF;
+}
+
 const char *elf_proc_module_path(const struct elf_proc *ep, size_t i)
 {
 	return ep && i < ep->n ? ep->mods[i].map.path : "";

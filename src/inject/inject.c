@@ -351,6 +351,8 @@ struct attach {
 	int queued;          /* a pending call is queued */
 	uint64_t ns_held;    /* threads held by ptrace, in all */
 	int reader;          /* c->rd is set up on data_fd */
+	struct ptrace_gadgets gadgets; /* what remote calls return through */
+	int have_gadgets;
 };
 
 static int bootstrap_for(const struct attach *a, raddr_t page, uint64_t page_len,
@@ -375,6 +377,36 @@ static void ensure_reader(struct attach *a, struct inject_conn *c)
 	}
 }
 
+/* The code remote calls return through (ptrace.h), from the C library
+ * first (its rt_sigreturn trampoline), then the interpreter and the
+ * executable; checked against the target's memory.  Without it, calls are
+ * not guarded against trmtop's death (said with -v). */
+static void find_gadgets(struct attach *a, int libc)
+{
+	int mods[3] = { libc, a->tgt->py.module, 0 };
+	size_t i;
+
+	memset(&a->gadgets, 0, sizeof(a->gadgets));
+	for (i = 0; i < 3; i++) {
+		const uint8_t *code;
+		size_t len;
+		raddr_t addr;
+
+		if (mods[i] < 0 ||
+		    elf_module_code(a->ep, (size_t)mods[i], &code, &len, &addr) < 0)
+			continue;
+		ptrace_scan_gadgets(code, len, addr, &a->gadgets);
+	}
+	if (elf_find_symbol(a->ep, libc, "raise", &a->gadgets.raise, NULL,
+			    NULL) < 0)
+		a->gadgets.raise = 0;
+	a->have_gadgets = ptrace_gadgets_check(a->pid, &a->gadgets);
+	if (!a->have_gadgets && a->opts->verbose)
+		fprintf(stderr, "trmtop: no return path for guarded remote calls "
+			"in pid %d: a trmtop killed during a remote call would "
+			"crash it\n", (int)a->pid);
+}
+
 static int find_syms(struct attach *a, struct trm_err *err)
 {
 	static const struct {
@@ -388,7 +420,7 @@ static int find_syms(struct attach *a, struct trm_err *err)
 		{ "PyGILState_Check", offsetof(struct syms, gil_check) },
 	};
 	size_t i;
-	int rc;
+	int rc, libc = -1;
 
 	for (i = 0; i < sizeof(need) / sizeof(need[0]); i++) {
 		raddr_t *slot = (raddr_t *)((char *)&a->sym + need[i].off);
@@ -401,10 +433,11 @@ static int find_syms(struct attach *a, struct trm_err *err)
 					   (int)a->pid, need[i].name);
 	}
 	rc = elf_find_symbol(a->ep, -1, "syscall", &a->sym.libc_syscall, NULL,
-			     NULL);
+			     &libc);
 	if (rc < 0)
 		return trm_err_set(err, -TRM_ENOSYM,
 				   "pid %d: libc's syscall() not found", (int)a->pid);
+	find_gadgets(a, libc);
 	return 0;
 }
 
@@ -601,6 +634,7 @@ static int seize_explained(struct ptrace_thread *t, struct attach *a, pid_t tid,
 	}
 	if (rc < 0)
 		return trm_err_set(err, rc, "%s", e.msg);
+	t->gadgets = a->have_gadgets ? &a->gadgets : NULL;
 	return 0;
 }
 
@@ -652,7 +686,7 @@ static int pending_path(struct attach *a, struct trm_err *err)
 	args[1] = text;
 	rc = ptrace_remote_call(&t, a->sym.add_pending, args, 2,
 				page + PAGE_TEXT_OFF - 64, CALL_TIMEOUT_MS, &ret, err);
-	if (rc == -TRM_ETIMEOUT) {
+	if (rc == -TRM_ETIMEOUT || (rc < 0 && t.in_call)) {
 		/* it may or may not be queued: leave it, it checks for us */
 		a->queued = 1;
 		page = 0;
@@ -781,6 +815,28 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 	if (rc < 0)
 		goto out;
 	created = 0; /* from here on the bootstrap owns them */
+	if (t.gadgets) {
+		/* one guarded chain: should trmtop die in it, the thread
+		 * still runs the bootstrap (which finds trmtop gone), lets the
+		 * GIL go and restores itself.  PyGILState_Check said 0, so
+		 * Ensure returns PyGILState_UNLOCKED (1) for Release. */
+		struct ptrace_step chain[3] = {
+			{ a->sym.gil_ensure, 0 },
+			{ a->sym.run_simple, text },
+			{ a->sym.gil_release, 1 },
+		};
+
+		page = 0; /* the bootstrap unmaps it */
+		rc = ptrace_remote_chain(&t, chain, 3, sp_top, GIL_TIMEOUT_MS,
+					 NULL, err);
+		trace_stage("gil-ensure-run-release");
+		if (rc < 0 && t.in_call)
+			a->queued = 1; /* it runs on, and checks for us */
+		if (rc < 0)
+			goto out;
+		rc = ptrace_restore(&t, err);
+		goto out;
+	}
 	rc = ptrace_remote_call(&t, a->sym.gil_ensure, NULL, 0, sp_top,
 				GIL_TIMEOUT_MS, &gstate, err);
 	trace_stage("gil-ensure");

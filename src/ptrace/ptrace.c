@@ -1,3 +1,6 @@
+/* ptrace.c - one thread of a target held with ptrace: seize, wait, save
+ * and restore registers, remote calls (guarded by a signal frame, or the
+ * old return to address 0 without gadgets), release. */
 #include "config.h"
 
 #include <errno.h>
@@ -7,6 +10,7 @@
 #include <string.h>
 #include <sys/ptrace.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -177,6 +181,25 @@ static int wait_event_stop(struct ptrace_thread *t, int timeout_ms,
 	}
 }
 
+/* The signal a guarded call raises in its last step, so that trmtop
+ * need not stop at every syscall of the call: one the process ignores
+ * (their default action) and has no handler for, and the thread does not
+ * block.  Untraced (trmtop dead), the kernel drops it when it is sent;
+ * traced, it is reported as any signal is.  0 if none qualifies. */
+static int pick_notify_sig(const struct target_status *st)
+{
+	static const int cand[] = { SIGURG, SIGWINCH, SIGCHLD };
+	size_t i;
+
+	for (i = 0; i < sizeof(cand) / sizeof(cand[0]); i++) {
+		uint64_t bit = (uint64_t)1 << (cand[i] - 1);
+
+		if (!(st->sigcgt & bit) && !(st->sigblk & bit))
+			return cand[i];
+	}
+	return 0;
+}
+
 int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 		 int timeout_ms, struct trm_err *err)
 {
@@ -217,23 +240,61 @@ int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 		goto fail;
 	}
 	memcpy(t->work, t->saved, sz);
+	{
+		struct target_status st;
+
+		/* the signal frame of a guarded call restores this mask */
+		if (target_read_status(pid, tid, &st, NULL) == 0) {
+			t->sigmask = st.sigblk;
+			t->have_sigmask = 1;
+			t->notify_sig = pick_notify_sig(&st);
+		}
+	}
 	return 0;
 fail:
 	ptrace_release(t);
 	return rc;
 }
 
+/* Write the saved registers back: as they are in an interrupt or
+ * signal stop, where the kernel's restart logic runs on resume; made
+ * right for a syscall-entry stop, where the kernel runs orig_rax.  The
+ * FP state first: should trmtop die between the two writes, the general
+ * registers still lead the thread through its guarded call's frame. */
+static int restore_regs(struct ptrace_thread *t)
+{
+	int rc;
+
+	if (t->fp_dirty) {
+		rc = arch_set_ext_regs(t->tid, t->saved);
+		if (rc < 0)
+			return rc;
+	}
+	if (t->at_entry) {
+		arch_regs_for_entry_stop(t->saved, t->restart_lost, t->work);
+		rc = arch_set_regs(t->tid, t->work, 0);
+	} else {
+		rc = arch_set_regs(t->tid, t->saved, 0);
+	}
+	if (rc < 0)
+		return rc;
+	t->dirty = t->fp_dirty = 0;
+	return 0;
+}
+
 int ptrace_restore(struct ptrace_thread *t, struct trm_err *err)
 {
 	int rc;
 
+	if (t->in_call)
+		return trm_err_set(err, -EBUSY, "a remote call of thread %d is "
+				   "still running", (int)t->tid);
 	if (!t->dirty)
 		return 0;
-	rc = arch_set_regs(t->tid, t->saved, t->fp_dirty);
+	rc = restore_regs(t);
 	if (rc < 0)
 		return trm_err_set(err, rc, "restoring registers of %d: %s",
 				   (int)t->tid, strerror(-rc));
-	t->dirty = t->fp_dirty = 0;
 	return 0;
 }
 
@@ -248,13 +309,15 @@ int ptrace_release(struct ptrace_thread *t)
 				(void)wait_event_stop(t, 2000, 0);
 		}
 		if (t->seized && t->stopped) {
-			if (t->dirty && arch_set_regs(t->tid, t->saved, t->fp_dirty) == 0)
-				t->dirty = t->fp_dirty = 0;
-			if (t->nsigs > 0)
-				first = t->sigs[0];
-			if (ptrace(PTRACE_DETACH, t->tid, 0, (void *)(long)first) < 0)
+			/* a guarded call given up on finishes and restores
+			 * the thread itself: its registers are left alone */
+			if (t->dirty && !t->in_call)
+				(void)restore_regs(t);
+			/* a signal passed to PTRACE_DETACH is delivered only
+			 * from a signal-delivery stop, and we hold none */
+			if (ptrace(PTRACE_DETACH, t->tid, 0, 0) < 0)
 				rc = -errno;
-			for (i = 1; i < t->nsigs; i++)
+			for (i = first; i < t->nsigs; i++)
 				syscall(SYS_tgkill, t->pid, t->tid, t->sigs[i]);
 		} else if (t->seized) {
 			/* not stoppable: the tracee exited or we are lost */
@@ -267,6 +330,7 @@ int ptrace_release(struct ptrace_thread *t)
 	t->t_seize = 0;
 	t->seized = t->stopped = 0;
 	t->nsigs = 0;
+	t->at_entry = t->in_call = 0;
 	free(t->saved);
 	free(t->work);
 	t->saved = t->work = NULL;
@@ -295,6 +359,7 @@ int ptrace_resume_briefly(struct ptrace_thread *t, int run_us, int timeout_ms,
 	if (rc < 0)
 		return trm_err_set(err, rc, "reading registers: %s", strerror(-rc));
 	memcpy(t->work, t->saved, arch_regs_size());
+	t->at_entry = 0;
 	return 0;
 }
 
@@ -331,10 +396,12 @@ static int park(struct ptrace_thread *t)
 	return wait_event_stop(t, 2000, 0);
 }
 
-/* A remote call; with keeps_fp, fn is known to leave the FP/extended
+/* A remote call without gadgets: it returns to address 0, and the SIGSEGV
+ * stop that follows is its end.  Should trmtop die while it runs, the
+ * thread faults.  With keeps_fp, fn is known to leave the FP/extended
  * state alone (libc's syscall()), so only the general registers need
  * restoring after it. */
-static int remote_call(struct ptrace_thread *t, raddr_t fn,
+static int unguarded_call(struct ptrace_thread *t, raddr_t fn,
 		       const uint64_t *args, int nargs, raddr_t sp_top,
 		       int timeout_ms, int keeps_fp, uint64_t *ret,
 		       struct trm_err *err)
@@ -418,11 +485,185 @@ static int remote_call(struct ptrace_thread *t, raddr_t fn,
 	return 0;
 }
 
+/* ---- guarded calls --------------------------------------------------- */
+
+void ptrace_scan_gadgets(const uint8_t *code, size_t len, raddr_t addr,
+			 struct ptrace_gadgets *g)
+{
+	arch_scan_gadgets(code, len, addr, g);
+}
+
+int ptrace_gadgets_check(pid_t pid, const struct ptrace_gadgets *g)
+{
+	static const enum arch_gadget_kind kinds[] = {
+		ARCH_G_SIGRETURN, ARCH_G_STORE, ARCH_G_POP_ARG, ARCH_G_RET,
+	};
+	uint8_t code[ARCH_GADGET_MAX];
+	size_t i;
+
+	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		raddr_t a = arch_gadget_addr(g, kinds[i]);
+
+		if (!a || target_read_mem(pid, a, code, sizeof(code)) < 0 ||
+		    !arch_check_gadget(g, kinds[i], code))
+			return 0;
+	}
+	return 1;
+}
+
+/* The thread runs a guarded call we no longer wait for: it finishes and
+ * restores itself (it needs no help from us, and gets none: release
+ * detaches without writing its registers). */
+static int give_up_call(struct ptrace_thread *t, int rc, int timeout_ms,
+			struct trm_err *err)
+{
+	t->in_call = 1;
+	if (rc == -TRM_ETIMEOUT)
+		return trm_err_set(err, rc, "remote call did not return within "
+				   "%d ms (it finishes on its own)", timeout_ms);
+	return trm_err_set(err, rc, "remote call: %s", trm_strerror(rc));
+}
+
+/* Is the signal t stopped with the one its own call raised? */
+static int own_notify(struct ptrace_thread *t, int sig)
+{
+	siginfo_t si;
+
+	if (!t->notify_sig || sig != t->notify_sig)
+		return 0;
+	if (ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) < 0)
+		return 0;
+	return si.si_code == SI_TKILL && si.si_pid == t->pid;
+}
+
+/* A remote call that restores the thread itself should nobody be there
+ * when it returns (arch_layout_call).  trmtop lets the thread run until
+ * the call's last step raises the notify signal, then steps it with
+ * PTRACE_SYSCALL to the rt_sigreturn (without a notify signal, it steps
+ * every syscall of the call).  There it writes the saved registers back
+ * instead, with the syscall-entry stop's rules, and keeps the thread held
+ * in that stop. */
+static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps,
+			int nsteps, const uint64_t *args, int nargs,
+			raddr_t sp_top, int timeout_ms, int keeps_fp,
+			int interruptible, uint64_t *ret, struct trm_err *err)
+{
+	/* chain words, signal frame, and an XSAVE image of up to 16 KiB */
+	static uint8_t img[PTRACE_XSTATE_MAX + 4096];
+	const struct ptrace_gadgets *g = t->gadgets;
+	int notify = g->raise && t->notify_sig ? t->notify_sig : 0;
+	int mode = notify ? PTRACE_CONT : PTRACE_SYSCALL;
+	raddr_t base, slot, ret_sp;
+	size_t len;
+	enum stop_kind kind;
+	uint64_t result = 0;
+	int rc, sig;
+
+	if (!t->stopped || t->in_call)
+		return trm_err_set(err, -EINVAL, "remote call on a running thread");
+	rc = arch_layout_call(t->saved, t->sigmask, g, notify, steps, nsteps,
+			      args, nargs, sp_top, t->work, img, sizeof(img),
+			      &base, &len, &slot, &ret_sp);
+	if (rc < 0)
+		return trm_err_set(err, rc, "laying out the call frame: %s",
+				   strerror(-rc));
+	/* the frame first: from the moment the registers point into the
+	 * call, the thread can finish it without us */
+	rc = target_write_mem(t->pid, base, img, len);
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing the call frame: %s",
+				   strerror(-rc));
+	rc = arch_set_regs(t->tid, t->work, 0);
+	if (rc < 0)
+		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
+	t->dirty = 1;
+	if (!keeps_fp)
+		t->fp_dirty = 1;
+	rc = resume(t, mode);
+	if (rc < 0)
+		return trm_err_set(err, rc, "ptrace cont: %s", strerror(-rc));
+	t->at_entry = 0;
+	for (;;) {
+		rc = wait_stop(t, timeout_ms, interruptible, &kind, &sig);
+		if (rc == -TRM_ETIMEOUT || rc == -TRM_EINTR)
+			return give_up_call(t, rc, timeout_ms, err);
+		if (rc < 0)
+			return trm_err_set(err, rc, "remote call: %s", trm_strerror(rc));
+		if (kind == STOP_SYSCALL) {
+			rc = arch_get_gp_regs(t->tid, t->work);
+			if (rc < 0)
+				return trm_err_set(err, rc, "reading registers: %s",
+						   strerror(-rc));
+			if (arch_at_sigreturn(t->work, g, ret_sp))
+				break;
+			if (arch_restart_block_result(t->work))
+				t->restart_lost = 1;
+		} else if (kind == STOP_SIGNAL && own_notify(t, sig)) {
+			mode = PTRACE_SYSCALL; /* dropped; the rt_sigreturn next */
+		} else if (kind == STOP_SIGNAL &&
+			   (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
+			    sig == SIGFPE || sig == SIGABRT)) {
+			/* a fault inside the call: delivered on release, as
+			 * it would be; the call is not ours to finish */
+			hold_signal(t, sig);
+			t->in_call = 1;
+			return trm_err_set(err, -EFAULT,
+					   "the target failed inside a remote call (%s)",
+					   strsignal(sig));
+		} else {
+			/* a signal (held for release) or a group stop: either
+			 * may have interrupted a syscall of the call, whose
+			 * restart block then replaced the thread's own */
+			if (kind == STOP_SIGNAL)
+				hold_signal(t, sig);
+			t->restart_lost = 1;
+		}
+		rc = resume(t, mode);
+		if (rc < 0)
+			return trm_err_set(err, rc, "ptrace cont: %s", strerror(-rc));
+	}
+	/* held in the rt_sigreturn's entry stop: the result, then the
+	 * thread's own registers (the rt_sigreturn is not run) */
+	rc = target_read_mem(t->pid, slot, &result, sizeof(result));
+	if (rc < 0)
+		return trm_err_set(err, rc, "reading the call's result: %s",
+				   strerror(-rc));
+	t->at_entry = 1;
+	rc = restore_regs(t);
+	if (rc < 0)
+		return trm_err_set(err, rc, "restoring registers of %d: %s",
+				   (int)t->tid, strerror(-rc));
+	if (ret)
+		*ret = result;
+	return 0;
+}
+
+static int guarded(const struct ptrace_thread *t)
+{
+	return t->gadgets != NULL && t->have_sigmask;
+}
+
 int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 		       const uint64_t *args, int nargs, raddr_t sp_top,
 		       int timeout_ms, uint64_t *ret, struct trm_err *err)
 {
-	return remote_call(t, fn, args, nargs, sp_top, timeout_ms, 0, ret, err);
+	struct ptrace_step step = { fn, 0 };
+
+	if (guarded(t))
+		return guarded_call(t, &step, 1, args, nargs, sp_top, timeout_ms,
+				    0, 1, ret, err);
+	return unguarded_call(t, fn, args, nargs, sp_top, timeout_ms, 0, ret,
+			      err);
+}
+
+int ptrace_remote_chain(struct ptrace_thread *t, const struct ptrace_step *steps,
+			int nsteps, raddr_t sp_top, int timeout_ms,
+			uint64_t *ret, struct trm_err *err)
+{
+	if (!guarded(t))
+		return trm_err_set(err, -ENOTSUP, "no gadgets for a call chain");
+	return guarded_call(t, steps, nsteps, &steps[0].arg, 1, sp_top,
+			    timeout_ms, 0, 1, ret, err);
 }
 
 int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
@@ -435,8 +676,15 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 	uint64_t r = 0;
 	int rc;
 
-	rc = remote_call(t, syscall_fn, a, 7, arch_sp(t->saved) - 4096, 2000, 1,
-			 &r, err);
+	if (guarded(t)) {
+		struct ptrace_step step = { syscall_fn, 0 };
+
+		rc = guarded_call(t, &step, 1, a, 7, arch_sp(t->saved) - 4096,
+				  2000, 1, 0, &r, err);
+	} else {
+		rc = unguarded_call(t, syscall_fn, a, 7, arch_sp(t->saved) - 4096,
+				    2000, 1, &r, err);
+	}
 	if (rc < 0)
 		return rc;
 	*ret = (int64_t)r;

@@ -310,6 +310,12 @@ int target_parse_status(const char *text, struct target_status *out)
 	out->tracer = (pid_t)status_num(text, "TracerPid", 0);
 	out->threads = (int)status_num(text, "Threads", 0);
 	out->vm_rss_kib = (unsigned long)status_num(text, "VmRSS", 0);
+	p = status_field(text, "SigBlk");
+	if (p && cur_hex(&p, &out->sigblk) != 0)
+		out->sigblk = 0;
+	p = status_field(text, "SigCgt");
+	if (!p || cur_hex(&p, &out->sigcgt) != 0)
+		out->sigcgt = ~(uint64_t)0; /* unknown: assume all caught */
 
 	p = status_field(text, "Uid");
 	if (p && cur_dec(&p, &v) == 0) {

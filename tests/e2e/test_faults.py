@@ -3,8 +3,11 @@ target dying during attach, and 100 start/stop cycles.  Run on a subset of
 interpreters (oldest, newest, Debian's; conftest.faults_subset)."""
 
 import os
+import random
+import re
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -190,3 +193,58 @@ def test_attach_while_threads_come_and_go(python, spawn, trmtop, tmp_path):
     assert t.truth()["tracing"] is False
     assert t.exit() == EXIT_CODE
     assert_same_outcome(t, base)
+
+
+# trmtop SIGKILLed at random instants of an attach and a snapshot: inside
+# remote calls, between them, while the agent answers.  TRMTOP_KILL_RUNS
+# sets the runs per interpreter and shape (50: 300 in all over the three
+# interpreters of faults_subset); TRMTOP_FAULT_SEED replays a failure.
+KILL_RUNS = int(os.environ.get("TRMTOP_KILL_RUNS", "50"))
+
+
+def trmtop_memfds(pid):
+    """Names of trmtop's memfds the target maps (the agent, once loaded)."""
+    with open("/proc/%d/maps" % pid) as f:
+        return set(re.findall(r"/memfd:(trmtop[^ \n]*)", f.read()))
+
+
+@pytest.mark.parametrize("shape", ["sleep_loop", "cpu_loop"])
+def test_random_kills(python_faults, shape, spawn, trmtop, tmp_path):
+    """One long-lived target; trmtop snapshot (attach, start, 20 ms of
+    tracing, snapshot, stop) is SIGKILLed KILL_RUNS times at an instant
+    drawn uniformly over the time a whole one takes.
+    After each kill the target runs, is neither stopped nor traced, and
+    gets back exactly its fds and threads with tracing off; in the end it
+    still works, answers, and exits as it would have."""
+    seed = int(os.environ.get("TRMTOP_FAULT_SEED") or random.SystemRandom().randrange(1 << 32))
+    rnd = random.Random(seed)
+    out = os.path.join(str(tmp_path), "s.trm")
+    t = spawn(python_faults, shape)
+    fds0, threads0 = fd_links(t.pid), thread_count(t.pid)
+    cmd = ["snapshot", "--pid", str(t.pid), "--duration", "20ms", "-o", out]
+    t0 = time.monotonic()
+    res = trmtop(*cmd)
+    window = time.monotonic() - t0
+    assert res.rc == 0, res
+    for run in range(KILL_RUNS):
+        delay = rnd.uniform(0, window * 1.2)
+        where = "seed %d run %d: killed after %.2f ms of %.2f" % (seed, run, delay * 1e3, window * 1e3)
+        proc = subprocess.Popen([trmtop_path()] + cmd,
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, env=_env())
+        # not a synchronisation: the delay is where the fault is injected
+        time.sleep(delay)
+        proc.kill()
+        proc.wait()
+        assert t.alive(), "%s: target died: %s" % (where, t._diag())
+        t.check_healthy()
+        wait_until(lambda: fd_links(t.pid) == fds0 and thread_count(t.pid) == threads0,
+                   PROC_TIMEOUT, "%s: the target's fds %r and %d threads back (now %r, %d)"
+                   % (where, fds0, threads0, fd_links(t.pid), thread_count(t.pid)))
+        wait_until(lambda: t.truth()["tracing"] is False, PROC_TIMEOUT,
+                   "%s: tracing off again" % where)
+        assert len(trmtop_memfds(t.pid)) <= 1, "%s: %r" % (where, trmtop_memfds(t.pid))
+    t.check_progress()
+    clean_cycle(t, trmtop)
+    assert t.exit() == EXIT_CODE
+    assert t.stderr == b"", t.stderr

@@ -1,4 +1,6 @@
-/* arch.h - the seam between ptrace.c and one architecture's registers. */
+/* arch.h - the seam between ptrace.c and one architecture: its registers,
+ * the code patterns a remote call returns through (gadgets) and the layout
+ * of the call chain and signal frame on the thread's stack. */
 #ifndef TRMTOP_PTRACE_ARCH_H
 #define TRMTOP_PTRACE_ARCH_H
 
@@ -13,6 +15,8 @@ int arch_get_regs(pid_t tid, struct ptrace_arch_regs *r);
 int arch_get_gp_regs(pid_t tid, struct ptrace_arch_regs *r);
 /* Write them back; with_ext also writes the FP/extended state. */
 int arch_set_regs(pid_t tid, const struct ptrace_arch_regs *r, int with_ext);
+/* The FP/extended state alone. */
+int arch_set_ext_regs(pid_t tid, const struct ptrace_arch_regs *r);
 size_t arch_regs_size(void);
 
 /* Prepare a syscall at gadget; the syscall-restart logic is disabled. */
@@ -27,6 +31,49 @@ long arch_syscall_nr(const struct ptrace_arch_regs *r);
 raddr_t arch_setup_call(struct ptrace_arch_regs *r, raddr_t fn,
 			const uint64_t *args, int nargs, raddr_t sp_top);
 uint64_t arch_call_result(const struct ptrace_arch_regs *r);
+
+/* Gadgets.  arch_scan_gadgets fills the members of g still 0 from code
+ * (len bytes whose first is at runtime address addr); arch_check_gadget
+ * says whether the bytes at p (at least ARCH_GADGET_MAX of them, as the
+ * target's memory holds them) still are gadget kind k of g. */
+#define ARCH_GADGET_MAX 16
+enum arch_gadget_kind { ARCH_G_SIGRETURN, ARCH_G_STORE, ARCH_G_POP_ARG,
+			ARCH_G_RET };
+void arch_scan_gadgets(const uint8_t *code, size_t len, raddr_t addr,
+		       struct ptrace_gadgets *g);
+int arch_check_gadget(const struct ptrace_gadgets *g, enum arch_gadget_kind k,
+		      const uint8_t *p);
+raddr_t arch_gadget_addr(const struct ptrace_gadgets *g,
+			 enum arch_gadget_kind k);
+
+/* Lay out a guarded remote call below top: the call of steps[0].fn with
+ * args (up to 7), then each further step's fn with its one argument,
+ * then the store of the last result into *slot, then (notify_sig != 0)
+ * raise(notify_sig), then rt_sigreturn over a
+ * signal frame that holds saved (the thread's own registers, FP state
+ * and blocked signals sigmask).  Writes the stack image into buf (cap
+ * bytes; *base is its runtime address, *len its size), sets work up for
+ * the first call, and gives the stack pointer the rt_sigreturn stop
+ * will show (*ret_sp).  -ENOSPC if buf is too small. */
+int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
+		     const struct ptrace_gadgets *g, int notify_sig,
+		     const struct ptrace_step *steps, int nsteps,
+		     const uint64_t *args, int nargs, raddr_t top,
+		     struct ptrace_arch_regs *work, uint8_t *buf, size_t cap,
+		     raddr_t *base, size_t *len, raddr_t *slot, raddr_t *ret_sp);
+/* Is r (at a syscall stop) the entry of the rt_sigreturn our chain ends
+ * in, with the stack pointer ret_sp? */
+int arch_at_sigreturn(const struct ptrace_arch_regs *r,
+		      const struct ptrace_gadgets *g, raddr_t ret_sp);
+/* out = saved, made right for a thread held in a syscall-entry stop: on
+ * resume the kernel runs the syscall in orig_rax, so a syscall the thread
+ * was interrupted in is run again (as the kernel's restart would; with
+ * restart_lost, one whose restart block may have been overwritten
+ * returns -EINTR instead), and anything else is skipped. */
+void arch_regs_for_entry_stop(const struct ptrace_arch_regs *saved,
+			      int restart_lost, struct ptrace_arch_regs *out);
+/* At a syscall stop: the syscall's result, at an exit stop. */
+int arch_restart_block_result(const struct ptrace_arch_regs *r);
 
 raddr_t arch_pc(const struct ptrace_arch_regs *r);
 raddr_t arch_sp(const struct ptrace_arch_regs *r);
