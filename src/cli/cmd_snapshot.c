@@ -105,11 +105,12 @@ static void show_progress(uint64_t got, uint64_t total, void *arg)
 	fflush(stderr);
 }
 
-/* Store the source lines of the top locations, read from the live target,
- * so offline reports have them too. */
-static void store_sources(struct snapshot *s, pid_t pid)
+/* Store the source lines of the top locations, read from the live target
+ * with its own credentials (source.h; seen: as read while it ran the
+ * agent), so offline reports have them too. */
+static void store_sources(struct snapshot *s, pid_t pid, const struct target_creds *seen)
 {
-	struct source_cache *sc = source_cache_new(pid);
+	struct source_cache *sc = source_cache_new(pid, seen);
 	struct snap_stats st = { 0 };
 	size_t i, j;
 
@@ -154,8 +155,9 @@ int cmd_snapshot(int argc, char **argv)
 	struct progress prog = { 0 };
 	struct snapshot_meta *m;
 	uint8_t buf[WIRE_CTL_MAX];
+	struct target_creds creds = { 0 };
 	char path[512];
-	int ec, rc, started = 0, sig;
+	int ec, rc, started = 0, sig, has_creds;
 	uint64_t wait_ms;
 
 	memset(&a, 0, sizeof(a));
@@ -166,6 +168,9 @@ int cmd_snapshot(int argc, char **argv)
 	ec = cli_attach(&a.target, &c);
 	if (ec)
 		return ec;
+	/* The target's credentials while it runs the agent: its source files
+	 * are read with these, and only if they have not changed by then. */
+	has_creds = target_read_creds(a.target.pid, &creds, NULL) == 0;
 	sf = snapfetch_new();
 	s = snapshot_new();
 	if (!sf || !s) {
@@ -248,7 +253,8 @@ int cmd_snapshot(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		m->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	}
-	store_sources(s, a.target.pid);
+	if (has_creds)
+		store_sources(s, a.target.pid, &creds);
 	if (!a.output) {
 		time_t now = time(NULL);
 		struct tm tm;
@@ -278,6 +284,7 @@ stop:
 			ec = rc;
 	}
 out:
+	target_creds_fini(&creds);
 	snapshot_free(s);
 	snapfetch_free(sf);
 	inject_close(&c);
