@@ -141,18 +141,31 @@ int cli_save_snapshot(const struct snapshot *s, const char *path)
 	return 0;
 }
 
-/* A report on standard output: flushed, and a failed write is exit 5 with
- * its errno. */
-static int flush_stdout(int rc)
+/* A report goes to standard output through an outfile, so that a failed
+ * write is exit 5 with its errno. */
+static int report_open(struct outfile *of)
 {
-	int e;
+	struct trm_err err = { 0 };
 
-	errno = 0;
-	if (fflush(stdout) == 0 && !ferror(stdout) && rc == 0)
-		return 0;
-	e = errno ? errno : rc < 0 && rc != -EIO ? -rc : EIO;
-	cli_errorf("writing the report: %s", strerror(e));
-	return EXIT_WRITE;
+	if (outfile_open_stdout(of, &err) < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
+	return 0;
+}
+
+/* Finish a report: rc is the renderer's. */
+static int report_done(struct outfile *of, int rc)
+{
+	struct trm_err err = { 0 };
+
+	if (rc < 0)
+		return write_failed(of, rc, &err);
+	if (outfile_commit(of, &err) < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
+	return 0;
 }
 
 /* ---- shared report options ------------------------------------------- */
@@ -422,6 +435,7 @@ int cmd_top(int argc, char **argv)
 	const struct snapshot *v;
 	struct snap_stats st = { 0 };
 	struct render_opts ro;
+	struct outfile out;
 	int ec = 0, rc;
 
 	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, NULL, "FILE",
@@ -435,26 +449,29 @@ int cmd_top(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	if (a.format == FMT_COLLAPSED) {
-		rc = render_collapsed(stdout, v);
-		goto done;
+	if (a.format != FMT_COLLAPSED) {
+		rc = snapshot_statistics(v, a.key, a.cumulative, &st);
+		if (rc < 0) {
+			cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
+			ec = EXIT_TARGET;
+			goto out;
+		}
 	}
-	rc = snapshot_statistics(v, a.key, a.cumulative, &st);
-	if (rc < 0) {
-		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
-		ec = EXIT_TARGET;
+	ec = report_open(&out);
+	if (ec)
 		goto out;
-	}
 	memset(&ro, 0, sizeof(ro));
 	ro.key = a.key;
 	ro.cumulative = a.cumulative;
 	ro.limit = a.limit;
 	ro.source = stored_source;
 	ro.source_arg = s;
-	rc = a.format == FMT_JSON ? render_top_json(stdout, &st, &ro)
-				  : render_top_text(stdout, &st, &ro);
-done:
-	ec = flush_stdout(rc);
+	if (a.format == FMT_COLLAPSED)
+		rc = render_collapsed(out.f, v);
+	else
+		rc = a.format == FMT_JSON ? render_top_json(out.f, &st, &ro)
+					  : render_top_text(out.f, &st, &ro);
+	ec = report_done(&out, rc);
 out:
 	snap_stats_fini(&st);
 	snapshot_free(own);
@@ -469,6 +486,7 @@ int cmd_diff(int argc, char **argv)
 	const struct snapshot *vo, *vn;
 	struct snap_diffs d = { 0 };
 	struct render_opts ro;
+	struct outfile out;
 	int ec = 0, rc;
 	size_t i;
 
@@ -503,9 +521,12 @@ int cmd_diff(int argc, char **argv)
 	ro.limit = a.limit;
 	ro.source = stored_source;
 	ro.source_arg = news;
-	rc = a.format == FMT_JSON ? render_diff_json(stdout, &d, &ro)
-				  : render_diff_text(stdout, &d, &ro);
-	ec = flush_stdout(rc);
+	ec = report_open(&out);
+	if (ec)
+		goto out;
+	rc = a.format == FMT_JSON ? render_diff_json(out.f, &d, &ro)
+				  : render_diff_text(out.f, &d, &ro);
+	ec = report_done(&out, rc);
 	if (ec)
 		goto out;
 	if (a.has_fail_above && d.total_size_diff > 0 &&
@@ -556,6 +577,7 @@ int cmd_traceback(int argc, char **argv)
 	struct snap_stats st = { 0 };
 	struct render_opts ro;
 	const struct snap_stat *hit = NULL;
+	struct outfile out;
 	char *loc_file = NULL;
 	uint32_t loc_line = 0;
 	size_t i;
@@ -632,25 +654,28 @@ int cmd_traceback(int argc, char **argv)
 	ro.key = SNAP_KEY_TRACEBACK;
 	ro.source = stored_source;
 	ro.source_arg = s;
+	ec = report_open(&out);
+	if (ec)
+		goto out;
 	if (a.format == FMT_JSON) {
 		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
 
-		render_top_json(stdout, &one, &ro);
+		rc = render_top_json(out.f, &one, &ro);
 	} else {
 		char b1[32], b2[32];
 
-		printf("%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
-		       hit->count == 1 ? "" : "s",
-		       util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
-		       util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
-					  0, b2, sizeof(b2)));
-		render_traceback_text(stdout, hit->frames, hit->nframe, &ro);
+		fprintf(out.f, "%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
+			hit->count == 1 ? "" : "s",
+			util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
+			util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
+					   0, b2, sizeof(b2)));
+		rc = render_traceback_text(out.f, hit->frames, hit->nframe, &ro);
 	}
 	if (snapshot_cmeta(s)->traceback_limit <= 1)
-		fprintf(a.format == FMT_JSON ? stderr : stdout,
+		fprintf(a.format == FMT_JSON ? stderr : out.f,
 			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
 			"take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
-	ec = flush_stdout(0);
+	ec = report_done(&out, rc);
 out:
 	free(loc_file);
 	snap_stats_fini(&st);
@@ -666,7 +691,7 @@ int cmd_export(int argc, char **argv)
 	struct snapshot *s, *own = NULL;
 	const struct snapshot *v;
 	struct outfile of;
-	FILE *f = stdout;
+	FILE *f;
 	int ec = 0, rc = 0;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, export_options, "FILE",
@@ -693,8 +718,12 @@ int cmd_export(int argc, char **argv)
 			ec = EXIT_WRITE;
 			goto out;
 		}
-		f = of.f;
+	} else {
+		ec = report_open(&of);
+		if (ec)
+			goto out;
 	}
+	f = of.f;
 	if (a.format == FMT_TRACEMALLOC) {
 		rc = snapshot_write_tracemalloc(v, f, &err);
 	} else if (a.format == FMT_COLLAPSED) {
@@ -708,9 +737,7 @@ int cmd_export(int argc, char **argv)
 			rc = render_top_json(f, &st, &ro);
 		snap_stats_fini(&st);
 	}
-	if (!a.output) {
-		ec = flush_stdout(rc);
-	} else if (rc < 0) {
+	if (rc < 0) {
 		ec = write_failed(&of, rc, &err);
 	} else if (outfile_commit(&of, &err) < 0) {
 		cli_error(&err);

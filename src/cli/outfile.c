@@ -175,12 +175,29 @@ fail:
 	return rc;
 }
 
+int outfile_open_stdout(struct outfile *of, struct trm_err *err)
+{
+	cookie_io_functions_t io = { NULL, cookie_write, NULL, NULL };
+
+	memset(of, 0, sizeof(*of));
+	of->path = "standard output";
+	of->dirfd = -1;
+	of->fd = STDOUT_FILENO;
+	of->is_stdout = 1;
+	of->f = fopencookie(of, "w", io);
+	if (!of->f || setvbuf(of->f, NULL, isatty(of->fd) ? _IOLBF : _IOFBF, 1 << 16) != 0) {
+		outfile_abort(of);
+		return trm_err_set(err, -ENOMEM, "%s: %s", of->path, strerror(ENOMEM));
+	}
+	return 0;
+}
+
 static void release(struct outfile *of)
 {
 	if (of->f)
 		fclose(of->f); /* the cookie has no close: fd is ours */
 	of->f = NULL;
-	if (of->fd >= 0)
+	if (of->fd >= 0 && !of->is_stdout)
 		close(of->fd);
 	of->fd = -1;
 	if (of->dirfd >= 0)
@@ -208,6 +225,8 @@ int outfile_commit(struct outfile *of, struct trm_err *err)
 
 	if (fflush(of->f) != 0 || of->werr)
 		rc = -(of->werr ? of->werr : errno ? errno : EIO);
+	else if (of->is_stdout)
+		goto out;
 	else if (fsync(of->fd) < 0)
 		rc = -errno;
 	if (rc == 0) {

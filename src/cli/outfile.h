@@ -8,7 +8,8 @@
  * (symlink, device, FIFO, directory, socket) is refused, never followed or
  * replaced.  On failure the destination is untouched, the temporary file
  * is removed, and the error is the first errno a write met ("No space left
- * on device"), not a generic one. */
+ * on device"), not a generic one.  Reports on standard output go through
+ * the same recording (outfile_open_stdout). */
 #ifndef TRMTOP_CLI_OUTFILE_H
 #define TRMTOP_CLI_OUTFILE_H
 
@@ -26,6 +27,7 @@ struct outfile {
 	int fd;                  /* the temporary file */
 	FILE *f;                 /* writes to fd, recording the first errno */
 	int werr;                /* that errno, 0 if none */
+	int is_stdout;           /* outfile_open_stdout: fd is 1, not ours */
 };
 
 /* Whether path can be written, without creating anything: its directory
@@ -39,6 +41,11 @@ int outfile_check(const char *path, struct trm_err *err);
  * error. */
 int outfile_open(struct outfile *of, const char *path, mode_t mode,
 		 struct trm_err *err);
+
+/* The same error recording for a report on standard output: of->f
+ * writes to fd 1 (line-buffered on a terminal); of->path is "standard
+ * output"; commit only flushes.  0 or -ENOMEM with err set. */
+int outfile_open_stdout(struct outfile *of, struct trm_err *err);
 
 /* Flush, fsync and rename into place; then release of.  0 or -errno with
  * err set (the temporary file removed, the destination untouched). */
