@@ -152,12 +152,14 @@ class FilesTarget(Target):
     """The `sources` target run as another user (user: a User, with its
     extra group as the only supplementary one), or as root chrooted into
     root (a host path; the target's directory and script must be inside
-    it, and are passed to it as paths inside it)."""
+    it, and are passed to it as paths inside it), or under a command
+    (wrap: argv prefix)."""
 
-    def __init__(self, python, tmpdir, args=(), user=None, root=None, script=None):
+    def __init__(self, python, tmpdir, args=(), user=None, root=None, script=None, wrap=()):
         Target.__init__(self, python, "sources", tmpdir, args, script=script)
         self.user = user
         self.root = root
+        self.wrap = list(wrap)  # argv prefix (e.g. setpriv ...)
 
     def inside(self, path):
         if not self.root:
@@ -182,6 +184,7 @@ class FilesTarget(Target):
         self._stderr = open(os.path.join(d, "stderr"), "w+b")
         argv = [self.python.path, "-E", "-B", self.inside(self.script), self.inside(self.reply_path),
                 self.inside(self.ctl_path), self.inside(self.out_path)] + self.args
+        argv = self.wrap + argv
         popen = {}
         if self.root:
             argv = ["unshare", "--mount", "--propagation", "private", "sh", "-c", CHROOT_SH, "sh",
@@ -351,6 +354,32 @@ def test_sources_inside_the_target_root(debian, base, targets, resolve):
     compile_all(t, list(want))
     env = {"TRMTOP_TEST_NO_OPENAT2": "1"} if resolve == "walk" else None
     snapshot_and_check(t, os.path.join(base, "chroot.trm"), want, env)
+    t.check_healthy()
+    assert t.exit() == EXIT_CODE
+    assert t.stderr == b"", t.stderr
+
+
+def test_sources_root_target_without_dac_caps(debian, base, targets):
+    """A root target whose capabilities exclude CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH cannot read another user's 0600 file: the reader
+    keeps no capability the target lacks, so neither can it.  Root's own
+    0600 file it can read."""
+    needs_root()
+    d = mkdir(os.path.join(base, "files"))
+    other = write_file(os.path.join(d, "other-user.py"), lines_of(SECRET, "uid-54321"), 0o600,
+                       uid=54321, gid=54321)
+    own = write_file(os.path.join(d, "root-own.py"), lines_of(READABLE, "root-own"), 0o600)
+    want = {other: None, own: expected_line(READABLE, "root-own")}
+    wd = mkdir(os.path.join(base, "work"))
+    t = FilesTarget(debian, wd, wrap=["setpriv", "--bounding-set", "-dac_override,-dac_read_search",
+                                      "--inh-caps", "-all"])
+    targets.append(t)
+    t.start()
+    with open("/proc/%d/status" % t.pid) as f:
+        cap_eff = int([l for l in f if l.startswith("CapEff:")][0].split()[1], 16)
+    assert cap_eff and not cap_eff & ((1 << 1) | (1 << 2)), hex(cap_eff)  # DAC_OVERRIDE, DAC_READ_SEARCH
+    compile_all(t, list(want))
+    snapshot_and_check(t, os.path.join(base, "caps.trm"), want)
     t.check_healthy()
     assert t.exit() == EXIT_CODE
     assert t.stderr == b"", t.stderr
