@@ -204,5 +204,7 @@ int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
 			uint32_t lineno, const char *text, size_t len);
 const char *snapshot_source(const struct snapshot *s, const char *filename,
 			    uint32_t lineno);
+/* How many source lines s holds (a file holding them is written 0600). */
+size_t snapshot_nsources(const struct snapshot *s);
 
 #endif

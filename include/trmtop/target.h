@@ -1,7 +1,8 @@
 /* target.h - what /proc says about a process; memory access.
  *
- * Owns /proc parsing (maps, status, task list, per-thread syscall/wchan) and
- * process_vm_readv/writev.  Never calls ptrace. */
+ * Owns /proc parsing (maps, status, credentials, root and cwd, task list,
+ * per-thread syscall/wchan) and process_vm_readv/writev.  Never calls
+ * ptrace. */
 #ifndef TRMTOP_TARGET_H
 #define TRMTOP_TARGET_H
 
@@ -89,6 +90,38 @@ int target_write_mem(pid_t pid, raddr_t addr, const void *buf, size_t len);
  * (O_RDONLY|O_CLOEXEC) or -errno. */
 int target_open_mapped(pid_t pid, const struct target_map *map,
 		       struct trm_err *err);
+
+/* A process's rights for file access, from /proc/PID/status: the
+ * filesystem ids (the fourth Uid: and Gid: fields), the supplementary groups
+ * (Groups:) and the effective capabilities (CapEff:). */
+struct target_creds {
+	uid_t fsuid;
+	gid_t fsgid;
+	gid_t *groups;     /* ngroups entries, the caller's: target_creds_fini */
+	size_t ngroups;
+	uint64_t cap_eff;
+};
+
+/* Read them.  0, -errno or -ENOMEM; out is zeroed on error.  The caller
+ * releases out with target_creds_fini (NULL accepted). */
+int target_read_creds(pid_t pid, struct target_creds *out, struct trm_err *err);
+void target_creds_fini(struct target_creds *c);
+
+/* 1 if a and b grant the same (same ids, caps, groups in the same order). */
+int target_creds_equal(const struct target_creds *a, const struct target_creds *b);
+
+/* A process's filesystem root and working directory. */
+struct target_fs {
+	int root_fd;               /* O_PATH directory fd of /proc/PID/root */
+	char cwd[TARGET_PATH_MAX]; /* the working directory as a path inside
+				    * that root ("/srv/app"); "" when unknown
+				    * (deleted, or outside the root) */
+};
+
+/* Open them (as the caller, who must be allowed to read /proc/PID/root).
+ * 0 or -errno; release with target_close_fs (NULL accepted). */
+int target_open_fs(pid_t pid, struct target_fs *out, struct trm_err *err);
+void target_close_fs(struct target_fs *fs);
 
 /* 1 if the process exists (kill(pid, 0) or /proc/PID present), else 0. */
 int target_alive(pid_t pid);

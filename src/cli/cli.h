@@ -16,6 +16,7 @@ enum cli_exit {
 	EXIT_TARGET = 2,    /* target or attach error */
 	EXIT_THRESHOLD = 3, /* --fail-above exceeded */
 	EXIT_BADINPUT = 4,  /* bad input file or stream */
+	EXIT_WRITE = 5,     /* an output could not be written */
 };
 
 /* "trmtop: <msg>" and, if set, "hint: <hint>" on stderr. */
@@ -73,8 +74,10 @@ struct snapshot;
  * with *exit_code set (4 for bad input). */
 struct snapshot *cli_load_snapshot(const char *path, int *exit_code);
 
-/* Write s as .trm to path atomically (a temporary file renamed into
- * place).  Prints and returns an exit code on error, else 0. */
+/* Write s as .trm to path through outfile.h (atomic, never through a
+ * symlink or over a non-regular file; 0600 less the umask when s holds
+ * source lines, else 0666 less the umask).  Prints and returns
+ * EXIT_WRITE on error, else 0. */
 int cli_save_snapshot(const struct snapshot *s, const char *path);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include <argp.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outfile.h"
 #include "trmtop/render.h"
 #include "trmtop/snapshot.h"
 #include "trmtop/util.h"
@@ -21,17 +23,23 @@
 
 /* ---- loading and saving ---------------------------------------------- */
 
+/* The whole of an input file.  Opened O_NONBLOCK and checked with fstat
+ * before any read: a FIFO or a device is refused instead of blocking. */
 static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err *err)
 {
-	FILE *f = fopen(path, "rb");
 	struct stat sb;
 	size_t got = 0;
 	uint8_t *b = NULL;
-	int rc = 0;
+	int fd, rc = 0;
 
-	if (!f)
+	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	if (fd < 0)
 		return trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fileno(f), &sb) < 0 || !S_ISREG(sb.st_mode)) {
+	if (fstat(fd, &sb) < 0) {
+		rc = trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
+		goto out;
+	}
+	if (!S_ISREG(sb.st_mode)) {
 		rc = trm_err_set(err, -TRM_EFORMAT, "%s: not a regular file", path);
 		goto out;
 	}
@@ -44,17 +52,25 @@ static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err
 		rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
 		goto out;
 	}
-	got = fread(b, 1, (size_t)sb.st_size, f);
-	if (ferror(f)) {
-		rc = trm_err_set(err, -EIO, "%s: read error", path);
-		goto out;
+	while (got < (size_t)sb.st_size) {
+		ssize_t r = read(fd, b + got, (size_t)sb.st_size - got);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0) {
+			rc = trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
+			goto out;
+		}
+		if (r == 0)
+			break;
+		got += (size_t)r;
 	}
 	*buf = b;
 	*len = got;
 	b = NULL;
 out:
 	free(b);
-	fclose(f);
+	close(fd);
 	return rc;
 }
 
@@ -84,31 +100,70 @@ struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
 	return s;
 }
 
+/* Mode of a new output file: one holding source lines (read from a
+ * target's files) is its writer's only, less the umask either way. */
+static mode_t output_mode(const struct snapshot *s)
+{
+	return snapshot_nsources(s) ? 0600 : 0666;
+}
+
+/* Print the error of a failed write into of (already aborted or not). */
+static int write_failed(struct outfile *of, int rc, const struct trm_err *err)
+{
+	rc = outfile_error(of, rc);
+	if (of->werr || !err->msg[0])
+		cli_errorf("%s: %s", of->path, strerror(-rc));
+	else
+		cli_errorf("%s: %s", of->path, err->msg);
+	outfile_abort(of);
+	return EXIT_WRITE;
+}
+
 int cli_save_snapshot(const struct snapshot *s, const char *path)
 {
 	struct trm_err err = { 0 };
-	char tmp[4096];
-	FILE *f;
+	struct outfile of;
 	int rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp%d", path, (int)getpid()) >= (int)sizeof(tmp)) {
-		cli_errorf("%s: path too long", path);
-		return EXIT_USAGE;
-	}
-	f = fopen(tmp, "wb");
-	if (!f) {
-		cli_errorf("%s: %s", path, strerror(errno));
-		return EXIT_TARGET;
-	}
-	rc = snapshot_write_trm(s, f, &err);
-	if (fclose(f) != 0 && rc == 0)
-		rc = trm_err_set(&err, -errno, "%s", strerror(errno));
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = trm_err_set(&err, -errno, "%s", strerror(errno));
+	rc = outfile_open(&of, path, output_mode(s), &err);
 	if (rc < 0) {
-		unlink(tmp);
-		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : strerror(-rc));
-		return EXIT_TARGET;
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
+	rc = snapshot_write_trm(s, of.f, &err);
+	if (rc < 0)
+		return write_failed(&of, rc, &err);
+	trm_err_clear(&err);
+	if (outfile_commit(&of, &err) < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
+	return 0;
+}
+
+/* A report goes to standard output through an outfile, so that a failed
+ * write is exit 5 with its errno. */
+static int report_open(struct outfile *of)
+{
+	struct trm_err err = { 0 };
+
+	if (outfile_open_stdout(of, &err) < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
+	return 0;
+}
+
+/* Finish a report: rc is the renderer's. */
+static int report_done(struct outfile *of, int rc)
+{
+	struct trm_err err = { 0 };
+
+	if (rc < 0)
+		return write_failed(of, rc, &err);
+	if (outfile_commit(of, &err) < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
 	}
 	return 0;
 }
@@ -380,6 +435,7 @@ int cmd_top(int argc, char **argv)
 	const struct snapshot *v;
 	struct snap_stats st = { 0 };
 	struct render_opts ro;
+	struct outfile out;
 	int ec = 0, rc;
 
 	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, NULL, "FILE",
@@ -393,29 +449,29 @@ int cmd_top(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	if (a.format == FMT_COLLAPSED) {
-		rc = render_collapsed(stdout, v);
-		goto done;
+	if (a.format != FMT_COLLAPSED) {
+		rc = snapshot_statistics(v, a.key, a.cumulative, &st);
+		if (rc < 0) {
+			cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
+			ec = EXIT_TARGET;
+			goto out;
+		}
 	}
-	rc = snapshot_statistics(v, a.key, a.cumulative, &st);
-	if (rc < 0) {
-		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
-		ec = EXIT_TARGET;
+	ec = report_open(&out);
+	if (ec)
 		goto out;
-	}
 	memset(&ro, 0, sizeof(ro));
 	ro.key = a.key;
 	ro.cumulative = a.cumulative;
 	ro.limit = a.limit;
 	ro.source = stored_source;
 	ro.source_arg = s;
-	rc = a.format == FMT_JSON ? render_top_json(stdout, &st, &ro)
-				  : render_top_text(stdout, &st, &ro);
-done:
-	if (rc < 0 || fflush(stdout) != 0) {
-		cli_errorf("writing the report: %s", strerror(rc < 0 ? -rc : errno));
-		ec = EXIT_TARGET;
-	}
+	if (a.format == FMT_COLLAPSED)
+		rc = render_collapsed(out.f, v);
+	else
+		rc = a.format == FMT_JSON ? render_top_json(out.f, &st, &ro)
+					  : render_top_text(out.f, &st, &ro);
+	ec = report_done(&out, rc);
 out:
 	snap_stats_fini(&st);
 	snapshot_free(own);
@@ -430,6 +486,7 @@ int cmd_diff(int argc, char **argv)
 	const struct snapshot *vo, *vn;
 	struct snap_diffs d = { 0 };
 	struct render_opts ro;
+	struct outfile out;
 	int ec = 0, rc;
 	size_t i;
 
@@ -464,13 +521,14 @@ int cmd_diff(int argc, char **argv)
 	ro.limit = a.limit;
 	ro.source = stored_source;
 	ro.source_arg = news;
-	rc = a.format == FMT_JSON ? render_diff_json(stdout, &d, &ro)
-				  : render_diff_text(stdout, &d, &ro);
-	if (rc < 0 || fflush(stdout) != 0) {
-		cli_errorf("writing the report: %s", strerror(rc < 0 ? -rc : errno));
-		ec = EXIT_TARGET;
+	ec = report_open(&out);
+	if (ec)
 		goto out;
-	}
+	rc = a.format == FMT_JSON ? render_diff_json(out.f, &d, &ro)
+				  : render_diff_text(out.f, &d, &ro);
+	ec = report_done(&out, rc);
+	if (ec)
+		goto out;
 	if (a.has_fail_above && d.total_size_diff > 0 &&
 	    (uint64_t)d.total_size_diff > a.fail_above) {
 		char b1[32], b2[32];
@@ -519,6 +577,7 @@ int cmd_traceback(int argc, char **argv)
 	struct snap_stats st = { 0 };
 	struct render_opts ro;
 	const struct snap_stat *hit = NULL;
+	struct outfile out;
 	char *loc_file = NULL;
 	uint32_t loc_line = 0;
 	size_t i;
@@ -595,28 +654,28 @@ int cmd_traceback(int argc, char **argv)
 	ro.key = SNAP_KEY_TRACEBACK;
 	ro.source = stored_source;
 	ro.source_arg = s;
+	ec = report_open(&out);
+	if (ec)
+		goto out;
 	if (a.format == FMT_JSON) {
 		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
 
-		render_top_json(stdout, &one, &ro);
+		rc = render_top_json(out.f, &one, &ro);
 	} else {
 		char b1[32], b2[32];
 
-		printf("%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
-		       hit->count == 1 ? "" : "s",
-		       util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
-		       util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
-					  0, b2, sizeof(b2)));
-		render_traceback_text(stdout, hit->frames, hit->nframe, &ro);
+		fprintf(out.f, "%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
+			hit->count == 1 ? "" : "s",
+			util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
+			util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
+					   0, b2, sizeof(b2)));
+		rc = render_traceback_text(out.f, hit->frames, hit->nframe, &ro);
 	}
 	if (snapshot_cmeta(s)->traceback_limit <= 1)
-		fprintf(a.format == FMT_JSON ? stderr : stdout,
+		fprintf(a.format == FMT_JSON ? stderr : out.f,
 			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
 			"take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
-	if (fflush(stdout) != 0) {
-		cli_errorf("writing the report: %s", strerror(errno));
-		ec = EXIT_TARGET;
-	}
+	ec = report_done(&out, rc);
 out:
 	free(loc_file);
 	snap_stats_fini(&st);
@@ -631,7 +690,8 @@ int cmd_export(int argc, char **argv)
 	struct trm_err err = { 0 };
 	struct snapshot *s, *own = NULL;
 	const struct snapshot *v;
-	FILE *f = stdout;
+	struct outfile of;
+	FILE *f;
 	int ec = 0, rc = 0;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, export_options, "FILE",
@@ -650,13 +710,20 @@ int cmd_export(int argc, char **argv)
 	if (!v)
 		goto out;
 	if (a.output) {
-		f = fopen(a.output, "wb");
-		if (!f) {
-			cli_errorf("%s: %s", a.output, strerror(errno));
-			ec = EXIT_TARGET;
+		/* JSON carries the stored source lines; the others do not */
+		rc = outfile_open(&of, a.output, a.format == FMT_JSON ? output_mode(s) : 0666,
+				  &err);
+		if (rc < 0) {
+			cli_error(&err);
+			ec = EXIT_WRITE;
 			goto out;
 		}
+	} else {
+		ec = report_open(&of);
+		if (ec)
+			goto out;
 	}
+	f = of.f;
 	if (a.format == FMT_TRACEMALLOC) {
 		rc = snapshot_write_tracemalloc(v, f, &err);
 	} else if (a.format == FMT_COLLAPSED) {
@@ -670,16 +737,11 @@ int cmd_export(int argc, char **argv)
 			rc = render_top_json(f, &st, &ro);
 		snap_stats_fini(&st);
 	}
-	if (f != stdout) {
-		if (fclose(f) != 0 && rc == 0)
-			rc = -errno;
-	} else if (fflush(f) != 0 && rc == 0) {
-		rc = -errno;
-	}
 	if (rc < 0) {
-		cli_errorf("%s: %s", a.output ? a.output : "stdout",
-			   err.msg[0] ? err.msg : strerror(-rc));
-		ec = EXIT_TARGET;
+		ec = write_failed(&of, rc, &err);
+	} else if (outfile_commit(&of, &err) < 0) {
+		cli_error(&err);
+		ec = EXIT_WRITE;
 	}
 out:
 	snapshot_free(own);

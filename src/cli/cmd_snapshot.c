@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "outfile.h"
 #include "snapfetch.h"
 #include "source.h"
 #include "trmtop/snapshot.h"
@@ -105,11 +106,12 @@ static void show_progress(uint64_t got, uint64_t total, void *arg)
 	fflush(stderr);
 }
 
-/* Store the source lines of the top locations, read from the live target,
- * so offline reports have them too. */
-static void store_sources(struct snapshot *s, pid_t pid)
+/* Store the source lines of the top locations, read from the live target
+ * with its own credentials (source.h; seen: as read while it ran the
+ * agent), so offline reports have them too. */
+static void store_sources(struct snapshot *s, pid_t pid, const struct target_creds *seen)
 {
-	struct source_cache *sc = source_cache_new(pid);
+	struct source_cache *sc = source_cache_new(pid, seen);
 	struct snap_stats st = { 0 };
 	size_t i, j;
 
@@ -139,6 +141,19 @@ static void store_sources(struct snapshot *s, pid_t pid)
 	source_cache_free(sc);
 }
 
+/* trmtop-PID-YYYYmmdd-HHMMSS.trm, now, into buf. */
+static const char *default_output(pid_t pid, char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	snprintf(buf, len, "trmtop-%d-%04d%02d%02d-%02d%02d%02d.trm", (int)pid,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec);
+	return buf;
+}
+
 int cmd_snapshot(int argc, char **argv)
 {
 	struct argp ap = { options, parse, NULL,
@@ -154,8 +169,9 @@ int cmd_snapshot(int argc, char **argv)
 	struct progress prog = { 0 };
 	struct snapshot_meta *m;
 	uint8_t buf[WIRE_CTL_MAX];
+	struct target_creds creds = { 0 };
 	char path[512];
-	int ec, rc, started = 0, sig;
+	int ec, rc, started = 0, sig, has_creds;
 	uint64_t wait_ms;
 
 	memset(&a, 0, sizeof(a));
@@ -163,9 +179,19 @@ int cmd_snapshot(int argc, char **argv)
 	a.frames = 1;
 	if (argp_parse(&ap, argc, argv, 0, NULL, &a) != 0)
 		return EXIT_USAGE;
+	/* Before anything happens to the target: an output that cannot be
+	 * written fails now, not after --duration of tracing. */
+	if (outfile_check(a.output ? a.output : default_output(a.target.pid, path, sizeof(path)),
+			  &err) < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
 	ec = cli_attach(&a.target, &c);
 	if (ec)
 		return ec;
+	/* The target's credentials while it runs the agent: its source files
+	 * are read with these, and only if they have not changed by then. */
+	has_creds = target_read_creds(a.target.pid, &creds, NULL) == 0;
 	sf = snapfetch_new();
 	s = snapshot_new();
 	if (!sf || !s) {
@@ -248,17 +274,10 @@ int cmd_snapshot(int argc, char **argv)
 		clock_gettime(CLOCK_REALTIME, &ts);
 		m->time_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 	}
-	store_sources(s, a.target.pid);
-	if (!a.output) {
-		time_t now = time(NULL);
-		struct tm tm;
-
-		localtime_r(&now, &tm);
-		snprintf(path, sizeof(path), "trmtop-%d-%04d%02d%02d-%02d%02d%02d.trm",
-			 (int)a.target.pid, tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-			 tm.tm_hour, tm.tm_min, tm.tm_sec);
-		a.output = path;
-	}
+	if (has_creds)
+		store_sources(s, a.target.pid, &creds);
+	if (!a.output)
+		a.output = default_output(a.target.pid, path, sizeof(path));
 	ec = cli_save_snapshot(s, a.output);
 	if (ec == 0) {
 		char b1[32];
@@ -278,6 +297,7 @@ stop:
 			ec = rc;
 	}
 out:
+	target_creds_fini(&creds);
 	snapshot_free(s);
 	snapfetch_free(sf);
 	inject_close(&c);

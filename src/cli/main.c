@@ -45,7 +45,7 @@ static const char doc[] =
 	"Run 'trmtop COMMAND --help' for the options of a command.\n"
 	"\n"
 	"Exit status: 0 ok, 1 usage error, 2 target or attach error, "
-	"3 --fail-above exceeded, 4 bad input file.";
+	"3 --fail-above exceeded, 4 bad input file, 5 an output could not be written.";
 
 static error_t parse(int key, char *arg, struct argp_state *state)
 {

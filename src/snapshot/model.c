@@ -632,3 +632,8 @@ const char *snapshot_source(const struct snapshot *s, const char *filename,
 	id = find_src(s, fid, lineno, &slot);
 	return id == SNAP_NONE ? NULL : s->srcs[id].text;
 }
+
+size_t snapshot_nsources(const struct snapshot *s)
+{
+	return s ? s->nsrcs : 0;
+}

@@ -17,6 +17,15 @@ int target_parse_syscall(const char *text, struct target_syscall *out);
  * mandatory field (Name, State, Tgid) is missing. */
 int target_parse_status(const char *text, struct target_status *out);
 
+/* Parse the credentials of a /proc/PID/status text (see target_read_creds).
+ * 0, -EINVAL (a field missing or malformed) or -ENOMEM. */
+int target_parse_creds(const char *text, struct target_creds *out);
+
+/* The working directory cwd (readlink of /proc/PID/cwd) as a path inside
+ * root (readlink of /proc/PID/root) into out.  0, -ENOENT (deleted,
+ * unreachable, or not under root) or -ENAMETOOLONG. */
+int target_cwd_in_root(const char *root, const char *cwd, char *out, size_t len);
+
 /* pread (wbuf NULL) or pwrite on /proc/PID/mem for the whole range: the
  * fallback of target_read_mem/target_write_mem.  0 or -errno (-EFAULT for
  * an unmapped range). */

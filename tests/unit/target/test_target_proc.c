@@ -477,6 +477,107 @@ static void test_read_exe(void **state)
 			 -ENAMETOOLONG);
 }
 
+static void test_parse_creds(void **state)
+{
+	struct target_creds c;
+	const char *text = "Name:\tpython3\n"
+			   "Uid:\t1000\t1001\t1002\t1003\n"
+			   "Gid:\t2000\t2001\t2002\t2003\n"
+			   "FDSize:\t64\n"
+			   "Groups:\t4 24 27 \n"
+			   "CapEff:\t000001ffffffffff\n";
+
+	(void)state;
+	assert_int_equal(target_parse_creds(text, &c), 0);
+	assert_int_equal(c.fsuid, 1003);
+	assert_int_equal(c.fsgid, 2003);
+	assert_int_equal(c.ngroups, 3);
+	assert_int_equal(c.groups[0], 4);
+	assert_int_equal(c.groups[2], 27);
+	assert_true(c.cap_eff == 0x1ffffffffffULL);
+	target_creds_fini(&c);
+	/* no supplementary groups */
+	assert_int_equal(target_parse_creds("Uid:\t1 1 1 1\nGid:\t2 2 2 2\n"
+					    "Groups:\t\nCapEff:\t0000000000000000\n", &c), 0);
+	assert_int_equal(c.ngroups, 0);
+	assert_int_equal(c.fsuid, 1);
+	target_creds_fini(&c);
+	/* anything missing or malformed is an error, never a guess */
+	assert_int_equal(target_parse_creds("Uid:\t1 1 1\nGid:\t2 2 2 2\n"
+					    "Groups:\t\nCapEff:\t0\n", &c), -EINVAL);
+	assert_int_equal(target_parse_creds("Uid:\t1 1 1 1\nGid:\t2 2 2 2\n"
+					    "CapEff:\t0\n", &c), -EINVAL);
+	assert_int_equal(target_parse_creds("Uid:\t1 1 1 1\nGid:\t2 2 2 2\n"
+					    "Groups:\t3 x\nCapEff:\t0\n", &c), -EINVAL);
+	assert_int_equal(target_parse_creds("Uid:\t1 1 1 1\nGid:\t2 2 2 2\n"
+					    "Groups:\t3\n", &c), -EINVAL);
+	assert_int_equal(target_parse_creds("Uid:\t1 1 1 99999999999\nGid:\t2 2 2 2\n"
+					    "Groups:\t3\nCapEff:\t0\n", &c), -EINVAL);
+	assert_null(c.groups);
+}
+
+static void test_read_creds_self(void **state)
+{
+	struct target_creds a, b;
+	struct trm_err err = {0};
+	gid_t g[256];
+	int n = getgroups(256, g);
+
+	(void)state;
+	assert_int_equal(target_read_creds(getpid(), &a, &err), 0);
+	assert_int_equal(a.fsuid, geteuid());
+	assert_int_equal(a.fsgid, getegid());
+	assert_int_equal((int)a.ngroups, n);
+	assert_int_equal(target_read_creds(getpid(), &b, &err), 0);
+	assert_true(target_creds_equal(&a, &b));
+	b.fsuid++;
+	assert_false(target_creds_equal(&a, &b));
+	target_creds_fini(&a);
+	target_creds_fini(&b);
+	target_creds_fini(NULL);
+}
+
+static void test_cwd_in_root(void **state)
+{
+	char out[64];
+
+	(void)state;
+	assert_int_equal(target_cwd_in_root("/", "/srv/app", out, sizeof(out)), 0);
+	assert_string_equal(out, "/srv/app");
+	assert_int_equal(target_cwd_in_root("/c/root", "/c/root/srv", out, sizeof(out)), 0);
+	assert_string_equal(out, "/srv");
+	assert_int_equal(target_cwd_in_root("/c/root", "/c/root", out, sizeof(out)), 0);
+	assert_string_equal(out, "/");
+	assert_int_equal(target_cwd_in_root("/c/root", "/c/rootx/srv", out, sizeof(out)), -ENOENT);
+	assert_int_equal(target_cwd_in_root("/c/root", "/elsewhere", out, sizeof(out)), -ENOENT);
+	assert_int_equal(target_cwd_in_root("/", "/srv/gone (deleted)", out, sizeof(out)), -ENOENT);
+	assert_int_equal(target_cwd_in_root("/", "(unreachable)/x", out, sizeof(out)), -ENOENT);
+	assert_int_equal(target_cwd_in_root("/", "/a/very/long/path/that/does/not/fit/in/"
+					    "sixty/four/bytes/at/all/not/even/close", out, sizeof(out)),
+			 -ENAMETOOLONG);
+}
+
+static void test_open_fs_self(void **state)
+{
+	struct target_fs fs;
+	struct trm_err err = {0};
+	char cwd[TARGET_PATH_MAX];
+	struct stat a, b;
+
+	(void)state;
+	assert_non_null(getcwd(cwd, sizeof(cwd)));
+	assert_int_equal(target_open_fs(getpid(), &fs, &err), 0);
+	assert_true(fs.root_fd >= 0);
+	assert_string_equal(fs.cwd, cwd);
+	assert_int_equal(fstat(fs.root_fd, &a), 0);
+	assert_int_equal(stat("/", &b), 0);
+	assert_true(a.st_ino == b.st_ino && a.st_dev == b.st_dev);
+	target_close_fs(&fs);
+	assert_int_equal(fs.root_fd, -1);
+	target_close_fs(NULL);
+	assert_int_equal(target_open_fs(0x3ffffff0, &fs, &err), -ENOENT);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -494,6 +595,10 @@ int main(void)
 		cmocka_unit_test(test_open_mapped),
 		cmocka_unit_test(test_rss_fds),
 		cmocka_unit_test(test_read_exe),
+		cmocka_unit_test(test_parse_creds),
+		cmocka_unit_test(test_read_creds_self),
+		cmocka_unit_test(test_cwd_in_root),
+		cmocka_unit_test(test_open_fs_self),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
