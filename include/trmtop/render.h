@@ -10,9 +10,10 @@
 
 #include "trmtop/snapshot.h"
 
-/* Source line lookup: the stripped text of filename:lineno, or NULL. */
+/* Source line lookup: the stripped text of filename:lineno, or NULL
+ * (filename: filename_len bytes, which may hold NULs). */
 typedef const char *(*render_source_fn)(void *arg, const char *filename,
-					uint32_t lineno);
+					size_t filename_len, uint32_t lineno);
 
 struct render_opts {
 	enum snap_key key;

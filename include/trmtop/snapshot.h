@@ -50,9 +50,11 @@ struct snapshot_meta *snapshot_meta(struct snapshot *s);
 const struct snapshot_meta *snapshot_cmeta(const struct snapshot *s);
 
 /* Interning.  Each returns an id, or SNAP_NONE on allocation failure (or
- * an invalid argument: an unknown id, len > 1 MiB, a NUL byte in a
- * string, more than 2^20 frames).  Equal contents give equal ids; ids run
- * from 0 in order of first interning. */
+ * an invalid argument: an unknown id, len > 1 MiB, more than 2^20
+ * frames).  Equal contents give equal ids; ids run from 0 in order of
+ * first interning.  A string is bytes with a length: it may hold NUL
+ * bytes (a code object's co_filename can), and is stored with a NUL after
+ * its last byte. */
 uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len);
 uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 			       uint32_t lineno);
@@ -73,6 +75,8 @@ int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 size_t snapshot_ntraces(const struct snapshot *s);
 const struct snap_trace *snapshot_traces(const struct snapshot *s);
 size_t snapshot_nstrs(const struct snapshot *s);
+/* The bytes of string id (NUL-terminated after *len bytes, which may
+ * hold NULs of their own). */
 const char *snapshot_str(const struct snapshot *s, uint32_t id, size_t *len);
 void snapshot_frame(const struct snapshot *s, uint32_t frame_id,
 		    uint32_t *filename_id, uint32_t *lineno);
@@ -90,8 +94,10 @@ enum snap_key { SNAP_KEY_FILENAME, SNAP_KEY_LINENO, SNAP_KEY_TRACEBACK };
 
 /* A location as a statistic's key shows it. */
 struct snap_loc {
-	const char *filename; /* borrowed from a snapshot */
-	uint32_t lineno;      /* 0 for the filename key */
+	const char *filename;  /* borrowed from a snapshot; filename_len
+				  bytes (NULs included), then a NUL */
+	uint32_t lineno;       /* 0 for the filename key */
+	uint32_t filename_len;
 };
 
 struct snap_stat {
@@ -199,10 +205,11 @@ struct snapshot *snapshot_read_tracemalloc_mem(const uint8_t *buf, size_t len,
 					       struct trm_err *err);
 
 /* Source lines stored in a .trm for offline reports (filename, lineno ->
- * text).  Borrowed; NULL when absent. */
+ * text).  Borrowed; NULL when absent.  The text is NUL-terminated (a
+ * NUL byte in it ends it). */
 int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
 			uint32_t lineno, const char *text, size_t len);
 const char *snapshot_source(const struct snapshot *s, const char *filename,
-			    uint32_t lineno);
+			    size_t filename_len, uint32_t lineno);
 
 #endif

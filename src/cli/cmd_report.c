@@ -352,9 +352,10 @@ static int parse_report(int argc, char **argv, int with,
 	return 0;
 }
 
-static const char *stored_source(void *arg, const char *filename, uint32_t lineno)
+static const char *stored_source(void *arg, const char *filename,
+				 size_t filename_len, uint32_t lineno)
 {
-	return snapshot_source(arg, filename, lineno);
+	return snapshot_source(arg, filename, filename_len, lineno);
 }
 
 /* Apply the filters (if any): returns s itself or a filtered copy in *own. */
@@ -511,6 +512,18 @@ out:
 	return ec;
 }
 
+/* --location FILE: the whole name, or its part after a '/' (lengths, not
+ * strlen: a name may hold NUL bytes). */
+static int location_matches(const struct snap_loc *l, const char *want)
+{
+	size_t n = strlen(want), len = l->filename_len;
+
+	if (len == n)
+		return memcmp(l->filename, want, n) == 0;
+	return len > n && memcmp(l->filename + len - n, want, n) == 0 &&
+	       l->filename[len - n - 1] == '/';
+}
+
 int cmd_traceback(int argc, char **argv)
 {
 	struct report_args a;
@@ -570,10 +583,7 @@ int cmd_traceback(int argc, char **argv)
 			const struct snap_loc *last = e->nframe ? &e->frames[e->nframe - 1] : NULL;
 
 			if (last && last->lineno == loc_line &&
-			    (strcmp(last->filename, loc_file) == 0 ||
-			     (strlen(last->filename) > strlen(loc_file) &&
-			      strcmp(last->filename + strlen(last->filename) - strlen(loc_file), loc_file) == 0 &&
-			      last->filename[strlen(last->filename) - strlen(loc_file) - 1] == '/'))) {
+			    location_matches(last, loc_file)) {
 				hit = e;
 				break;
 			}

@@ -124,12 +124,17 @@ static void store_sources(struct snapshot *s, pid_t pid)
 		for (i = 0; i < st.n && i < top; i++) {
 			for (j = 0; j < st.v[i].nframe; j++) {
 				const struct snap_loc *l = &st.v[i].frames[j];
-				const char *line = source_line(sc, l->filename, l->lineno);
+				const char *line;
 				uint32_t id;
 
+				/* a name with a NUL byte is no path: its
+				 * prefix would name another file */
+				if (memchr(l->filename, '\0', l->filename_len))
+					continue;
+				line = source_line(sc, l->filename, l->lineno);
 				if (!line)
 					continue;
-				id = snapshot_intern_str(s, l->filename, strlen(l->filename));
+				id = snapshot_intern_str(s, l->filename, l->filename_len);
 				if (id != SNAP_NONE)
 					snapshot_set_source(s, id, l->lineno, line, strlen(line));
 			}

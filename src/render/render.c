@@ -49,7 +49,8 @@ static const char *lookup_source(const struct render_opts *o,
 
 	if (!o->source || !loc || loc->lineno == 0)
 		return NULL;
-	line = o->source(o->source_arg, loc->filename, loc->lineno);
+	line = o->source(o->source_arg, loc->filename, loc->filename_len,
+			 loc->lineno);
 	return line && *line ? line : NULL;
 }
 

@@ -141,13 +141,16 @@ static void key_locs(const struct snapshot *s, enum snap_key key,
 			const struct snap_frame *f = &s->frames[t->frames[t->n - 1 - i]];
 
 			loc[i].filename = s->strs[f->filename].p;
+			loc[i].filename_len = s->strs[f->filename].len;
 			loc[i].lineno = f->lineno;
 		}
 	} else if (key == SNAP_KEY_LINENO) {
 		loc->filename = s->strs[s->frames[idx].filename].p;
+		loc->filename_len = s->strs[s->frames[idx].filename].len;
 		loc->lineno = s->frames[idx].lineno;
 	} else {
 		loc->filename = s->strs[idx].p;
+		loc->filename_len = s->strs[idx].len;
 		loc->lineno = 0;
 	}
 }
@@ -160,7 +163,8 @@ static int cmp_locs(const struct snap_loc *a, uint32_t na,
 
 	for (i = 0; i < n; i++) {
 		if (a[i].filename != b[i].filename) {
-			int c = snap_strcmp(a[i].filename, b[i].filename);
+			int c = snap_strcmp(a[i].filename, a[i].filename_len,
+					    b[i].filename, b[i].filename_len);
 
 			if (c)
 				return c;

@@ -450,14 +450,11 @@ static int read_tables(struct cur *c, struct snapshot *s, struct maps *mp)
 	if (!mp->str)
 		return oom(c);
 	for (i = 0; i < mp->nstr; i++) {
-		size_t at = c->off, len;
+		size_t len;
 		const char *p;
 
 		if ((rc = get_str(c, SNAP_STR_MAX, &p, &len)) < 0)
 			return rc;
-		if (memchr(p, '\0', len))
-			return bad(c, at, "NUL in string %llu",
-				   (unsigned long long)i);
 		mp->str[i] = snapshot_intern_str(s, p, len);
 		if (mp->str[i] == SNAP_NONE)
 			return oom(c);

@@ -21,7 +21,7 @@ static struct snapshot *sample(void)
 {
 	struct snapshot *s = fx_reference(0x030b07f0);
 	struct snapshot_meta *m;
-	uint32_t big, empty, sid;
+	uint32_t big, empty, sid, nul, fr;
 
 	if (!s)
 		return NULL;
@@ -38,7 +38,12 @@ static struct snapshot *sample(void)
 	big = FX_TB(s, 3, { "\xe6\x97\xa5\xe6\x9c\xac.py", 7 },
 		    { "<frozen importlib._bootstrap>", 1 });
 	empty = snapshot_intern_traceback(s, NULL, 0, 0);
-	if (snapshot_add_trace(s, 0, UINT64_MAX - 10, big) ||
+	/* a name with a NUL byte (and an escape) is kept whole */
+	sid = snapshot_intern_str(s, "n\0ul\x1b.py", 9);
+	fr = snapshot_intern_frame(s, sid, 3);
+	nul = snapshot_intern_traceback(s, &fr, 1, 1);
+	if (nul == SNAP_NONE || snapshot_add_trace(s, 0, 5, nul) ||
+	    snapshot_add_trace(s, 0, UINT64_MAX - 10, big) ||
 	    snapshot_add_trace(s, 3, 0, big) ||
 	    snapshot_add_trace(s, 0, 1, empty)) {
 		snapshot_free(s);
@@ -85,8 +90,13 @@ static void assert_same(const struct snapshot *a, const struct snapshot *b)
 	assert_memory_equal(snapshot_cmeta(a), snapshot_cmeta(b),
 			    sizeof(struct snapshot_meta));
 	assert_int_equal(snapshot_nstrs(a), snapshot_nstrs(b));
-	for (k = 0; k < snapshot_nstrs(a); k++)
-		assert_string_equal(snapshot_str(a, k, NULL), snapshot_str(b, k, NULL));
+	for (k = 0; k < snapshot_nstrs(a); k++) {
+		size_t la, lb;
+		const char *sa = snapshot_str(a, k, &la), *sb = snapshot_str(b, k, &lb);
+
+		assert_int_equal(la, lb);
+		assert_memory_equal(sa, sb, la + 1);
+	}
 	assert_int_equal(snapshot_nframes(a), snapshot_nframes(b));
 	for (k = 0; k < snapshot_nframes(a); k++) {
 		uint32_t f1, l1, f2, l2;
@@ -144,7 +154,7 @@ static void test_roundtrip(void **state)
 	assert_non_null(r);
 	assert_int_equal(err.code, 0);
 	assert_same(s, r);
-	assert_string_equal(snapshot_source(r, "a.py", 1), "x = [0] * 10");
+	assert_string_equal(snapshot_source(r, "a.py", 4, 1), "x = [0] * 10");
 	/* writing the copy gives the same bytes */
 	buf2 = to_trm(r, &len2);
 	assert_int_equal(len, len2);

@@ -752,7 +752,8 @@ static void test_write_synthetic(void **state)
 		snapshot_meta(s)->py_hexversion = versions[v];
 		snapshot_meta(s)->traceback_limit = UINT32_MAX;
 		str[0] = snapshot_intern_str(s, "a.py", 4);
-		str[1] = snapshot_intern_str(s, "\xc3\xa9.py", 5);
+		/* a NUL byte survives, as in Python's str */
+		str[1] = snapshot_intern_str(s, "\xc3\xa9\0.py", 6);
 		str[2] = snapshot_intern_str(s, "", 0);
 		fr[0] = snapshot_intern_frame(s, str[0], 0);
 		fr[1] = snapshot_intern_frame(s, str[1], UINT32_MAX);

@@ -89,7 +89,7 @@ static int print_json(const struct snapshot *s)
 		for (j = 0; j < st.v[i].nframe; j++) {
 			printf("%s[", j ? ", " : "");
 			json_str(st.v[i].frames[j].filename,
-				 strlen(st.v[i].frames[j].filename));
+				 st.v[i].frames[j].filename_len);
 			printf(", %" PRIu32 "]", st.v[i].frames[j].lineno);
 		}
 		printf("]}");

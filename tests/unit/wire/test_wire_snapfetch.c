@@ -344,6 +344,58 @@ static void test_bad_ids(void **state)
 	}
 }
 
+/* A file name with a NUL byte (a co_filename can hold one) arrives
+ * whole: it used to fail the reply with "Cannot allocate memory". */
+static void test_nul_in_name(void **state)
+{
+	static const char name[] = "a\0b\x1b.py";
+	uint8_t buf[4096];
+	struct wire_snap_head h = { .ntraces = 1, .new_strings = 1,
+				    .new_frames = 1, .new_tracebacks = 1 };
+	struct wire_snap_end e = { .ntraces = 1, .total_size = 64,
+				   .nstrings = 1, .nframes = 1,
+				   .ntracebacks = 1 };
+	struct snapfetch *sf = snapfetch_new();
+	struct snapshot *s = snapshot_new();
+	struct stream a = { 0 };
+	struct trm_err err = { 0 };
+	struct wire_chunk ck;
+	uint32_t f0 = 0, fid, line;
+	const char *str;
+	size_t len;
+	int n;
+
+	(void)state;
+	n = wire_enc_snap_head(buf, sizeof(buf), &h);
+	put(&a, buf, (size_t)n);
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_STRINGS, 0);
+	assert_int_equal(wire_chunk_add_string(&ck, name, sizeof(name) - 1), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_FRAMES, 0);
+	assert_int_equal(wire_chunk_add_frame(&ck, 0, 7), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_TRACEBACKS, 0);
+	assert_int_equal(wire_chunk_add_traceback(&ck, &f0, 1, 1), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_TRACES, 0);
+	assert_int_equal(wire_chunk_add_trace(&ck, 64, 0, 0), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	n = wire_enc_snap_end(buf, sizeof(buf), &e);
+	put(&a, buf, (size_t)n);
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(feed_all(sf, a.p, a.len, &err), 1);
+	assert_int_equal(snapshot_ntraces(s), 1);
+	snapshot_frame(s, snapshot_traceback(s, snapshot_traces(s)[0].traceback,
+					     NULL, NULL)[0], &fid, &line);
+	str = snapshot_str(s, fid, &len);
+	assert_int_equal(line, 7);
+	assert_int_equal(len, sizeof(name) - 1);
+	assert_memory_equal(str, name, sizeof(name));
+	free(a.p);
+	snapshot_free(s);
+	snapfetch_free(sf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +403,7 @@ int main(void)
 		cmocka_unit_test(test_error_reply),
 		cmocka_unit_test(test_truncate_and_corrupt),
 		cmocka_unit_test(test_bad_ids),
+		cmocka_unit_test(test_nul_in_name),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
