@@ -424,6 +424,25 @@ out:
 	return ec;
 }
 
+/* "file:line" of the frame a diff row names, escaped into buf (cut if
+ * long), or "<unknown>:0" for a row with no frame. */
+static const char *diff_loc(const struct snap_diff *e, enum snap_key key,
+			    char *buf, size_t cap)
+{
+	const struct snap_loc *l;
+	size_t want, n;
+
+	if (!e->nframe)
+		return "<unknown>:0";
+	l = &e->frames[key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0];
+	/* room for "...:" and the line number */
+	want = util_escape(buf, cap - 16, l->filename, l->filename_len, 0);
+	n = strlen(buf);
+	snprintf(buf + n, cap - n, "%s:%" PRIu32, want > n ? "..." : "",
+		 l->lineno);
+	return buf;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	struct report_args a;
@@ -431,6 +450,7 @@ int cmd_diff(int argc, char **argv)
 	const struct snapshot *vo, *vn;
 	struct snap_diffs d = { 0 };
 	struct render_opts ro;
+	char loc[1024];
 	int ec = 0, rc;
 	size_t i;
 
@@ -480,24 +500,21 @@ int cmd_diff(int argc, char **argv)
 			   util_format_size(d.total_size_diff, 1, b1, sizeof(b1)),
 			   util_format_size((int64_t)a.fail_above, 0, b2, sizeof(b2)));
 		for (i = 0; i < d.n && i < 3 && d.v[i].size_diff > 0; i++)
-			if (d.v[i].nframe)
-				fprintf(stderr, "  grows: %s:%" PRIu32 " %s\n",
-					d.v[i].frames[a.key == SNAP_KEY_TRACEBACK ? d.v[i].nframe - 1 : 0].filename,
-					d.v[i].frames[a.key == SNAP_KEY_TRACEBACK ? d.v[i].nframe - 1 : 0].lineno,
-					util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
+			fprintf(stderr, "  grows: %s %s\n",
+				diff_loc(&d.v[i], a.key, loc, sizeof(loc)),
+				util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
 		ec = EXIT_THRESHOLD;
 	}
 	if (a.has_fail_above_line) {
+		/* every location, the one with no frame included */
 		for (i = 0; i < d.n; i++) {
 			const struct snap_diff *e = &d.v[i];
 			char b1[32], b2[32];
 
-			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line ||
-			    !e->nframe)
+			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line)
 				continue;
-			cli_errorf("%s:%" PRIu32 " grew by %s, more than --fail-above-line %s",
-				   e->frames[a.key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0].filename,
-				   e->frames[a.key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0].lineno,
+			cli_errorf("%s grew by %s, more than --fail-above-line %s",
+				   diff_loc(e, a.key, loc, sizeof(loc)),
 				   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
 				   util_format_size((int64_t)a.fail_above_line, 0, b2, sizeof(b2)));
 			ec = EXIT_THRESHOLD;

@@ -268,11 +268,13 @@ int cmd_snapshot(int argc, char **argv)
 	if (ec == 0) {
 		char b1[32];
 
-		printf("%s: %zu traces, %s traced, traceback limit %u (pid %d, Python %s)\n",
-		       a.output, snapshot_ntraces(s),
+		util_fprint_escaped(stdout, a.output);
+		printf(": %zu traces, %s traced, traceback limit %u (pid %d, Python ",
+		       snapshot_ntraces(s),
 		       util_format_size((int64_t)snapshot_total_size(s), 0, b1, sizeof(b1)),
-		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid,
-		       c.target.py.version);
+		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid);
+		util_fprint_escaped(stdout, c.target.py.version);
+		fputs(")\n", stdout);
 	}
 stop:
 	if (started && !a.keep) {
