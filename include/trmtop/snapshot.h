@@ -23,6 +23,13 @@
 
 #define SNAP_NONE UINT32_MAX
 
+/* The most bytes a snapshot's traces may hold in all: 2^63 - 1.  No
+ * process holds that much (a 64-bit address space leaves user space 2^47
+ * to 2^56 bytes), and under it every size, sum and difference the
+ * statistics compute fits in an int64_t exactly.  The readers refuse a
+ * file or reply whose traces add up to more (docs/FORMATS.md, "Sizes"). */
+#define SNAP_SIZE_MAX ((uint64_t)INT64_MAX)
+
 struct snapshot; /* opaque */
 
 struct snapshot_meta {
@@ -66,7 +73,9 @@ uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 uint32_t snapshot_intern_traceback(struct snapshot *s, const uint32_t *frames,
 				   uint32_t n, uint32_t total_nframe);
 
-/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id). */
+/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id) /
+ * -EOVERFLOW (the snapshot's total size would exceed SNAP_SIZE_MAX: the
+ * trace is not added). */
 int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 		       uint32_t traceback);
 
@@ -125,7 +134,11 @@ struct snap_stats {
  * once per frame (a recursive frame twice).  A trace with an empty
  * traceback (where tracemalloc raises IndexError) counts under a key with
  * nframe 0 for the non-cumulative filename/lineno keys, and nowhere when
- * cumulative.  0 or -errno; *out is always initialised (fini is safe). */
+ * cumulative.  Every size and count is exact: a key whose size or count
+ * would exceed SNAP_SIZE_MAX (only possible when cumulative, with many
+ * frames of a huge crafted trace) is -EOVERFLOW, never a wrapped or
+ * clamped number.  0 or -errno; *out is always initialised (fini is
+ * safe). */
 int snapshot_statistics(const struct snapshot *s, enum snap_key key,
 			int cumulative, struct snap_stats *out);
 void snap_stats_fini(struct snap_stats *st);
@@ -146,7 +159,9 @@ struct snap_diffs {
 
 /* new.compare_to(old, key, cumulative), sorted as tracemalloc sorts it
  * (abs(size_diff), size, abs(count_diff), count, traceback, descending).
- * Frames point into either snapshot: both must outlive the result. */
+ * Frames point into either snapshot: both must outlive the result.
+ * Differences are exact (every size and count is at most SNAP_SIZE_MAX);
+ * -EOVERFLOW as for statistics. */
 int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 		     enum snap_key key, int cumulative, struct snap_diffs *out);
 void snap_diffs_fini(struct snap_diffs *d);

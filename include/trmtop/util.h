@@ -10,7 +10,7 @@
 
 /* Parse a size: "5MiB", "512k", "1.5 MB", "100" (bytes).  Binary units
  * (k, KiB, M, MiB, G, GiB: powers of 1024) and decimal ones (kB, MB, GB).
- * 0 or -EINVAL. */
+ * 0 or -EINVAL (also for 2^63 bytes or more). */
 int util_parse_size(const char *s, uint64_t *out);
 
 /* Parse a duration: "30s", "1.5s", "250ms", "2m", "1h", "10" (seconds).

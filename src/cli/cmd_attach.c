@@ -221,14 +221,14 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 	} else {
 		printf("traceback limit:    %u\n", s->traceback_limit);
 		printf("traced memory:      %s (peak %s)\n",
-		       util_format_size((int64_t)s->traced_current, 0, b1, sizeof(b1)),
-		       util_format_size((int64_t)s->traced_peak, 0, b2, sizeof(b2)));
+		       util_format_size_f((double)s->traced_current, 0, b1, sizeof(b1)),
+		       util_format_size_f((double)s->traced_peak, 0, b2, sizeof(b2)));
 		printf("traced blocks:      %llu\n", (unsigned long long)s->traced_blocks);
 		printf("tracemalloc memory: %s\n",
-		       util_format_size((int64_t)s->tracemalloc_memory, 0, b3, sizeof(b3)));
+		       util_format_size_f((double)s->tracemalloc_memory, 0, b3, sizeof(b3)));
 	}
 	printf("rss:                %s\n",
-	       util_format_size((int64_t)s->rss, 0, b4, sizeof(b4)));
+	       util_format_size_f((double)s->rss, 0, b4, sizeof(b4)));
 }
 
 int cmd_stats(int argc, char **argv)

@@ -358,6 +358,19 @@ static const char *stored_source(void *arg, const char *filename,
 	return snapshot_source(arg, filename, filename_len, lineno);
 }
 
+/* Report a failed statistics or compare; returns the exit code.  Sums
+ * past 2^63-1 bytes come from crafted sizes: bad input. */
+static int stats_failed(const char *file, const char *what, int rc)
+{
+	if (rc == -EOVERFLOW) {
+		cli_errorf("%s: %s: a size or count adds up to more than 2^63-1 "
+			   "(crafted sizes: no process holds that much)", file, what);
+		return EXIT_BADINPUT;
+	}
+	cli_errorf("%s: %s: %s", file, what, strerror(-rc));
+	return EXIT_TARGET;
+}
+
 /* Apply the filters (if any): returns s itself or a filtered copy in *own. */
 static const struct snapshot *filtered(const struct snapshot *s,
 				       const struct report_args *a,
@@ -400,8 +413,7 @@ int cmd_top(int argc, char **argv)
 	}
 	rc = snapshot_statistics(v, a.key, a.cumulative, &st);
 	if (rc < 0) {
-		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
-		ec = EXIT_TARGET;
+		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
 	memset(&ro, 0, sizeof(ro));
@@ -475,8 +487,10 @@ int cmd_diff(int argc, char **argv)
 		goto out;
 	rc = snapshot_compare(vn, vo, a.key, a.cumulative, &d);
 	if (rc < 0) {
-		cli_errorf("compare: %s", strerror(-rc));
-		ec = EXIT_TARGET;
+		char both[2 * 4096 + 8];
+
+		snprintf(both, sizeof(both), "%s, %s", a.files[0], a.files[1]);
+		ec = stats_failed(both, "compare", rc);
 		goto out;
 	}
 	memset(&ro, 0, sizeof(ro));
@@ -589,8 +603,7 @@ int cmd_traceback(int argc, char **argv)
 		goto out;
 	rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
 	if (rc < 0) {
-		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
-		ec = EXIT_TARGET;
+		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
 	for (i = 0; i < st.n; i++) {

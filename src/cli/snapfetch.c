@@ -347,6 +347,9 @@ static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		if (stb == SNAP_NONE)
 			return fail(sf, -ENOMEM, err);
 		rc = snapshot_add_trace(sf->into, domain, size, stb);
+		if (rc == -EOVERFLOW)
+			return proto(sf, at, "trace sizes add up to more than "
+				     "2^63-1 bytes", err);
 		if (rc < 0)
 			return fail(sf, rc, err);
 		sf->total_size += size;

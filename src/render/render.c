@@ -117,6 +117,15 @@ static void print_stat_line(FILE *f, const struct snap_loc *frames, uint32_t n,
 	fputc('\n', f);
 }
 
+/* The "other" row sums the rows not shown: at most the snapshot's total
+ * (SNAP_SIZE_MAX) for non-cumulative keys; cumulative rows count a trace
+ * once per frame, and their sum saturates at SNAP_SIZE_MAX (the rows
+ * themselves are exact). */
+static uint64_t other_add(uint64_t a, uint64_t b)
+{
+	return b > SNAP_SIZE_MAX - a ? SNAP_SIZE_MAX : a + b;
+}
+
 static size_t shown(size_t n, size_t limit)
 {
 	return limit && limit < n ? limit : n;
@@ -146,8 +155,8 @@ int render_top_text(FILE *f, const struct snap_stats *st,
 		}
 	}
 	for (; i < st->n; i++) {
-		osize += st->v[i].size;
-		ocount += st->v[i].count;
+		osize = other_add(osize, st->v[i].size);
+		ocount = other_add(ocount, st->v[i].count);
 	}
 	if (n < st->n)
 		fprintf(f, "%zu other: size=%s, count=%" PRIu64 "\n", st->n - n,
@@ -200,8 +209,8 @@ int render_top_json(FILE *f, const struct snap_stats *st,
 		fputc('}', f);
 	}
 	for (; i < st->n; i++) {
-		osize += st->v[i].size;
-		ocount += st->v[i].count;
+		osize = other_add(osize, st->v[i].size);
+		ocount = other_add(ocount, st->v[i].count);
 	}
 	fprintf(f, "%s], \"other\": {\"entries\": %zu, \"size\": %" PRIu64
 		", \"count\": %" PRIu64 "}}\n",
@@ -247,7 +256,7 @@ int render_diff_text(FILE *f, const struct snap_diffs *d,
 		}
 	}
 	for (; i < d->n; i++)
-		odiff += d->v[i].size_diff;
+		odiff = util_sat_add_i64(odiff, d->v[i].size_diff);
 	if (n < d->n)
 		fprintf(f, "%zu other: %s\n", d->n - n,
 			util_format_size(odiff, 1, b1, sizeof(b1)));
@@ -276,7 +285,7 @@ int render_diff_json(FILE *f, const struct snap_diffs *d,
 		fputc('}', f);
 	}
 	for (; i < d->n; i++)
-		odiff += d->v[i].size_diff;
+		odiff = util_sat_add_i64(odiff, d->v[i].size_diff);
 	fprintf(f, "%s], \"other\": {\"entries\": %zu, \"size_diff\": %" PRId64 "}}\n",
 		n ? "\n" : "", d->n - n, odiff);
 	return ferror(f) ? -EIO : 0;

@@ -473,6 +473,8 @@ int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 {
 	if (!s || traceback >= s->ntbs)
 		return -EINVAL;
+	if (size > SNAP_SIZE_MAX - s->total_size)
+		return -EOVERFLOW;
 	if (s->ntraces == s->captraces &&
 	    GROW(s->traces, s->captraces, s->ntraces))
 		return -ENOMEM;

@@ -889,6 +889,9 @@ static int add_traces(struct vm *vm, struct snapshot *s,
 		if (rc)
 			return rc;
 		rc = snapshot_add_trace(s, domain, (uint64_t)size->u.i, tb);
+		if (rc == -EOVERFLOW)
+			return fmt_err(vm, size->pos, "the trace sizes add up "
+				       "to more than 2**63-1 bytes");
 		if (rc)
 			return rc == -ENOMEM ? oom(vm)
 					     : fmt_err(vm, t->pos,

@@ -557,6 +557,9 @@ static int read_traces(struct cur *c, struct snapshot *s, struct maps *mp)
 				size += d;
 				rc = snapshot_add_trace(s, (uint32_t)domain,
 							size, mp->tb[t]);
+				if (rc == -EOVERFLOW)
+					return bad(c, at, "the sizes add up to "
+						   "more than 2^63-1 bytes");
 				if (rc < 0)
 					return oom(c);
 			}
