@@ -1,3 +1,6 @@
+/* units.c - sizes and durations as people type them (util_parse_size,
+ * util_parse_duration), sizes as tracemalloc prints them, and the
+ * monotonic clock. */
 #include "config.h"
 
 #include <ctype.h>
