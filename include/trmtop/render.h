@@ -2,7 +2,13 @@
  *
  * Computes nothing itself: it prints what the snapshot module computed, in
  * tracemalloc's own formats (str(Statistic), str(StatisticDiff),
- * Traceback.format()) so users recognise them. */
+ * Traceback.format()) so users recognise them.
+ *
+ * Names and source lines come from the target: the text sinks print them
+ * through util_fputs_escaped (util.h, "Escaping": no control character,
+ * C1 control or invalid UTF-8 byte reaches the terminal), JSON through
+ * render_json_str, collapsed stacks through the escaper's collapsed form
+ * (docs/FORMATS.md). */
 #ifndef TRMTOP_RENDER_H
 #define TRMTOP_RENDER_H
 
@@ -10,9 +16,10 @@
 
 #include "trmtop/snapshot.h"
 
-/* Source line lookup: the stripped text of filename:lineno, or NULL. */
+/* Source line lookup: the stripped text of filename:lineno, or NULL
+ * (filename: filename_len bytes, which may hold NULs). */
 typedef const char *(*render_source_fn)(void *arg, const char *filename,
-					uint32_t lineno);
+					size_t filename_len, uint32_t lineno);
 
 struct render_opts {
 	enum snap_key key;
@@ -44,10 +51,17 @@ int render_traceback_text(FILE *f, const struct snap_loc *frames,
 			  uint32_t nframe, const struct render_opts *o);
 
 /* Collapsed stacks for flame graph tools: one line per distinct stack,
- * "file:line;file:line size" (oldest frame first), sizes summed. */
+ * "file:line;file:line size" (oldest frame first), sizes summed; file
+ * names escaped with UTIL_ESC_COLLAPSED, so that ';', ' ' and newlines in
+ * a name cannot forge frames, sizes or lines. */
 int render_collapsed(FILE *f, const struct snapshot *s);
 
-/* A JSON string literal of s (escaped, UTF-8 passed through). */
-void render_json_str(FILE *f, const char *s);
+/* A JSON string literal of s[0..len), which may hold NULs and invalid
+ * UTF-8: '"', '\\', and every C0, DEL and C1 control escaped (\n, \t,
+ * \r, else \u00XX); each byte of an invalid UTF-8 sequence as \udcXX
+ * (the lone surrogate Python's surrogateescape gives it, so that
+ * json.loads returns Python's own str); valid UTF-8 as it is.  The same
+ * bytes always give the same text. */
+void render_json_str(FILE *f, const char *s, size_t len);
 
 #endif

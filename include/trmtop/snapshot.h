@@ -23,6 +23,13 @@
 
 #define SNAP_NONE UINT32_MAX
 
+/* The most bytes a snapshot's traces may hold in all: 2^63 - 1.  No
+ * process holds that much (a 64-bit address space leaves user space 2^47
+ * to 2^56 bytes), and under it every size, sum and difference the
+ * statistics compute fits in an int64_t exactly.  The readers refuse a
+ * file or reply whose traces add up to more (docs/FORMATS.md, "Sizes"). */
+#define SNAP_SIZE_MAX ((uint64_t)INT64_MAX)
+
 struct snapshot; /* opaque */
 
 struct snapshot_meta {
@@ -50,9 +57,11 @@ struct snapshot_meta *snapshot_meta(struct snapshot *s);
 const struct snapshot_meta *snapshot_cmeta(const struct snapshot *s);
 
 /* Interning.  Each returns an id, or SNAP_NONE on allocation failure (or
- * an invalid argument: an unknown id, len > 1 MiB, a NUL byte in a
- * string, more than 2^20 frames).  Equal contents give equal ids; ids run
- * from 0 in order of first interning. */
+ * an invalid argument: an unknown id, len > 1 MiB, more than 2^20
+ * frames).  Equal contents give equal ids; ids run from 0 in order of
+ * first interning.  A string is bytes with a length: it may hold NUL
+ * bytes (a code object's co_filename can), and is stored with a NUL after
+ * its last byte. */
 uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len);
 uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 			       uint32_t lineno);
@@ -64,7 +73,9 @@ uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 uint32_t snapshot_intern_traceback(struct snapshot *s, const uint32_t *frames,
 				   uint32_t n, uint32_t total_nframe);
 
-/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id). */
+/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id) /
+ * -EOVERFLOW (the snapshot's total size would exceed SNAP_SIZE_MAX: the
+ * trace is not added). */
 int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 		       uint32_t traceback);
 
@@ -73,6 +84,8 @@ int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 size_t snapshot_ntraces(const struct snapshot *s);
 const struct snap_trace *snapshot_traces(const struct snapshot *s);
 size_t snapshot_nstrs(const struct snapshot *s);
+/* The bytes of string id (NUL-terminated after *len bytes, which may
+ * hold NULs of their own). */
 const char *snapshot_str(const struct snapshot *s, uint32_t id, size_t *len);
 void snapshot_frame(const struct snapshot *s, uint32_t frame_id,
 		    uint32_t *filename_id, uint32_t *lineno);
@@ -90,8 +103,10 @@ enum snap_key { SNAP_KEY_FILENAME, SNAP_KEY_LINENO, SNAP_KEY_TRACEBACK };
 
 /* A location as a statistic's key shows it. */
 struct snap_loc {
-	const char *filename; /* borrowed from a snapshot */
-	uint32_t lineno;      /* 0 for the filename key */
+	const char *filename;  /* borrowed from a snapshot; filename_len
+				  bytes (NULs included), then a NUL */
+	uint32_t lineno;       /* 0 for the filename key */
+	uint32_t filename_len;
 };
 
 struct snap_stat {
@@ -119,7 +134,11 @@ struct snap_stats {
  * once per frame (a recursive frame twice).  A trace with an empty
  * traceback (where tracemalloc raises IndexError) counts under a key with
  * nframe 0 for the non-cumulative filename/lineno keys, and nowhere when
- * cumulative.  0 or -errno; *out is always initialised (fini is safe). */
+ * cumulative.  Every size and count is exact: a key whose size or count
+ * would exceed SNAP_SIZE_MAX (only possible when cumulative, with many
+ * frames of a huge crafted trace) is -EOVERFLOW, never a wrapped or
+ * clamped number.  0 or -errno; *out is always initialised (fini is
+ * safe). */
 int snapshot_statistics(const struct snapshot *s, enum snap_key key,
 			int cumulative, struct snap_stats *out);
 void snap_stats_fini(struct snap_stats *st);
@@ -140,7 +159,9 @@ struct snap_diffs {
 
 /* new.compare_to(old, key, cumulative), sorted as tracemalloc sorts it
  * (abs(size_diff), size, abs(count_diff), count, traceback, descending).
- * Frames point into either snapshot: both must outlive the result. */
+ * Frames point into either snapshot: both must outlive the result.
+ * Differences are exact (every size and count is at most SNAP_SIZE_MAX);
+ * -EOVERFLOW as for statistics. */
 int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 		     enum snap_key key, int cumulative, struct snap_diffs *out);
 void snap_diffs_fini(struct snap_diffs *d);
@@ -199,11 +220,12 @@ struct snapshot *snapshot_read_tracemalloc_mem(const uint8_t *buf, size_t len,
 					       struct trm_err *err);
 
 /* Source lines stored in a .trm for offline reports (filename, lineno ->
- * text).  Borrowed; NULL when absent. */
+ * text).  Borrowed; NULL when absent.  The text is NUL-terminated (a
+ * NUL byte in it ends it). */
 int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
 			uint32_t lineno, const char *text, size_t len);
 const char *snapshot_source(const struct snapshot *s, const char *filename,
-			    uint32_t lineno);
+			    size_t filename_len, uint32_t lineno);
 /* How many source lines s holds (a file holding them is written 0600). */
 size_t snapshot_nsources(const struct snapshot *s);
 

@@ -1,14 +1,16 @@
 /* util.h - small helpers shared by the CLI-side modules: sizes, durations,
- * monotonic time. */
+ * monotonic time, saturating arithmetic, and the escaping of text that came
+ * from a target before it reaches a terminal. */
 #ifndef TRMTOP_UTIL_H
 #define TRMTOP_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 /* Parse a size: "5MiB", "512k", "1.5 MB", "100" (bytes).  Binary units
  * (k, KiB, M, MiB, G, GiB: powers of 1024) and decimal ones (kB, MB, GB).
- * 0 or -EINVAL. */
+ * 0 or -EINVAL (also for 2^63 bytes or more). */
 int util_parse_size(const char *s, uint64_t *out);
 
 /* Parse a duration: "30s", "1.5s", "250ms", "2m", "1h", "10" (seconds).
@@ -24,5 +26,61 @@ const char *util_format_size_f(double size, int sign, char *buf, size_t len);
 
 /* Monotonic clock in nanoseconds. */
 uint64_t util_now_ns(void);
+
+/* ---- saturating arithmetic ------------------------------------------- */
+
+/* a + b, or UINT64_MAX when it would not fit. */
+static inline uint64_t util_sat_add_u64(uint64_t a, uint64_t b)
+{
+	uint64_t r;
+
+	return __builtin_add_overflow(a, b, &r) ? UINT64_MAX : r;
+}
+
+/* a + b, clamped to [INT64_MIN, INT64_MAX]. */
+static inline int64_t util_sat_add_i64(int64_t a, int64_t b)
+{
+	int64_t r;
+
+	if (!__builtin_add_overflow(a, b, &r))
+		return r;
+	return b > 0 ? INT64_MAX : INT64_MIN;
+}
+
+/* ---- escaping --------------------------------------------------------
+ *
+ * Everything a target hands us (file names, source lines, its messages) is
+ * hostile: a name like "\x1b]0;...\x07" would set a terminal's title.
+ * Every text sink prints such text through this escaper, which keeps
+ * valid printable UTF-8 as it is and replaces
+ *
+ *   a C0 control (0x00-0x1f) or DEL (0x7f)    by \xHH      (ESC: \x1b)
+ *   a C1 control (U+0080-U+009F, 2 bytes)     by \u00HH    (U+009B: \u009b)
+ *   each byte of an invalid UTF-8 sequence    by \xHH      (0xff: \xff)
+ *     (overlong forms, surrogates, above U+10FFFF, truncated sequences:
+ *     as CPython's strict decoder; the bytes are those Python shows as
+ *     U+DC80-U+DCFF with surrogateescape)
+ *
+ * HH is lower-case hex.  A backslash is kept, so the text form is for
+ * people, not reversible.  UTIL_ESC_COLLAPSED also escapes ';', ' ' and
+ * '\\' (\x3b, \x20, \x5c): a name in collapsed stacks can then neither
+ * forge a frame, a size nor a line, and the escaping is reversible. */
+#define UTIL_ESC_COLLAPSED 1u
+
+/* Length (1-4) of the valid UTF-8 sequence at s[0..len), with its code
+ * point in *cp; 0 when s[0] starts none (strict, as above). */
+size_t util_utf8_seq(const void *s, size_t len, uint32_t *cp);
+
+/* Escape s[0..len) into out (cap bytes, always NUL-terminated when cap >
+ * 0; cut only between two escapes or UTF-8 sequences).  Returns the length
+ * of the whole escaped text (without its NUL), as snprintf does: the text
+ * was cut when the result is >= cap. */
+size_t util_escape(char *out, size_t cap, const void *s, size_t len,
+		   unsigned flags);
+
+/* Write the escaped s[0..len) to f.  0, or -1 on a write error. */
+int util_fputs_escaped(FILE *f, const void *s, size_t len, unsigned flags);
+/* The same for a NUL-terminated s (NULL prints nothing). */
+int util_fprint_escaped(FILE *f, const char *s);
 
 #endif

@@ -19,7 +19,9 @@ enum cli_exit {
 	EXIT_WRITE = 5,     /* an output could not be written */
 };
 
-/* "trmtop: <msg>" and, if set, "hint: <hint>" on stderr. */
+/* "trmtop: <msg>" and, if set, "hint: <hint>" on stderr, each one line:
+ * the text is escaped (util.h, "Escaping"), since it may quote what a
+ * target said or named. */
 void cli_error(const struct trm_err *err);
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "trmtop/render.h"
 #include "trmtop/target.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
@@ -172,18 +173,16 @@ int cmd_stop(int argc, char **argv)
 
 static void json_str(FILE *f, const char *s)
 {
-	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	render_json_str(f, s, strlen(s));
+}
 
-		if (ch == '"' || ch == '\\')
-			fprintf(f, "\\%c", ch);
-		else if (ch < 0x20)
-			fprintf(f, "\\u%04x", ch);
-		else
-			fputc(ch, f);
-	}
-	fputc('"', f);
+/* "<label><text>\n", text escaped: the target chose its executable's
+ * name and can craft its version string. */
+static void print_field(const char *label, const char *text)
+{
+	fputs(label, stdout);
+	util_fprint_escaped(stdout, text);
+	putchar('\n');
 }
 
 static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
@@ -211,8 +210,8 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 		return;
 	}
 	printf("pid:                %d\n", (int)t->pid);
-	printf("executable:         %s\n", t->exe);
-	printf("python:             %s\n", t->py.version);
+	print_field("executable:         ", t->exe);
+	print_field("python:             ", t->py.version);
 	printf("build:              %s, %s\n",
 	       t->py.shared ? "libpython shared" : "libpython in the executable",
 	       t->py.pie ? "PIE" : "not PIE");
@@ -222,14 +221,14 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 	} else {
 		printf("traceback limit:    %u\n", s->traceback_limit);
 		printf("traced memory:      %s (peak %s)\n",
-		       util_format_size((int64_t)s->traced_current, 0, b1, sizeof(b1)),
-		       util_format_size((int64_t)s->traced_peak, 0, b2, sizeof(b2)));
+		       util_format_size_f((double)s->traced_current, 0, b1, sizeof(b1)),
+		       util_format_size_f((double)s->traced_peak, 0, b2, sizeof(b2)));
 		printf("traced blocks:      %llu\n", (unsigned long long)s->traced_blocks);
 		printf("tracemalloc memory: %s\n",
-		       util_format_size((int64_t)s->tracemalloc_memory, 0, b3, sizeof(b3)));
+		       util_format_size_f((double)s->tracemalloc_memory, 0, b3, sizeof(b3)));
 	}
 	printf("rss:                %s\n",
-	       util_format_size((int64_t)s->rss, 0, b4, sizeof(b4)));
+	       util_format_size_f((double)s->rss, 0, b4, sizeof(b4)));
 }
 
 int cmd_stats(int argc, char **argv)

@@ -407,9 +407,23 @@ static int parse_report(int argc, char **argv, int with,
 	return 0;
 }
 
-static const char *stored_source(void *arg, const char *filename, uint32_t lineno)
+static const char *stored_source(void *arg, const char *filename,
+				 size_t filename_len, uint32_t lineno)
 {
-	return snapshot_source(arg, filename, lineno);
+	return snapshot_source(arg, filename, filename_len, lineno);
+}
+
+/* Report a failed statistics or compare; returns the exit code.  Sums
+ * past 2^63-1 bytes come from crafted sizes: bad input. */
+static int stats_failed(const char *file, const char *what, int rc)
+{
+	if (rc == -EOVERFLOW) {
+		cli_errorf("%s: %s: a size or count adds up to more than 2^63-1 "
+			   "(crafted sizes: no process holds that much)", file, what);
+		return EXIT_BADINPUT;
+	}
+	cli_errorf("%s: %s: %s", file, what, strerror(-rc));
+	return EXIT_TARGET;
 }
 
 /* Apply the filters (if any): returns s itself or a filtered copy in *own. */
@@ -452,8 +466,7 @@ int cmd_top(int argc, char **argv)
 	if (a.format != FMT_COLLAPSED) {
 		rc = snapshot_statistics(v, a.key, a.cumulative, &st);
 		if (rc < 0) {
-			cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
-			ec = EXIT_TARGET;
+			ec = stats_failed(a.files[0], "statistics", rc);
 			goto out;
 		}
 	}
@@ -479,6 +492,25 @@ out:
 	return ec;
 }
 
+/* "file:line" of the frame a diff row names, escaped into buf (cut if
+ * long), or "<unknown>:0" for a row with no frame. */
+static const char *diff_loc(const struct snap_diff *e, enum snap_key key,
+			    char *buf, size_t cap)
+{
+	const struct snap_loc *l;
+	size_t want, n;
+
+	if (!e->nframe)
+		return "<unknown>:0";
+	l = &e->frames[key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0];
+	/* room for "...:" and the line number */
+	want = util_escape(buf, cap - 16, l->filename, l->filename_len, 0);
+	n = strlen(buf);
+	snprintf(buf + n, cap - n, "%s:%" PRIu32, want > n ? "..." : "",
+		 l->lineno);
+	return buf;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	struct report_args a;
@@ -487,6 +519,7 @@ int cmd_diff(int argc, char **argv)
 	struct snap_diffs d = { 0 };
 	struct render_opts ro;
 	struct outfile out;
+	char loc[1024];
 	int ec = 0, rc;
 	size_t i;
 
@@ -511,8 +544,10 @@ int cmd_diff(int argc, char **argv)
 		goto out;
 	rc = snapshot_compare(vn, vo, a.key, a.cumulative, &d);
 	if (rc < 0) {
-		cli_errorf("compare: %s", strerror(-rc));
-		ec = EXIT_TARGET;
+		char both[2 * 4096 + 8];
+
+		snprintf(both, sizeof(both), "%s, %s", a.files[0], a.files[1]);
+		ec = stats_failed(both, "compare", rc);
 		goto out;
 	}
 	memset(&ro, 0, sizeof(ro));
@@ -537,24 +572,21 @@ int cmd_diff(int argc, char **argv)
 			   util_format_size(d.total_size_diff, 1, b1, sizeof(b1)),
 			   util_format_size((int64_t)a.fail_above, 0, b2, sizeof(b2)));
 		for (i = 0; i < d.n && i < 3 && d.v[i].size_diff > 0; i++)
-			if (d.v[i].nframe)
-				fprintf(stderr, "  grows: %s:%" PRIu32 " %s\n",
-					d.v[i].frames[a.key == SNAP_KEY_TRACEBACK ? d.v[i].nframe - 1 : 0].filename,
-					d.v[i].frames[a.key == SNAP_KEY_TRACEBACK ? d.v[i].nframe - 1 : 0].lineno,
-					util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
+			fprintf(stderr, "  grows: %s %s\n",
+				diff_loc(&d.v[i], a.key, loc, sizeof(loc)),
+				util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
 		ec = EXIT_THRESHOLD;
 	}
 	if (a.has_fail_above_line) {
+		/* every location, the one with no frame included */
 		for (i = 0; i < d.n; i++) {
 			const struct snap_diff *e = &d.v[i];
 			char b1[32], b2[32];
 
-			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line ||
-			    !e->nframe)
+			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line)
 				continue;
-			cli_errorf("%s:%" PRIu32 " grew by %s, more than --fail-above-line %s",
-				   e->frames[a.key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0].filename,
-				   e->frames[a.key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0].lineno,
+			cli_errorf("%s grew by %s, more than --fail-above-line %s",
+				   diff_loc(e, a.key, loc, sizeof(loc)),
 				   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
 				   util_format_size((int64_t)a.fail_above_line, 0, b2, sizeof(b2)));
 			ec = EXIT_THRESHOLD;
@@ -567,6 +599,18 @@ out:
 	snapshot_free(olds);
 	snapshot_free(news);
 	return ec;
+}
+
+/* --location FILE: the whole name, or its part after a '/' (lengths, not
+ * strlen: a name may hold NUL bytes). */
+static int location_matches(const struct snap_loc *l, const char *want)
+{
+	size_t n = strlen(want), len = l->filename_len;
+
+	if (len == n)
+		return memcmp(l->filename, want, n) == 0;
+	return len > n && memcmp(l->filename + len - n, want, n) == 0 &&
+	       l->filename[len - n - 1] == '/';
 }
 
 int cmd_traceback(int argc, char **argv)
@@ -618,8 +662,7 @@ int cmd_traceback(int argc, char **argv)
 		goto out;
 	rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
 	if (rc < 0) {
-		cli_errorf("%s: statistics: %s", a.files[0], strerror(-rc));
-		ec = EXIT_TARGET;
+		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
 	for (i = 0; i < st.n; i++) {
@@ -629,10 +672,7 @@ int cmd_traceback(int argc, char **argv)
 			const struct snap_loc *last = e->nframe ? &e->frames[e->nframe - 1] : NULL;
 
 			if (last && last->lineno == loc_line &&
-			    (strcmp(last->filename, loc_file) == 0 ||
-			     (strlen(last->filename) > strlen(loc_file) &&
-			      strcmp(last->filename + strlen(last->filename) - strlen(loc_file), loc_file) == 0 &&
-			      last->filename[strlen(last->filename) - strlen(loc_file) - 1] == '/'))) {
+			    location_matches(last, loc_file)) {
 				hit = e;
 				break;
 			}

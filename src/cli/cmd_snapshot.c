@@ -126,12 +126,17 @@ static void store_sources(struct snapshot *s, pid_t pid, const struct target_cre
 		for (i = 0; i < st.n && i < top; i++) {
 			for (j = 0; j < st.v[i].nframe; j++) {
 				const struct snap_loc *l = &st.v[i].frames[j];
-				const char *line = source_line(sc, l->filename, l->lineno);
+				const char *line;
 				uint32_t id;
 
+				/* a name with a NUL byte is no path: its
+				 * prefix would name another file */
+				if (memchr(l->filename, '\0', l->filename_len))
+					continue;
+				line = source_line(sc, l->filename, l->lineno);
 				if (!line)
 					continue;
-				id = snapshot_intern_str(s, l->filename, strlen(l->filename));
+				id = snapshot_intern_str(s, l->filename, l->filename_len);
 				if (id != SNAP_NONE)
 					snapshot_set_source(s, id, l->lineno, line, strlen(line));
 			}
@@ -282,11 +287,13 @@ int cmd_snapshot(int argc, char **argv)
 	if (ec == 0) {
 		char b1[32];
 
-		printf("%s: %zu traces, %s traced, traceback limit %u (pid %d, Python %s)\n",
-		       a.output, snapshot_ntraces(s),
+		util_fprint_escaped(stdout, a.output);
+		printf(": %zu traces, %s traced, traceback limit %u (pid %d, Python ",
+		       snapshot_ntraces(s),
 		       util_format_size((int64_t)snapshot_total_size(s), 0, b1, sizeof(b1)),
-		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid,
-		       c.target.py.version);
+		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid);
+		util_fprint_escaped(stdout, c.target.py.version);
+		fputs(")\n", stdout);
 	}
 stop:
 	if (started && !a.keep) {

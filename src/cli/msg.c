@@ -1,3 +1,6 @@
+/* msg.c - what every subcommand shares: error messages (escaped: they
+ * may quote what a target said or named), exit codes, signals, the target
+ * option group, attaching and control requests. */
 #include "config.h"
 
 #include <errno.h>
@@ -20,20 +23,43 @@
 
 void cli_errorf(const char *fmt, ...)
 {
+	char small[1024], *text = small;
 	va_list ap;
+	int n;
 
-	fputs("trmtop: ", stderr);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	n = vsnprintf(small, sizeof(small), fmt, ap);
 	va_end(ap);
+	if (n < 0) {
+		small[0] = '\0';
+		n = 0;
+	} else if ((size_t)n >= sizeof(small)) {
+		text = malloc((size_t)n + 1);
+		if (text) {
+			va_start(ap, fmt);
+			vsnprintf(text, (size_t)n + 1, fmt, ap);
+			va_end(ap);
+		} else {
+			text = small;
+			n = (int)strlen(small);
+		}
+	}
+	/* one line, whatever a target put into it */
+	fputs("trmtop: ", stderr);
+	util_fputs_escaped(stderr, text, (size_t)n, 0);
 	fputc('\n', stderr);
+	if (text != small)
+		free(text);
 }
 
 void cli_error(const struct trm_err *err)
 {
 	cli_errorf("%s", err->msg[0] ? err->msg : trm_strerror(err->code));
-	if (err->hint[0])
-		fprintf(stderr, "hint: %s\n", err->hint);
+	if (err->hint[0]) {
+		fputs("hint: ", stderr);
+		util_fprint_escaped(stderr, err->hint);
+		fputc('\n', stderr);
+	}
 }
 
 int cli_exit_for(int code)

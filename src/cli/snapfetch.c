@@ -1,7 +1,8 @@
 /* snapfetch.c - read a SNAPSHOT_REQ reply stream into a struct snapshot
  * (snapfetch.h).  Everything from the wire is untrusted: every id is
  * checked against what the connection has received, every count against
- * the header, and errors give the byte offset in the reply. */
+ * the header and the caps (struct snapfetch_limits), and errors give the
+ * byte offset in the reply. */
 #include "config.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ struct snapfetch {
 	uint64_t off; /* of the current frame in the reply */
 	uint32_t agent_error;
 	uint64_t gil_ns, gil_max_ns; /* of the last complete snapshot */
+	struct snapfetch_limits lim;
 };
 
 static int grow(void **arr, size_t *cap, size_t need, size_t sz)
@@ -91,6 +93,15 @@ struct snapfetch *snapfetch_new(void)
 
 	if (!sf)
 		return NULL;
+	sf->lim = (struct snapfetch_limits){
+		.traces = SNAPFETCH_MAX_TRACES,
+		.reply_bytes = SNAPFETCH_MAX_REPLY_BYTES,
+		.strings = SNAPFETCH_MAX_STRINGS,
+		.string_bytes = SNAPFETCH_MAX_STRING_BYTES,
+		.frames = SNAPFETCH_MAX_FRAMES,
+		.tracebacks = SNAPFETCH_MAX_TRACEBACKS,
+		.frame_ids = SNAPFETCH_MAX_FRAME_IDS,
+	};
 	sf->fbuf = malloc(WIRE_SNAP_NFRAME_MAX * sizeof(*sf->fbuf));
 	sf->sbuf = malloc(WIRE_SNAP_NFRAME_MAX * sizeof(*sf->sbuf));
 	if (!sf->fbuf || !sf->sbuf) {
@@ -116,6 +127,12 @@ void snapfetch_free(struct snapfetch *sf)
 	free(sf->fbuf);
 	free(sf->sbuf);
 	free(sf);
+}
+
+void snapfetch_set_limits(struct snapfetch *sf,
+			  const struct snapfetch_limits *lim)
+{
+	sf->lim = *lim;
 }
 
 uint32_t snapfetch_agent_error(const struct snapfetch *sf)
@@ -155,6 +172,18 @@ static int proto(struct snapfetch *sf, size_t at, const char *why,
 			   (unsigned long long)(sf->off + WIRE_HDR_SIZE + at), why);
 }
 
+/* A cap passed at byte `at` of the current frame's payload. */
+static int too_many(struct snapfetch *sf, size_t at, const char *what,
+		    uint64_t n, uint64_t cap, struct trm_err *err)
+{
+	sf->state = SF_BROKEN;
+	return trm_err_set(err, -TRM_EPROTO,
+			   "snapshot reply: byte %llu: %llu %s, more than the "
+			   "%llu trmtop accepts",
+			   (unsigned long long)(sf->off + WIRE_HDR_SIZE + at),
+			   (unsigned long long)n, what, (unsigned long long)cap);
+}
+
 static int fail(struct snapfetch *sf, int rc, struct trm_err *err)
 {
 	sf->state = SF_BROKEN;
@@ -172,6 +201,22 @@ static int on_head(struct snapfetch *sf, const struct wire_msg *msg,
 	    h->first_traceback != sf->ntb)
 		return proto(sf, 48, "first ids out of step with the connection",
 			     err);
+	/* the caps, before anything is allocated for them */
+	if (h->ntraces > sf->lim.traces)
+		return too_many(sf, 32, "traces announced", h->ntraces,
+				sf->lim.traces, err);
+	if ((uint64_t)sf->nstr + h->new_strings > sf->lim.strings)
+		return too_many(sf, 60, "strings in the connection",
+				(uint64_t)sf->nstr + h->new_strings,
+				sf->lim.strings, err);
+	if ((uint64_t)sf->nframe + h->new_frames > sf->lim.frames)
+		return too_many(sf, 64, "frames in the connection",
+				(uint64_t)sf->nframe + h->new_frames,
+				sf->lim.frames, err);
+	if ((uint64_t)sf->ntb + h->new_tracebacks > sf->lim.tracebacks)
+		return too_many(sf, 68, "tracebacks in the connection",
+				(uint64_t)sf->ntb + h->new_tracebacks,
+				sf->lim.tracebacks, err);
 	if (h->new_strings > UINT32_MAX - sf->nstr ||
 	    h->new_frames > UINT32_MAX - sf->nframe ||
 	    h->new_tracebacks > UINT32_MAX - sf->ntb)
@@ -208,6 +253,11 @@ static int on_strings(struct snapfetch *sf, struct wire_chunk_rd *rd,
 	    grow_map(&sf->map_str, &sf->cap_map_str, (size_t)sf->nstr + rd->count) < 0)
 		return fail(sf, -ENOMEM, err);
 	while ((rc = wire_chunk_next_string(rd, &s, &len)) == 1) {
+		if (sf->nbytes + len > sf->lim.string_bytes)
+			return too_many(sf, wire_chunk_offset(rd) - len,
+					"bytes of strings in the connection",
+					(uint64_t)sf->nbytes + len,
+					sf->lim.string_bytes, err);
 		if (grow((void **)&sf->bytes, &sf->cap_bytes, sf->nbytes + len + 1,
 			 1) < 0)
 			return fail(sf, -ENOMEM, err);
@@ -276,6 +326,11 @@ static int on_tracebacks(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		if (total < n)
 			return proto(sf, at, "total_nframe below the frame count",
 				     err);
+		if (sf->nids + n > sf->lim.frame_ids)
+			return too_many(sf, at,
+					"frame ids of tracebacks in the connection",
+					(uint64_t)sf->nids + n, sf->lim.frame_ids,
+					err);
 		if (grow((void **)&sf->ids, &sf->cap_ids, sf->nids + n + 1,
 			 sizeof(*sf->ids)) < 0)
 			return fail(sf, -ENOMEM, err);
@@ -347,6 +402,9 @@ static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		if (stb == SNAP_NONE)
 			return fail(sf, -ENOMEM, err);
 		rc = snapshot_add_trace(sf->into, domain, size, stb);
+		if (rc == -EOVERFLOW)
+			return proto(sf, at, "trace sizes add up to more than "
+				     "2^63-1 bytes", err);
 		if (rc < 0)
 			return fail(sf, rc, err);
 		sf->total_size += size;
@@ -410,6 +468,12 @@ int snapfetch_feed(struct snapfetch *sf, const struct wire_msg *msg,
 				   "snapshot reply: the connection is out of step");
 	if (sf->state == SF_IDLE)
 		return trm_err_set(err, -EINVAL, "snapshot reply: not begun");
+	if (sf->off + WIRE_HDR_SIZE + (uint64_t)msg->len > sf->lim.reply_bytes) {
+		rc = too_many(sf, 0, "bytes in the reply",
+			      sf->off + WIRE_HDR_SIZE + (uint64_t)msg->len,
+			      sf->lim.reply_bytes, err);
+		goto out;
+	}
 	if (msg->type == WIRE_ERROR) {
 		bool first = sf->state == SF_HEAD;
 

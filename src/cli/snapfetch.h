@@ -5,7 +5,13 @@
  * -> string, frame, traceback, as the agent sent them): use one per
  * inject_conn, for the life of the connection, and free it with the
  * connection.  Each snapshot is a fresh struct snapshot with its own ids;
- * wire ids are mapped to them through flat arrays. */
+ * wire ids are mapped to them through flat arrays.
+ *
+ * The target is hostile: what it announces and sends is capped, so that
+ * it cannot make trmtop (root) grow without limit.  The caps are generous
+ * for real heaps (docs/DESIGN.md, "Caps on a snapshot reply"); a reply
+ * past one is refused (-TRM_EPROTO, saying which cap) before trmtop
+ * allocates for it. */
 #ifndef TRMTOP_CLI_SNAPFETCH_H
 #define TRMTOP_CLI_SNAPFETCH_H
 
@@ -19,6 +25,26 @@
 struct snapfetch;
 
 typedef void snapfetch_progress_fn(uint64_t got, uint64_t total, void *arg);
+
+/* Caps: per reply (traces, bytes) and per connection (the interning
+ * tables, which live as long as it). */
+struct snapfetch_limits {
+	uint64_t traces;       /* traces in one reply */
+	uint64_t reply_bytes;  /* bytes of one reply, frame headers included */
+	uint32_t strings;      /* strings of the connection */
+	uint64_t string_bytes; /* bytes of all those strings */
+	uint32_t frames;       /* frames of the connection */
+	uint32_t tracebacks;   /* tracebacks of the connection */
+	uint64_t frame_ids;    /* frame ids of all those tracebacks */
+};
+
+#define SNAPFETCH_MAX_TRACES (1ull << 26)        /* 67,108,864 */
+#define SNAPFETCH_MAX_REPLY_BYTES (4ull << 30)   /* 4 GiB */
+#define SNAPFETCH_MAX_STRINGS (1u << 22)         /* 4,194,304 */
+#define SNAPFETCH_MAX_STRING_BYTES (1ull << 30)  /* 1 GiB */
+#define SNAPFETCH_MAX_FRAMES (1u << 26)
+#define SNAPFETCH_MAX_TRACEBACKS (1u << 26)
+#define SNAPFETCH_MAX_FRAME_IDS (1ull << 28)     /* 268,435,456 */
 
 /* NULL and errno on allocation failure; free accepts NULL. */
 struct snapfetch *snapfetch_new(void);
@@ -39,8 +65,9 @@ void snapfetch_free(struct snapfetch *sf);
  *                 its WIRE_ERR_* code, e.g. WIRE_ERR_NOT_TRACING), or
  *                 closed the connection
  *   -TRM_ETIMEOUT no frame within timeout_ms
- *   -TRM_EPROTO   a malformed stream; err says at which byte of the reply
- *                 (counted from its first frame header) and why
+ *   -TRM_EPROTO   a malformed stream, or one past a cap; err says at
+ *                 which byte of the reply (counted from its first frame
+ *                 header) and why
  *   -ENOMEM, -errno
  * On error, into holds an unspecified part of the snapshot: free it.  After
  * any error other than an ERROR reply, the connection is out of step with
@@ -48,6 +75,11 @@ void snapfetch_free(struct snapfetch *sf);
 int snapfetch_take(struct snapfetch *sf, struct inject_conn *c,
 		   struct snapshot *into, snapfetch_progress_fn *progress,
 		   void *arg, int timeout_ms, struct trm_err *err);
+
+/* Replace the caps (snapfetch_new sets the SNAPFETCH_MAX_* ones): for
+ * tests and the fuzzer. */
+void snapfetch_set_limits(struct snapfetch *sf,
+			  const struct snapfetch_limits *lim);
 
 /* WIRE_ERR_* code of the last ERROR reply, 0 when the last take got none. */
 uint32_t snapfetch_agent_error(const struct snapfetch *sf);

@@ -1,3 +1,8 @@
+/* render.c - the sinks of snapshot results: text (tracemalloc's own
+ * formats), JSON and collapsed stacks.  Every name and source line came
+ * from a target: text goes through util's escaper, JSON through
+ * render_json_str, collapsed stacks through the escaper's collapsed
+ * form. */
 #include "config.h"
 
 #include <errno.h>
@@ -22,14 +27,16 @@ static const char *key_name(enum snap_key k)
 	}
 }
 
-/* str(Traceback) of a key: its first frame, "file:line" (tracemalloc's
- * Frame.__str__ prints the lineno even when it is 0). */
-static void print_loc(FILE *f, const struct snap_loc *frames, uint32_t n)
+/* "file:line", the name escaped (tracemalloc's Frame.__str__ prints the
+ * lineno even when it is 0); "<unknown>:0" for no frame. */
+static void print_frame(FILE *f, const struct snap_loc *loc)
 {
-	if (n == 0)
+	if (!loc) {
 		fputs("<unknown>:0", f);
-	else
-		fprintf(f, "%s:%" PRIu32, frames[0].filename, frames[0].lineno);
+		return;
+	}
+	util_fputs_escaped(f, loc->filename, loc->filename_len, 0);
+	fprintf(f, ":%" PRIu32, loc->lineno);
 }
 
 /* The frame a "top" row names: for the traceback key, the most recent
@@ -42,6 +49,16 @@ static const struct snap_loc *row_frame(const struct snap_loc *frames,
 	return key == SNAP_KEY_TRACEBACK ? &frames[n - 1] : &frames[0];
 }
 
+/* "    <line>" (escaped: the file's owner chose its bytes), if any. */
+static void print_source(FILE *f, const char *src)
+{
+	if (!src)
+		return;
+	fputs("    ", f);
+	util_fprint_escaped(f, src);
+	fputc('\n', f);
+}
+
 static const char *lookup_source(const struct render_opts *o,
 				 const struct snap_loc *loc)
 {
@@ -49,38 +66,38 @@ static const char *lookup_source(const struct render_opts *o,
 
 	if (!o->source || !loc || loc->lineno == 0)
 		return NULL;
-	line = o->source(o->source_arg, loc->filename, loc->lineno);
+	line = o->source(o->source_arg, loc->filename, loc->filename_len,
+			 loc->lineno);
 	return line && *line ? line : NULL;
 }
 
-void render_json_str(FILE *f, const char *s)
+void render_json_str(FILE *f, const char *s, size_t len)
 {
-	fputc('"', f);
-	for (; s && *s; s++) {
-		unsigned char ch = (unsigned char)*s;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
 
-		switch (ch) {
-		case '"':
+	fputc('"', f);
+	while (s && i < len) {
+		uint32_t cp;
+		size_t n = util_utf8_seq(p + i, len - i, &cp);
+
+		if (n == 0) /* a byte of no valid sequence: Python's name for it */
+			fprintf(f, "\\u%04x", 0xDC00u + p[i]);
+		else if (cp == '"')
 			fputs("\\\"", f);
-			break;
-		case '\\':
+		else if (cp == '\\')
 			fputs("\\\\", f);
-			break;
-		case '\n':
+		else if (cp == '\n')
 			fputs("\\n", f);
-			break;
-		case '\t':
+		else if (cp == '\t')
 			fputs("\\t", f);
-			break;
-		case '\r':
+		else if (cp == '\r')
 			fputs("\\r", f);
-			break;
-		default:
-			if (ch < 0x20 || ch == 0x7f)
-				fprintf(f, "\\u%04x", ch);
-			else
-				fputc(ch, f);
-		}
+		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			fprintf(f, "\\u%04x", cp); /* C0, DEL, C1 */
+		else
+			fwrite(p + i, 1, n, f);
+		i += n ? n : 1;
 	}
 	fputc('"', f);
 }
@@ -89,12 +106,8 @@ static void print_stat_line(FILE *f, const struct snap_loc *frames, uint32_t n,
 			    enum snap_key key, uint64_t size, uint64_t count)
 {
 	char b1[SZ], b2[SZ];
-	const struct snap_loc *loc = row_frame(frames, n, key);
 
-	if (loc)
-		fprintf(f, "%s:%" PRIu32, loc->filename, loc->lineno);
-	else
-		print_loc(f, frames, n);
+	print_frame(f, row_frame(frames, n, key));
 	fprintf(f, ": size=%s, count=%" PRIu64,
 		util_format_size((int64_t)size, 0, b1, sizeof(b1)), count);
 	if (count)
@@ -102,6 +115,15 @@ static void print_stat_line(FILE *f, const struct snap_loc *frames, uint32_t n,
 			util_format_size_f((double)size / (double)count, 0, b2,
 					   sizeof(b2)));
 	fputc('\n', f);
+}
+
+/* The "other" row sums the rows not shown: at most the snapshot's total
+ * (SNAP_SIZE_MAX) for non-cumulative keys; cumulative rows count a trace
+ * once per frame, and their sum saturates at SNAP_SIZE_MAX (the rows
+ * themselves are exact). */
+static uint64_t other_add(uint64_t a, uint64_t b)
+{
+	return b > SNAP_SIZE_MAX - a ? SNAP_SIZE_MAX : a + b;
 }
 
 static size_t shown(size_t n, size_t limit)
@@ -122,21 +144,19 @@ int render_top_text(FILE *f, const struct snap_stats *st,
 		o->cumulative ? " (cumulative)" : "");
 	for (i = 0; i < n; i++) {
 		const struct snap_stat *s = &st->v[i];
-		const char *src;
 
 		fprintf(f, "#%zu: ", i + 1);
 		print_stat_line(f, s->frames, s->nframe, o->key, s->size, s->count);
 		if (o->key == SNAP_KEY_TRACEBACK) {
 			render_traceback_text(f, s->frames, s->nframe, o);
 		} else {
-			src = lookup_source(o, row_frame(s->frames, s->nframe, o->key));
-			if (src)
-				fprintf(f, "    %s\n", src);
+			print_source(f, lookup_source(o, row_frame(s->frames, s->nframe,
+								   o->key)));
 		}
 	}
 	for (; i < st->n; i++) {
-		osize += st->v[i].size;
-		ocount += st->v[i].count;
+		osize = other_add(osize, st->v[i].size);
+		ocount = other_add(ocount, st->v[i].count);
 	}
 	if (n < st->n)
 		fprintf(f, "%zu other: size=%s, count=%" PRIu64 "\n", st->n - n,
@@ -157,11 +177,11 @@ static void json_frames(FILE *f, const struct snap_loc *frames, uint32_t n,
 		const char *src = lookup_source(o, &frames[j]);
 
 		fputs(j ? ", {\"filename\": " : "{\"filename\": ", f);
-		render_json_str(f, frames[j].filename);
+		render_json_str(f, frames[j].filename, frames[j].filename_len);
 		fprintf(f, ", \"lineno\": %" PRIu32, frames[j].lineno);
 		if (src) {
 			fputs(", \"source\": ", f);
-			render_json_str(f, src);
+			render_json_str(f, src, strlen(src));
 		}
 		fputc('}', f);
 	}
@@ -189,8 +209,8 @@ int render_top_json(FILE *f, const struct snap_stats *st,
 		fputc('}', f);
 	}
 	for (; i < st->n; i++) {
-		osize += st->v[i].size;
-		ocount += st->v[i].count;
+		osize = other_add(osize, st->v[i].size);
+		ocount = other_add(ocount, st->v[i].count);
 	}
 	fprintf(f, "%s], \"other\": {\"entries\": %zu, \"size\": %" PRIu64
 		", \"count\": %" PRIu64 "}}\n",
@@ -201,12 +221,8 @@ int render_top_json(FILE *f, const struct snap_stats *st,
 static void print_diff_line(FILE *f, const struct snap_diff *d, enum snap_key key)
 {
 	char b1[SZ], b2[SZ], b3[SZ];
-	const struct snap_loc *loc = row_frame(d->frames, d->nframe, key);
 
-	if (loc)
-		fprintf(f, "%s:%" PRIu32, loc->filename, loc->lineno);
-	else
-		print_loc(f, d->frames, d->nframe);
+	print_frame(f, row_frame(d->frames, d->nframe, key));
 	fprintf(f, ": size=%s (%s), count=%" PRIu64 " (%+" PRId64 ")",
 		util_format_size((int64_t)d->size, 0, b1, sizeof(b1)),
 		util_format_size(d->size_diff, 1, b2, sizeof(b2)), d->count,
@@ -229,20 +245,18 @@ int render_diff_text(FILE *f, const struct snap_diffs *d,
 		o->cumulative ? " (cumulative)" : "");
 	for (i = 0; i < n; i++) {
 		const struct snap_diff *e = &d->v[i];
-		const char *src;
 
 		fprintf(f, "#%zu: ", i + 1);
 		print_diff_line(f, e, o->key);
 		if (o->key == SNAP_KEY_TRACEBACK) {
 			render_traceback_text(f, e->frames, e->nframe, o);
 		} else {
-			src = lookup_source(o, row_frame(e->frames, e->nframe, o->key));
-			if (src)
-				fprintf(f, "    %s\n", src);
+			print_source(f, lookup_source(o, row_frame(e->frames, e->nframe,
+								   o->key)));
 		}
 	}
 	for (; i < d->n; i++)
-		odiff += d->v[i].size_diff;
+		odiff = util_sat_add_i64(odiff, d->v[i].size_diff);
 	if (n < d->n)
 		fprintf(f, "%zu other: %s\n", d->n - n,
 			util_format_size(odiff, 1, b1, sizeof(b1)));
@@ -271,7 +285,7 @@ int render_diff_json(FILE *f, const struct snap_diffs *d,
 		fputc('}', f);
 	}
 	for (; i < d->n; i++)
-		odiff += d->v[i].size_diff;
+		odiff = util_sat_add_i64(odiff, d->v[i].size_diff);
 	fprintf(f, "%s], \"other\": {\"entries\": %zu, \"size_diff\": %" PRId64 "}}\n",
 		n ? "\n" : "", d->n - n, odiff);
 	return ferror(f) ? -EIO : 0;
@@ -283,12 +297,10 @@ int render_traceback_text(FILE *f, const struct snap_loc *frames,
 	uint32_t i;
 
 	for (i = 0; i < nframe; i++) {
-		const char *src = lookup_source(o, &frames[i]);
-
-		fprintf(f, "  File \"%s\", line %" PRIu32 "\n", frames[i].filename,
-			frames[i].lineno);
-		if (src)
-			fprintf(f, "    %s\n", src);
+		fputs("  File \"", f);
+		util_fputs_escaped(f, frames[i].filename, frames[i].filename_len, 0);
+		fprintf(f, "\", line %" PRIu32 "\n", frames[i].lineno);
+		print_source(f, lookup_source(o, &frames[i]));
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -332,11 +344,17 @@ int render_collapsed(FILE *f, const struct snapshot *s)
 		for (j = nf; j > 0; j--) {
 			uint32_t fid, line;
 			const char *name;
+			size_t len;
 
 			snapshot_frame(s, frames[j - 1], &fid, &line);
-			name = snapshot_str(s, fid, NULL);
-			fprintf(f, "%s%s:%" PRIu32, j == nf ? "" : ";", name ? name : "?",
-				line);
+			name = snapshot_str(s, fid, &len);
+			if (j != nf)
+				fputc(';', f);
+			if (name)
+				util_fputs_escaped(f, name, len, UTIL_ESC_COLLAPSED);
+			else
+				fputc('?', f);
+			fprintf(f, ":%" PRIu32, line);
 		}
 		fprintf(f, " %" PRIu64 "\n", sizes[i]);
 	}

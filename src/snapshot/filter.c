@@ -72,22 +72,22 @@ bad:
 	return 0xDC00 + c;
 }
 
-int snap_strcmp(const char *a, const char *b)
+int snap_strcmp(const char *a, size_t la, const char *b, size_t lb)
 {
 	const unsigned char *ua = (const unsigned char *)a;
 	const unsigned char *ub = (const unsigned char *)b;
-	size_t i = 0, la, lb, ia = 0, ib = 0;
+	size_t i = 0, ia = 0, ib = 0;
 
-	if (a == b)
+	if (a == b && la == lb)
 		return 0;
-	while (ua[i] && ua[i] == ub[i])
+	while (i < la && i < lb && ua[i] == ub[i])
 		i++;
+	if (i == la || i == lb)
+		return (i < la) - (i < lb);
 	if (ua[i] < 0x80 && ub[i] < 0x80)
-		return ua[i] < ub[i] ? -1 : ua[i] > ub[i];
+		return ua[i] < ub[i] ? -1 : 1;
 	/* a non-ASCII difference: decode both from the start (an invalid
 	 * sequence in the common prefix decodes the same way in both) */
-	la = strlen(a);
-	lb = strlen(b);
 	while (ia < la && ib < lb) {
 		uint32_t x = snap_utf8_next(ua, la, &ia);
 		uint32_t y = snap_utf8_next(ub, lb, &ib);

@@ -272,8 +272,7 @@ uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len)
 	size_t slot;
 	char *copy;
 
-	if (!s || (!str && len) || len > SNAP_STR_MAX ||
-	    (len && memchr(str, '\0', len)))
+	if (!s || (!str && len) || len > SNAP_STR_MAX)
 		return SNAP_NONE;
 	if (!str)
 		str = "";
@@ -474,6 +473,8 @@ int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 {
 	if (!s || traceback >= s->ntbs)
 		return -EINVAL;
+	if (size > SNAP_SIZE_MAX - s->total_size)
+		return -EOVERFLOW;
 	if (s->ntraces == s->captraces &&
 	    GROW(s->traces, s->captraces, s->ntraces))
 		return -ENOMEM;
@@ -619,14 +620,14 @@ int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
 }
 
 const char *snapshot_source(const struct snapshot *s, const char *filename,
-			    uint32_t lineno)
+			    size_t filename_len, uint32_t lineno)
 {
 	uint32_t fid, id;
 	size_t slot;
 
 	if (!s || !filename || !s->nsrcs)
 		return NULL;
-	fid = snap_lookup_str(s, filename, strlen(filename));
+	fid = snap_lookup_str(s, filename, filename_len);
 	if (fid == SNAP_NONE)
 		return NULL;
 	id = find_src(s, fid, lineno, &slot);

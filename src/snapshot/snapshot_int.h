@@ -31,7 +31,7 @@ struct snap_htab {
 };
 
 struct snap_str {
-	const char *p; /* NUL-terminated, in the arena */
+	const char *p; /* len bytes (NULs allowed), then a NUL; in the arena */
 	uint32_t len;
 	uint32_t hash;
 };
@@ -96,8 +96,9 @@ int snap_reserve_traces(struct snapshot *s, size_t n);
  * strict UTF-8 as CPython decodes it, each byte of an invalid sequence
  * becoming U+DC80..U+DCFF (surrogateescape).  Advances *i. */
 uint32_t snap_utf8_next(const unsigned char *p, size_t len, size_t *i);
-/* Compare two NUL-terminated strings by code point (Python str order). */
-int snap_strcmp(const char *a, const char *b);
+/* Compare a[0..la) and b[0..lb) by code point (Python str order; NUL is
+ * U+0000). */
+int snap_strcmp(const char *a, size_t la, const char *b, size_t lb);
 
 /* ---- fnmatch ---------------------------------------------------------- */
 struct snap_glob;

@@ -13,7 +13,15 @@
  *   filename    ((frames[0].file, 0),) cumulative: each frame's file
  * We aggregate per traceback id first (one pass over the traces), then per
  * key id (canonical traceback, frame or string id), so the cost is
- * O(traces + tracebacks * depth + groups log groups). */
+ * O(traces + tracebacks * depth + groups log groups).
+ *
+ * Arithmetic: a snapshot's total size is at most SNAP_SIZE_MAX (2^63 - 1,
+ * enforced by snapshot_add_trace), so per-traceback and non-cumulative
+ * sums cannot exceed it; cumulative sums count a trace once per frame and
+ * can, with crafted sizes: each addition is checked, and a key above
+ * SNAP_SIZE_MAX fails the whole computation (-EOVERFLOW) rather than
+ * showing a wrong size.  Differences of two values in [0, 2^63 - 1] are
+ * exact in int64_t. */
 #include "config.h"
 
 #include <errno.h>
@@ -26,6 +34,7 @@ struct group {
 	uint64_t *size, *count; /* indexed by key id; [nspace] = empty key */
 	size_t nspace;
 	size_t ngroups;
+	int overflow; /* a sum went past SNAP_SIZE_MAX */
 };
 
 static void group_fini(struct group *g)
@@ -51,6 +60,11 @@ static void add(struct group *g, size_t idx, uint64_t size, uint64_t count)
 {
 	if (!g->count[idx])
 		g->ngroups++;
+	if (size > SNAP_SIZE_MAX - g->size[idx] ||
+	    count > SNAP_SIZE_MAX - g->count[idx]) {
+		g->overflow = 1;
+		return;
+	}
 	g->size[idx] += size;
 	g->count[idx] += count;
 }
@@ -76,6 +90,7 @@ static int group_by(const struct snapshot *s, enum snap_key key, int cum,
 	tbcount = calloc(s->ntbs ? s->ntbs : 1, sizeof(*tbcount));
 	if (!g->size || !g->count || !tbsize || !tbcount)
 		goto out;
+	/* at most the snapshot's total: no overflow */
 	for (i = 0; i < s->ntraces; i++) {
 		tbsize[s->traces[i].traceback] += s->traces[i].size;
 		tbcount[s->traces[i].traceback]++;
@@ -108,7 +123,7 @@ static int group_by(const struct snapshot *s, enum snap_key key, int cum,
 			}
 		}
 	}
-	rc = 0;
+	rc = g->overflow ? -EOVERFLOW : 0;
 out:
 	free(tbsize);
 	free(tbcount);
@@ -141,13 +156,16 @@ static void key_locs(const struct snapshot *s, enum snap_key key,
 			const struct snap_frame *f = &s->frames[t->frames[t->n - 1 - i]];
 
 			loc[i].filename = s->strs[f->filename].p;
+			loc[i].filename_len = s->strs[f->filename].len;
 			loc[i].lineno = f->lineno;
 		}
 	} else if (key == SNAP_KEY_LINENO) {
 		loc->filename = s->strs[s->frames[idx].filename].p;
+		loc->filename_len = s->strs[s->frames[idx].filename].len;
 		loc->lineno = s->frames[idx].lineno;
 	} else {
 		loc->filename = s->strs[idx].p;
+		loc->filename_len = s->strs[idx].len;
 		loc->lineno = 0;
 	}
 }
@@ -160,7 +178,8 @@ static int cmp_locs(const struct snap_loc *a, uint32_t na,
 
 	for (i = 0; i < n; i++) {
 		if (a[i].filename != b[i].filename) {
-			int c = snap_strcmp(a[i].filename, b[i].filename);
+			int c = snap_strcmp(a[i].filename, a[i].filename_len,
+					    b[i].filename, b[i].filename_len);
 
 			if (c)
 				return c;
@@ -404,7 +423,8 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 		loc += d->nframe;
 	}
 	out->n = j;
-	out->total_size_diff = (int64_t)(new_s->total_size - old_s->total_size);
+	/* both totals are at most SNAP_SIZE_MAX: exact */
+	out->total_size_diff = (int64_t)new_s->total_size - (int64_t)old_s->total_size;
 	qsort(out->v, out->n, sizeof(*out->v), cmp_diff);
 	rc = 0;
 out:

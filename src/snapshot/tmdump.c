@@ -794,10 +794,6 @@ static int intern_frame(struct vm *vm, struct snapshot *s, struct node *f,
 	if (fn->cache == SNAP_NONE) {
 		if (fn->u.s.len > SNAP_STR_MAX)
 			return fmt_err(vm, fn->pos, "filename too long");
-		/* CPython filenames never hold NUL; the model refuses it */
-		if (memchr(vm->buf + fn->u.s.off, 0, fn->u.s.len))
-			return fmt_err(vm, fn->pos,
-				       "filename contains a NUL byte");
 		fn->cache = snapshot_intern_str(
 			s, (const char *)vm->buf + fn->u.s.off, fn->u.s.len);
 		if (fn->cache == SNAP_NONE)
@@ -893,6 +889,9 @@ static int add_traces(struct vm *vm, struct snapshot *s,
 		if (rc)
 			return rc;
 		rc = snapshot_add_trace(s, domain, (uint64_t)size->u.i, tb);
+		if (rc == -EOVERFLOW)
+			return fmt_err(vm, size->pos, "the trace sizes add up "
+				       "to more than 2**63-1 bytes");
 		if (rc)
 			return rc == -ENOMEM ? oom(vm)
 					     : fmt_err(vm, t->pos,

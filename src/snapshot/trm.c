@@ -450,14 +450,11 @@ static int read_tables(struct cur *c, struct snapshot *s, struct maps *mp)
 	if (!mp->str)
 		return oom(c);
 	for (i = 0; i < mp->nstr; i++) {
-		size_t at = c->off, len;
+		size_t len;
 		const char *p;
 
 		if ((rc = get_str(c, SNAP_STR_MAX, &p, &len)) < 0)
 			return rc;
-		if (memchr(p, '\0', len))
-			return bad(c, at, "NUL in string %llu",
-				   (unsigned long long)i);
 		mp->str[i] = snapshot_intern_str(s, p, len);
 		if (mp->str[i] == SNAP_NONE)
 			return oom(c);
@@ -560,6 +557,9 @@ static int read_traces(struct cur *c, struct snapshot *s, struct maps *mp)
 				size += d;
 				rc = snapshot_add_trace(s, (uint32_t)domain,
 							size, mp->tb[t]);
+				if (rc == -EOVERFLOW)
+					return bad(c, at, "the sizes add up to "
+						   "more than 2^63-1 bytes");
 				if (rc < 0)
 					return oom(c);
 			}

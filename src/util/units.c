@@ -1,3 +1,6 @@
+/* units.c - sizes and durations as people type them (util_parse_size,
+ * util_parse_duration), sizes as tracemalloc prints them, and the
+ * monotonic clock. */
 #include "config.h"
 
 #include <ctype.h>
@@ -62,7 +65,9 @@ int util_parse_size(const char *s, uint64_t *out)
 			continue;
 		/* "kb" is decimal, "KiB"/"k" binary: case matters only for b */
 		v = num * units[i].mult;
-		if (v >= 18446744073709551615.0)
+		/* below 2^63: no size is larger (SNAP_SIZE_MAX), and llround
+		 * stays within its long long */
+		if (v >= 9223372036854775808.0)
 			return -EINVAL;
 		*out = (uint64_t)llround(v);
 		return 0;

@@ -1,19 +1,25 @@
 #include "config.h"
 
-/* fuzz_trm.c - libFuzzer harness for the .trm reader.
- * Seed corpus: tests/fuzz/corpus/trm (small valid files).
+/* fuzz_trm.c - libFuzzer harness for the .trm reader and what reads its
+ * result: statistics, compare, a filter, the writer, and every renderer.
+ * Seed corpus: tests/fuzz/corpus/trm (small valid files, sizes near 2^63
+ * among them: tests/fuzz/make_trm_seeds.py); dictionary:
+ * tests/fuzz/dict/trm.dict (varints of 2^63 +- k, 2^64 - 1, ...).
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -I<build> \
- *     tests/fuzz/fuzz_trm.c src/snapshot/\*.c src/util/\*.c -lm
- *   ./a.out -max_total_time=60 tests/fuzz/corpus/trm
+ *     tests/fuzz/fuzz_trm.c src/snapshot/\*.c src/render/\*.c src/util/\*.c -lm
+ *   ./a.out -max_total_time=60 -dict=tests/fuzz/dict/trm.dict tests/fuzz/corpus/trm
  *
  * Any input must give a snapshot or -TRM_EFORMAT (-ENOMEM), never a crash,
- * a leak or an allocation out of proportion with the input.  Each input is
- * read twice: as is, and with its checksum fixed up (so that mutations
- * which keep the structure valid reach the code after the reader).  An
- * accepted snapshot goes through statistics, compare, a filter, and is
- * written back and re-read: the writer must handle whatever the reader
- * accepts, and the copy must have the same traces. */
+ * a leak, undefined behaviour or an allocation out of proportion with the
+ * input.  Each input is read twice: as is, and with its checksum fixed up
+ * (so that mutations which keep the structure valid reach the code after
+ * the reader).  An accepted snapshot goes through statistics (cumulative
+ * ones may say -EOVERFLOW, nothing else), compare with a filtered copy both
+ * ways (checked exact against 128-bit sums), every renderer (no control
+ * byte in text output), and is written back and re-read: the writer must
+ * handle whatever the reader accepts, and the copy must have the same
+ * traces. */
 
 #include <errno.h>
 #include <stddef.h>
@@ -22,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trmtop/render.h"
 #include "trmtop/snapshot.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -39,6 +46,77 @@ static uint32_t crc32_ieee(const uint8_t *p, size_t len)
 	return ~crc;
 }
 
+/* Text output: every byte printable ASCII, '\n', or >= 0x80 (the escaper
+ * is tested for UTF-8 validity in the unit tests). */
+static void check_text(const char *buf, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		unsigned char c = (unsigned char)buf[i];
+
+		if ((c < 0x20 && c != '\n') || c == 0x7f)
+			abort();
+	}
+}
+
+/* Render into memory and check. */
+static void render_all(const struct snap_stats *st, const struct snap_diffs *d,
+		       const struct snapshot *s, enum snap_key key)
+{
+	struct render_opts o = { key, 0, 3, NULL, NULL };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	if (!f)
+		return;
+	if (st) {
+		render_top_text(f, st, &o);
+		render_top_json(f, st, &o);
+		if (st->n)
+			render_traceback_text(f, st->v[0].frames, st->v[0].nframe, &o);
+	}
+	if (d) {
+		render_diff_text(f, d, &o);
+		render_diff_json(f, d, &o);
+	}
+	if (s)
+		render_collapsed(f, s);
+	fclose(f);
+	check_text(buf, len);
+	free(buf);
+}
+
+/* compare(a, b): exact, and for a non-cumulative key the row differences
+ * add up to the total difference (each trace is in exactly one row). */
+static void compare_checked(const struct snapshot *a, const struct snapshot *b,
+			    enum snap_key key, int cum)
+{
+	struct snap_diffs d;
+	__int128 sum = 0;
+	int rc = snapshot_compare(a, b, key, cum, &d);
+
+	if (rc == -EOVERFLOW && cum)
+		return;
+	if (rc == -EINVAL && cum && key == SNAP_KEY_TRACEBACK)
+		return;
+	if (rc == -ENOMEM)
+		return;
+	if (rc)
+		abort();
+	if (d.total_size_diff != (__int128)snapshot_total_size(a) -
+					 (__int128)snapshot_total_size(b))
+		abort();
+	for (size_t i = 0; i < d.n; i++) {
+		if (d.v[i].size > SNAP_SIZE_MAX || d.v[i].size_diff < -INT64_MAX)
+			abort();
+		sum += d.v[i].size_diff;
+	}
+	if (!cum && sum != d.total_size_diff)
+		abort();
+	render_all(NULL, &d, NULL, key);
+	snap_diffs_fini(&d);
+}
+
 static void exercise(struct snapshot *s)
 {
 	static const struct snap_filter filters[] = {
@@ -47,25 +125,36 @@ static void exercise(struct snapshot *s)
 		{ .inclusive = 0, .is_domain_filter = 1, .domain = 3 },
 	};
 	struct snap_stats st;
-	struct snap_diffs d;
 	struct snapshot *f, *s2;
 	struct trm_err err = { 0 };
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *mf;
-	int key, cum;
+	int key, cum, rc;
 
+	if (snapshot_total_size(s) > SNAP_SIZE_MAX)
+		abort();
 	for (key = SNAP_KEY_FILENAME; key <= SNAP_KEY_TRACEBACK; key++)
 		for (cum = 0; cum < 2; cum++) {
-			if (snapshot_statistics(s, key, cum, &st) == 0)
+			rc = snapshot_statistics(s, key, cum, &st);
+			if (rc == 0) {
+				if (st.total_size != snapshot_total_size(s))
+					abort();
+				render_all(&st, NULL, NULL, key);
 				snap_stats_fini(&st);
-			else if (!(cum && key == SNAP_KEY_TRACEBACK))
+			} else if (!(cum && key == SNAP_KEY_TRACEBACK) &&
+				   !(cum && rc == -EOVERFLOW) && rc != -ENOMEM) {
 				abort();
+			}
 		}
+	render_all(NULL, NULL, s, SNAP_KEY_LINENO);
 	f = snapshot_filter(s, filters, 3);
 	if (f) {
-		if (snapshot_compare(s, f, SNAP_KEY_TRACEBACK, 0, &d) == 0)
-			snap_diffs_fini(&d);
+		for (key = SNAP_KEY_FILENAME; key <= SNAP_KEY_TRACEBACK; key++)
+			for (cum = 0; cum < 2; cum++) {
+				compare_checked(s, f, key, cum);
+				compare_checked(f, s, key, cum);
+			}
 		snapshot_free(f);
 	}
 	mf = open_memstream(&buf, &len);

@@ -68,12 +68,12 @@ static size_t unhex(char *s)
 	return n;
 }
 
-static void puthex(const char *p)
+static void puthex(const char *p, size_t len)
 {
-	if (!*p)
+	if (!len)
 		fputs("-", stdout);
-	for (; *p; p++)
-		printf("%02x", (unsigned char)*p);
+	for (size_t i = 0; i < len; i++)
+		printf("%02x", (unsigned char)p[i]);
 }
 
 static void putlocs(const struct snap_loc *l, uint32_t n)
@@ -82,7 +82,7 @@ static void putlocs(const struct snap_loc *l, uint32_t n)
 
 	for (i = 0; i < n; i++) {
 		fputs(i ? "," : " ", stdout);
-		puthex(l[i].filename);
+		puthex(l[i].filename, l[i].filename_len);
 		printf(":%" PRIu32, l[i].lineno);
 	}
 }
@@ -141,8 +141,11 @@ static int stats_equal(const struct snap_stats *a, const struct snap_stats *b)
 		    a->v[i].nframe != b->v[i].nframe)
 			return 0;
 		for (k = 0; k < a->v[i].nframe; k++)
-			if (strcmp(a->v[i].frames[k].filename,
-				   b->v[i].frames[k].filename) ||
+			if (a->v[i].frames[k].filename_len !=
+				    b->v[i].frames[k].filename_len ||
+			    memcmp(a->v[i].frames[k].filename,
+				   b->v[i].frames[k].filename,
+				   a->v[i].frames[k].filename_len) ||
 			    a->v[i].frames[k].lineno != b->v[i].frames[k].lineno)
 				return 0;
 	}
@@ -246,10 +249,13 @@ static void q_filter(FILE *in, char **save)
 		       tr[i].size, n);
 		for (j = 0; j < n; j++) {
 			uint32_t sid, lineno;
+			const char *name;
+			size_t len;
 
 			snapshot_frame(r, fr[j], &sid, &lineno);
 			fputs(j ? "," : " ", stdout);
-			puthex(snapshot_str(r, sid, NULL));
+			name = snapshot_str(r, sid, &len);
+			puthex(name, len);
 			printf(":%" PRIu32, lineno);
 		}
 		putchar('\n');
@@ -264,11 +270,14 @@ static void q_match(char **save)
 {
 	uint32_t v = (uint32_t)num(save);
 	char *pat = word(save), *name = word(save);
-	int r;
+	size_t plen = unhex(pat), nlen = unhex(name);
+	struct snap_glob *g = snap_glob_compile(pat, plen, v);
+	int r = -1;
 
-	unhex(pat);
-	unhex(name);
-	r = snap_fnmatch(pat, name, v);
+	/* lengths: a name may hold NUL bytes */
+	if (g)
+		r = snap_glob_match(g, name, nlen);
+	snap_glob_free(g);
 	printf("%s\n", r < 0 ? "ERR" : r ? "1" : "0");
 }
 

@@ -99,17 +99,27 @@ static void test_fnmatch_unicode(void **state)
 	assert_int_equal(snap_fnmatch("*a*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0), 0);
 }
 
+/* snap_strcmp of two string literals, NULs included. */
+#define STRCMP(a, b) snap_strcmp(a, sizeof(a) - 1, b, sizeof(b) - 1)
+
 static void test_strcmp(void **state)
 {
 	(void)state;
-	assert_true(snap_strcmp("a", "b") < 0);
-	assert_true(snap_strcmp("ab", "a") > 0);
-	assert_int_equal(snap_strcmp("x", "x"), 0);
+	assert_true(STRCMP("a", "b") < 0);
+	assert_true(STRCMP("ab", "a") > 0);
+	assert_int_equal(STRCMP("x", "x"), 0);
 	/* U+FFFF < U+1F600: UTF-8 byte order is code point order */
-	assert_true(snap_strcmp("\xef\xbf\xbf", "\xf0\x9f\x98\x80") < 0);
+	assert_true(STRCMP("\xef\xbf\xbf", "\xf0\x9f\x98\x80") < 0);
 	/* U+D7FF < escaped byte 0xFF (U+DCFF) < U+E000 */
-	assert_true(snap_strcmp("\xed\x9f\xbf", "\xff") < 0);
-	assert_true(snap_strcmp("\xff", "\xee\x80\x80") < 0);
+	assert_true(STRCMP("\xed\x9f\xbf", "\xff") < 0);
+	assert_true(STRCMP("\xff", "\xee\x80\x80") < 0);
+	/* NUL is U+0000, not the end: "a" < "a\0" < "a\0b" < "a\1" */
+	assert_true(STRCMP("a", "a\0") < 0);
+	assert_true(STRCMP("a\0", "a\0b") < 0);
+	assert_true(STRCMP("a\0b", "a\1") < 0);
+	assert_true(STRCMP("a\0b", "a") > 0);
+	assert_int_equal(STRCMP("a\0b", "a\0b"), 0);
+	assert_true(STRCMP("a\0\xc3\xa9", "a\0\xc3\xa8") > 0);
 }
 
 /* Indexes (1-based, into the reference snapshot) of the traces kept. */

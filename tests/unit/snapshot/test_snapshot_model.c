@@ -40,8 +40,16 @@ static void test_intern(void **state)
 	assert_null(snapshot_str(s, 99, &len));
 	/* the empty string is a string */
 	assert_int_equal(snapshot_intern_str(s, "", 0), 2);
-	/* refused: embedded NUL, too long */
-	assert_int_equal(snapshot_intern_str(s, "a\0b", 3), SNAP_NONE);
+	/* NUL bytes are bytes (a co_filename may hold them): "a\0b" is
+	 * neither "a" nor "a\0c", and is kept whole */
+	assert_int_equal(snapshot_intern_str(s, "a\0b", 3), 3);
+	assert_int_equal(snapshot_intern_str(s, "a\0c", 3), 4);
+	assert_int_equal(snapshot_intern_str(s, "a", 1), 5);
+	assert_int_equal(snapshot_intern_str(s, "a\0b", 3), 3);
+	p = snapshot_str(s, 3, &len);
+	assert_int_equal(len, 3);
+	assert_memory_equal(p, "a\0b", 4);
+	/* refused: too long */
 	assert_int_equal(snapshot_intern_str(s, "x", SNAP_STR_MAX + 1), SNAP_NONE);
 
 	f1 = snapshot_intern_frame(s, a, 1);
@@ -116,15 +124,15 @@ static void test_source(void **state)
 	uint32_t a = snapshot_intern_str(s, "a.py", 4);
 
 	(void)state;
-	assert_null(snapshot_source(s, "a.py", 1));
+	assert_null(snapshot_source(s, "a.py", 4, 1));
 	assert_int_equal(snapshot_set_source(s, a, 1, "x = []", 6), 0);
 	assert_int_equal(snapshot_set_source(s, a, 2, "", 0), 0);
-	assert_string_equal(snapshot_source(s, "a.py", 1), "x = []");
-	assert_string_equal(snapshot_source(s, "a.py", 2), "");
-	assert_null(snapshot_source(s, "a.py", 3));
-	assert_null(snapshot_source(s, "b.py", 1));
+	assert_string_equal(snapshot_source(s, "a.py", 4, 1), "x = []");
+	assert_string_equal(snapshot_source(s, "a.py", 4, 2), "");
+	assert_null(snapshot_source(s, "a.py", 4, 3));
+	assert_null(snapshot_source(s, "b.py", 4, 1));
 	assert_int_equal(snapshot_set_source(s, a, 1, "y = {}", 6), 0);
-	assert_string_equal(snapshot_source(s, "a.py", 1), "y = {}");
+	assert_string_equal(snapshot_source(s, "a.py", 4, 1), "y = {}");
 	assert_int_equal(snapshot_set_source(s, 9, 1, "z", 1), -EINVAL);
 	snapshot_free(s);
 }

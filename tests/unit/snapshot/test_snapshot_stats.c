@@ -255,6 +255,86 @@ static void test_compare(void **state)
 	snapshot_free(o);
 }
 
+/* Sizes near 2^63: the model keeps the total at most SNAP_SIZE_MAX, and
+ * every statistic and difference is exact or refused, never wrapped. */
+static void test_sizes_near_2_63(void **state)
+{
+	const uint64_t half = 1ull << 62;
+	struct snapshot *big = snapshot_new(), *empty = snapshot_new();
+	struct snap_stats st;
+	struct snap_diffs d;
+	uint32_t a, b;
+
+	(void)state;
+	assert_non_null(big);
+	assert_non_null(empty);
+	a = FX_TB(big, 1, { "a.py", 1 });
+	b = FX_TB(big, 1, { "b.py", 2 });
+	assert_int_equal(snapshot_add_trace(big, 0, half, a), 0);
+	assert_int_equal(snapshot_add_trace(big, 0, half - 1, b), 0);
+	assert_true(snapshot_total_size(big) == SNAP_SIZE_MAX);
+	/* one byte more is refused, and leaves the snapshot as it was */
+	assert_int_equal(snapshot_add_trace(big, 0, 1, a), -EOVERFLOW);
+	assert_int_equal(snapshot_add_trace(big, 0, UINT64_MAX, b), -EOVERFLOW);
+	assert_int_equal(snapshot_ntraces(big), 2);
+	assert_true(snapshot_total_size(big) == SNAP_SIZE_MAX);
+
+	CHECK(big, SNAP_KEY_LINENO, 0, "4611686018427387904 1 a.py:1",
+	      "4611686018427387903 1 b.py:2");
+	assert_int_equal(snapshot_statistics(big, SNAP_KEY_FILENAME, 1, &st), 0);
+	assert_true(st.total_size == SNAP_SIZE_MAX);
+	snap_stats_fini(&st);
+
+	/* the growth from nothing to everything, and back: exact */
+	assert_int_equal(snapshot_compare(big, empty, SNAP_KEY_LINENO, 0, &d), 0);
+	assert_true(d.total_size_diff == INT64_MAX);
+	assert_int_equal(d.n, 2);
+	assert_true(d.v[0].size_diff == (int64_t)half);
+	assert_true(d.v[1].size_diff == (int64_t)(half - 1));
+	snap_diffs_fini(&d);
+	assert_int_equal(snapshot_compare(empty, big, SNAP_KEY_LINENO, 1, &d), 0);
+	assert_true(d.total_size_diff == -INT64_MAX);
+	assert_true(d.v[0].size_diff == -(int64_t)half);
+	assert_true(d.v[0].size == 0);
+	snap_diffs_fini(&d);
+	snapshot_free(big);
+	snapshot_free(empty);
+}
+
+/* Cumulative sums count a trace once per frame: with a recursive
+ * traceback they can pass 2^63 - 1 even though the total cannot.  That is
+ * -EOVERFLOW, not a wrapped size; just under the limit is exact. */
+static void test_cumulative_overflow(void **state)
+{
+	struct snapshot *s = snapshot_new(), *t = snapshot_new();
+	struct snap_stats st;
+	struct snap_diffs d;
+	uint32_t rec, rec2;
+
+	(void)state;
+	assert_non_null(s);
+	assert_non_null(t);
+	rec = FX_TB(s, 3, { "r.py", 7 }, { "r.py", 7 }, { "r.py", 7 });
+	assert_int_equal(snapshot_add_trace(s, 0, 1ull << 62, rec), 0);
+	assert_int_equal(snapshot_statistics(s, SNAP_KEY_LINENO, 1, &st), -EOVERFLOW);
+	assert_null(st.v);
+	assert_int_equal(snapshot_statistics(s, SNAP_KEY_FILENAME, 1, &st), -EOVERFLOW);
+	assert_int_equal(snapshot_compare(s, t, SNAP_KEY_LINENO, 1, &d), -EOVERFLOW);
+	assert_null(d.v);
+	assert_int_equal(snapshot_compare(t, s, SNAP_KEY_FILENAME, 1, &d), -EOVERFLOW);
+	/* non-cumulative: one key, exact */
+	CHECK(s, SNAP_KEY_LINENO, 0, "4611686018427387904 1 r.py:7");
+	CHECK(s, SNAP_KEY_TRACEBACK, 0,
+	      "4611686018427387904 1 r.py:7,r.py:7,r.py:7");
+
+	/* two frames of (2^62 - 1): 2^63 - 2, exact */
+	rec2 = FX_TB(t, 2, { "r.py", 7 }, { "r.py", 7 });
+	assert_int_equal(snapshot_add_trace(t, 0, (1ull << 62) - 1, rec2), 0);
+	CHECK(t, SNAP_KEY_LINENO, 1, "9223372036854775806 2 r.py:7");
+	snapshot_free(s);
+	snapshot_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -265,6 +345,8 @@ int main(void)
 		cmocka_unit_test(test_total_nframe_ignored),
 		cmocka_unit_test(test_empty),
 		cmocka_unit_test(test_compare),
+		cmocka_unit_test(test_sizes_near_2_63),
+		cmocka_unit_test(test_cumulative_overflow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

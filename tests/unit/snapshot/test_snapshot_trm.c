@@ -21,7 +21,7 @@ static struct snapshot *sample(void)
 {
 	struct snapshot *s = fx_reference(0x030b07f0);
 	struct snapshot_meta *m;
-	uint32_t big, empty, sid;
+	uint32_t big, empty, sid, nul, fr;
 
 	if (!s)
 		return NULL;
@@ -38,7 +38,12 @@ static struct snapshot *sample(void)
 	big = FX_TB(s, 3, { "\xe6\x97\xa5\xe6\x9c\xac.py", 7 },
 		    { "<frozen importlib._bootstrap>", 1 });
 	empty = snapshot_intern_traceback(s, NULL, 0, 0);
-	if (snapshot_add_trace(s, 0, UINT64_MAX - 10, big) ||
+	/* a name with a NUL byte (and an escape) is kept whole */
+	sid = snapshot_intern_str(s, "n\0ul\x1b.py", 9);
+	fr = snapshot_intern_frame(s, sid, 3);
+	nul = snapshot_intern_traceback(s, &fr, 1, 1);
+	if (nul == SNAP_NONE || snapshot_add_trace(s, 0, 5, nul) ||
+	    snapshot_add_trace(s, 0, SNAP_SIZE_MAX - 500, big) ||
 	    snapshot_add_trace(s, 3, 0, big) ||
 	    snapshot_add_trace(s, 0, 1, empty)) {
 		snapshot_free(s);
@@ -85,8 +90,13 @@ static void assert_same(const struct snapshot *a, const struct snapshot *b)
 	assert_memory_equal(snapshot_cmeta(a), snapshot_cmeta(b),
 			    sizeof(struct snapshot_meta));
 	assert_int_equal(snapshot_nstrs(a), snapshot_nstrs(b));
-	for (k = 0; k < snapshot_nstrs(a); k++)
-		assert_string_equal(snapshot_str(a, k, NULL), snapshot_str(b, k, NULL));
+	for (k = 0; k < snapshot_nstrs(a); k++) {
+		size_t la, lb;
+		const char *sa = snapshot_str(a, k, &la), *sb = snapshot_str(b, k, &lb);
+
+		assert_int_equal(la, lb);
+		assert_memory_equal(sa, sb, la + 1);
+	}
 	assert_int_equal(snapshot_nframes(a), snapshot_nframes(b));
 	for (k = 0; k < snapshot_nframes(a); k++) {
 		uint32_t f1, l1, f2, l2;
@@ -144,7 +154,7 @@ static void test_roundtrip(void **state)
 	assert_non_null(r);
 	assert_int_equal(err.code, 0);
 	assert_same(s, r);
-	assert_string_equal(snapshot_source(r, "a.py", 1), "x = [0] * 10");
+	assert_string_equal(snapshot_source(r, "a.py", 4, 1), "x = [0] * 10");
 	/* writing the copy gives the same bytes */
 	buf2 = to_trm(r, &len2);
 	assert_int_equal(len, len2);
@@ -364,6 +374,135 @@ static void test_hostile_counts(void **state)
 	assert_non_null(strstr(err.msg, "traceback table"));
 }
 
+/* ---- hand-made files ---------------------------------------------------- */
+
+struct hb {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void hb_put(struct hb *h, const void *p, size_t n)
+{
+	assert_true(h->n + n <= sizeof(h->b));
+	memcpy(h->b + h->n, p, n);
+	h->n += n;
+}
+
+static void hb_varint(struct hb *h, uint64_t v)
+{
+	uint8_t b;
+
+	while (v >= 0x80) {
+		b = (uint8_t)(v | 0x80);
+		hb_put(h, &b, 1);
+		v >>= 7;
+	}
+	b = (uint8_t)v;
+	hb_put(h, &b, 1);
+}
+
+/* A .trm with one string "a.py", one frame a.py:1, one traceback of
+ * depth frames of that frame, and the traces of sizes[0..n) (in the
+ * order given: the deltas may be what a writer never writes), with a good
+ * checksum.  *at[i] gets the offset of size i. */
+static void hand_trm(struct hb *h, uint32_t depth, const uint64_t *sizes,
+		     size_t n, size_t *at)
+{
+	static const uint8_t meta[] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0 };
+	uint64_t prev = 0;
+	uint32_t crc;
+	uint8_t le[4];
+
+	h->n = 0;
+	hb_put(h, "TRMSNAP\0\x01\0\0\0\0\0\0\0", 16);
+	hb_put(h, meta, sizeof(meta));
+	hb_varint(h, 1); /* strings */
+	hb_varint(h, 4);
+	hb_put(h, "a.py", 4);
+	hb_varint(h, 1); /* frames */
+	hb_varint(h, 0);
+	hb_varint(h, 1);
+	hb_varint(h, 1); /* tracebacks */
+	hb_varint(h, depth);
+	hb_varint(h, 0);
+	for (uint32_t k = 0; k < depth; k++)
+		hb_varint(h, 0);
+	hb_varint(h, n); /* traces: one run of domain 0 */
+	hb_varint(h, 1);
+	hb_varint(h, 0);
+	hb_varint(h, n);
+	for (size_t i = 0; i < n; i++) {
+		at[i] = h->n;
+		hb_varint(h, sizes[i] - prev);
+		prev = sizes[i];
+	}
+	crc = snap_crc32(0, h->b, h->n);
+	put_le32(le, crc);
+	hb_put(h, le, 4);
+	hb_put(h, "TEND", 4);
+}
+
+/* Sizes near 2^63 in a file: a total of 2^63 - 1 loads, one byte more is
+ * refused at the byte of the trace that passes it (exit 4 in the CLI), as
+ * is a size of 2^64 - 1. */
+static void test_sizes_near_2_63(void **state)
+{
+	const uint64_t half = 1ull << 62;
+	struct hb h;
+	struct trm_err err = { 0 };
+	struct snapshot *s;
+	size_t at[3];
+	char want[128];
+
+	(void)state;
+	hand_trm(&h, 1, (const uint64_t[]){ half - 1, half }, 2, at);
+	s = snapshot_read_trm_mem(h.b, h.n, &err);
+	assert_non_null(s);
+	assert_true(snapshot_total_size(s) == SNAP_SIZE_MAX);
+	snapshot_free(s);
+
+	hand_trm(&h, 1, (const uint64_t[]){ half, half }, 2, at);
+	assert_null(snapshot_read_trm_mem(h.b, h.n, &err));
+	assert_int_equal(err.code, -TRM_EFORMAT);
+	snprintf(want, sizeof(want), "the sizes add up to more than 2^63-1 bytes "
+		 "at byte %zu: traces", at[1]);
+	assert_string_equal(err.msg, want);
+
+	trm_err_clear(&err);
+	hand_trm(&h, 1, (const uint64_t[]){ 1, 2, UINT64_MAX }, 3, at);
+	assert_null(snapshot_read_trm_mem(h.b, h.n, &err));
+	snprintf(want, sizeof(want), "the sizes add up to more than 2^63-1 bytes "
+		 "at byte %zu: traces", at[2]);
+	assert_string_equal(err.msg, want);
+
+	/* deltas that wrap past 2^64 */
+	trm_err_clear(&err);
+	hand_trm(&h, 1, (const uint64_t[]){ UINT64_MAX, 1 }, 2, at);
+	assert_null(snapshot_read_trm_mem(h.b, h.n, &err));
+	assert_int_equal(err.code, -TRM_EFORMAT);
+}
+
+/* A file that loads (total under 2^63) but whose cumulative statistics
+ * would pass 2^63 - 1: statistics say so instead of wrapping. */
+static void test_cumulative_too_large(void **state)
+{
+	struct hb h;
+	struct trm_err err = { 0 };
+	struct snapshot *s;
+	struct snap_stats st;
+	size_t at[1];
+
+	(void)state;
+	hand_trm(&h, 100, (const uint64_t[]){ 1ull << 61 }, 1, at);
+	s = snapshot_read_trm_mem(h.b, h.n, &err);
+	assert_non_null(s);
+	assert_int_equal(snapshot_statistics(s, SNAP_KEY_LINENO, 0, &st), 0);
+	assert_true(st.n == 1 && st.v[0].size == 1ull << 61);
+	snap_stats_fini(&st);
+	assert_int_equal(snapshot_statistics(s, SNAP_KEY_LINENO, 1, &st), -EOVERFLOW);
+	snapshot_free(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -373,6 +512,8 @@ int main(void)
 		cmocka_unit_test(test_header),
 		cmocka_unit_test(test_trailing),
 		cmocka_unit_test(test_hostile_counts),
+		cmocka_unit_test(test_sizes_near_2_63),
+		cmocka_unit_test(test_cumulative_too_large),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

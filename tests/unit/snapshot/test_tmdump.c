@@ -648,8 +648,8 @@ static void test_protocol2_forms(void **state)
 	pb_put(&p, "tracemalloc\nSnapshot\n", 21);
 	PB(&p, 'q', 0, ']', 'r', 1, 0, 0, 0, '(', '(');
 	PB(&p, 'J', 0xff, 0xff, 0xff, 0x7f);          /* domain 2**31-1 */
-	PB(&p, 0x8b, 9, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
-	   0xff, 0); /* size 2**64-1 */
+	PB(&p, 0x8b, 9, 0, 0, 0, 0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+	   0x7f, 0); /* size 2**63-3 (+ 2 below: the most a snapshot holds) */
 	PB(&p, 'X', 4, 0, 0, 0, 'x', '.', 'p', 'y', 'q', 7);
 	PB(&p, 'M', 0x34, 0x12, 0x86, 0x85, 'N', 't');
 	PB(&p, '(', 'K', 1, 'K', 2, 0x8d, 3, 0, 0, 0, 0, 0, 0, 0, 'y', '.',
@@ -660,7 +660,8 @@ static void test_protocol2_forms(void **state)
 	assert_int_equal(snapshot_cmeta(s)->traceback_limit, 3);
 	t = snapshot_traces(s);
 	assert_int_equal(t[0].domain, 0x7fffffff);
-	assert_true(t[0].size == UINT64_MAX);
+	assert_true(t[0].size == SNAP_SIZE_MAX - 2);
+	assert_true(snapshot_total_size(s) == SNAP_SIZE_MAX);
 	fr = snapshot_traceback(s, t[0].traceback, &n, &total);
 	assert_int_equal(n, 1);
 	assert_int_equal(total, 1); /* None: not recorded */
@@ -727,6 +728,13 @@ static void test_bad_inputs(void **state)
 	PB(&p, 0x86, 0x85, 0x87, 'a');
 	pb_tail(&p, 1);
 	read_bad(p.b, p.n, "lineno");
+	/* two traces of 2**62 bytes: more than a snapshot can hold */
+	memset(&p, 0, sizeof(p));
+	pb_head(&p);
+	for (i = 0; i < 2; i++)
+		PB(&p, 'K', 0, 0x8a, 8, 0, 0, 0, 0, 0, 0, 0, 0x40, ')', 0x87, 'a');
+	pb_tail(&p, 1);
+	read_bad(p.b, p.n, "2**63-1");
 	/* total_nframe below the number of frames */
 	memset(&p, 0, sizeof(p));
 	pb_head(&p);
@@ -752,7 +760,8 @@ static void test_write_synthetic(void **state)
 		snapshot_meta(s)->py_hexversion = versions[v];
 		snapshot_meta(s)->traceback_limit = UINT32_MAX;
 		str[0] = snapshot_intern_str(s, "a.py", 4);
-		str[1] = snapshot_intern_str(s, "\xc3\xa9.py", 5);
+		/* a NUL byte survives, as in Python's str */
+		str[1] = snapshot_intern_str(s, "\xc3\xa9\0.py", 6);
 		str[2] = snapshot_intern_str(s, "", 0);
 		fr[0] = snapshot_intern_frame(s, str[0], 0);
 		fr[1] = snapshot_intern_frame(s, str[1], UINT32_MAX);
@@ -764,13 +773,14 @@ static void test_write_synthetic(void **state)
 							  : 100);
 		tb[1] = snapshot_intern_traceback(s, fr + 1, 0, 0);
 		tb[2] = snapshot_intern_traceback(s, fr + 1, 3, 3);
-		assert_int_equal(snapshot_add_trace(s, UINT32_MAX, UINT64_MAX,
+		assert_int_equal(snapshot_add_trace(s, UINT32_MAX, 1ull << 62,
 						    tb[0]), 0);
 		assert_int_equal(snapshot_add_trace(s, 0, 0, tb[1]), 0);
-		assert_int_equal(snapshot_add_trace(s, 1, 1ull << 63, tb[2]),
-				 0);
+		assert_int_equal(snapshot_add_trace(s, 1, (1ull << 62) - 0x80000001u,
+						    tb[2]), 0);
 		assert_int_equal(snapshot_add_trace(s, 2, 0x80000000u, tb[0]),
 				 0);
+		assert_true(snapshot_total_size(s) == SNAP_SIZE_MAX);
 		w = write_mem(s, &wlen);
 		s2 = read_ok(w, wlen);
 		check_same(s, s2);

@@ -30,6 +30,7 @@ FILENAMES = [
     "\U0001F600.py", "\uffff.py", "Z.py", "z.py", "dir/[x].py", "a*b.py",
     "x\ny.py", "", "a.p", "a.pyc.py", "\udcff\udc80.py", "\ud7ff.py",
     "\ue000.py", "pkg/sub/deep.py", "A.PY", "-", "a-b.py", "!x.py",
+    "a\x00b.py", "a\x00.py", "\x00", "a",
 ]
 
 PATTERNS = [
@@ -106,6 +107,8 @@ class Gen:
                     p += r.choice(["c", "*", ".pyc"])
             else:
                 p = "".join(r.choice(ALPHA) for _ in range(r.randrange(1, 8)))
+            if "\x00" in p:
+                continue  # a pattern is a command-line argument: no NUL
             if NEW_LAYOUT and sys.hexversion >= 0x030a0000:
                 return p
             if not has_reversed(p) and not self.bad_pattern(p):

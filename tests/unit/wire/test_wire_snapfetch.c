@@ -344,6 +344,182 @@ static void test_bad_ids(void **state)
 	}
 }
 
+/* A file name with a NUL byte (a co_filename can hold one) arrives
+ * whole: it used to fail the reply with "Cannot allocate memory". */
+static void test_nul_in_name(void **state)
+{
+	static const char name[] = "a\0b\x1b.py";
+	uint8_t buf[4096];
+	struct wire_snap_head h = { .ntraces = 1, .new_strings = 1,
+				    .new_frames = 1, .new_tracebacks = 1 };
+	struct wire_snap_end e = { .ntraces = 1, .total_size = 64,
+				   .nstrings = 1, .nframes = 1,
+				   .ntracebacks = 1 };
+	struct snapfetch *sf = snapfetch_new();
+	struct snapshot *s = snapshot_new();
+	struct stream a = { 0 };
+	struct trm_err err = { 0 };
+	struct wire_chunk ck;
+	uint32_t f0 = 0, fid, line;
+	const char *str;
+	size_t len;
+	int n;
+
+	(void)state;
+	n = wire_enc_snap_head(buf, sizeof(buf), &h);
+	put(&a, buf, (size_t)n);
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_STRINGS, 0);
+	assert_int_equal(wire_chunk_add_string(&ck, name, sizeof(name) - 1), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_FRAMES, 0);
+	assert_int_equal(wire_chunk_add_frame(&ck, 0, 7), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_TRACEBACKS, 0);
+	assert_int_equal(wire_chunk_add_traceback(&ck, &f0, 1, 1), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	wire_chunk_begin(&ck, buf, sizeof(buf), WIRE_SNAP_TRACES, 0);
+	assert_int_equal(wire_chunk_add_trace(&ck, 64, 0, 0), 0);
+	put(&a, buf, wire_chunk_finish(&ck));
+	n = wire_enc_snap_end(buf, sizeof(buf), &e);
+	put(&a, buf, (size_t)n);
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	assert_int_equal(feed_all(sf, a.p, a.len, &err), 1);
+	assert_int_equal(snapshot_ntraces(s), 1);
+	snapshot_frame(s, snapshot_traceback(s, snapshot_traces(s)[0].traceback,
+					     NULL, NULL)[0], &fid, &line);
+	str = snapshot_str(s, fid, &len);
+	assert_int_equal(line, 7);
+	assert_int_equal(len, sizeof(name) - 1);
+	assert_memory_equal(str, name, sizeof(name));
+	free(a.p);
+	snapshot_free(s);
+	snapfetch_free(sf);
+}
+
+/* A head announcing more traces than trmtop accepts is refused at once,
+ * before anything is allocated for them (a hostile target could make
+ * trmtop, root, grow without limit). */
+static void test_huge_trace_count(void **state)
+{
+	static const uint64_t counts[] = { SNAPFETCH_MAX_TRACES + 1, 1ull << 40,
+					   UINT64_MAX };
+	uint8_t buf[256];
+	char want[160];
+	struct trm_err err;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+		struct snapfetch *sf = snapfetch_new();
+		struct snapshot *s = snapshot_new();
+		struct wire_snap_head h = { .ntraces = counts[i] };
+		int n = wire_enc_snap_head(buf, sizeof(buf), &h);
+
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		assert_int_equal(feed_all(sf, buf, (size_t)n, &err), -TRM_EPROTO);
+		snprintf(want, sizeof(want), "snapshot reply: byte 40: %llu traces "
+			 "announced, more than the 67108864 trmtop accepts",
+			 (unsigned long long)counts[i]);
+		assert_string_equal(err.msg, want);
+		/* the connection is out of step: closed by the caller */
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), -TRM_EPROTO);
+		snapshot_free(s);
+		snapfetch_free(sf);
+	}
+	/* exactly the cap: the head is fine */
+	{
+		struct snapfetch *sf = snapfetch_new();
+		struct snapshot *s = snapshot_new();
+		struct wire_snap_head h = { .ntraces = SNAPFETCH_MAX_TRACES };
+		int n = wire_enc_snap_head(buf, sizeof(buf), &h);
+
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		assert_int_equal(feed_all(sf, buf, (size_t)n, &err), 0);
+		snapshot_free(s);
+		snapfetch_free(sf);
+	}
+}
+
+/* Feed stream a (then b, if any, as the next reply of the connection)
+ * with the caps lim; returns the last feed result, err filled. */
+static int feed_capped(const struct snapfetch_limits *lim, const struct stream *a,
+		       const struct stream *b, struct trm_err *err)
+{
+	struct snapfetch *sf = snapfetch_new();
+	struct snapshot *s = snapshot_new();
+	int rc;
+
+	assert_non_null(sf);
+	snapfetch_set_limits(sf, lim);
+	memset(err, 0, sizeof(*err));
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	rc = feed_all(sf, a->p, a->len, err);
+	if (rc == 1 && b) {
+		snapshot_free(s);
+		s = snapshot_new();
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		rc = feed_all(sf, b->p, b->len, err);
+	}
+	snapshot_free(s);
+	snapfetch_free(sf);
+	return rc;
+}
+
+/* Every cap, lowered: the reply that passes it is refused and says which
+ * cap; the connection's tables count across replies. */
+static void test_caps(void **state)
+{
+	const struct snapfetch_limits roomy = { 1000, 1u << 20, 100, 1000, 100,
+						100, 1000 };
+	struct snapfetch_limits lim;
+	struct wire_intern *t = wire_intern_new();
+	struct stream a = { 0 }, b = { 0 };
+	struct trm_err err;
+
+	(void)state;
+	/* one: 5 traces, 3 strings (a.py b.py \xc3\xbc.py: 13 bytes), 4
+	 * frames, 4 tracebacks (2+1+3+0 = 6 frame ids); two adds c.py, its
+	 * frame and a traceback of 2 frames */
+	make_reply(t, one, 5, &a, 4096);
+	make_reply(t, two, 2, &b, 4096);
+	assert_int_equal(feed_capped(&roomy, &a, &b, &err), 1);
+
+#define REFUSED(field, value, words)                                         \
+	do {                                                                 \
+		lim = roomy;                                                 \
+		lim.field = (value);                                         \
+		assert_int_equal(feed_capped(&lim, &a, &b, &err), -TRM_EPROTO); \
+		if (!strstr(err.msg, words) || !strstr(err.msg, "trmtop accepts")) \
+			fail_msg("%s: \"%s\"", #field, err.msg);             \
+	} while (0)
+
+	REFUSED(traces, 4, "5 traces announced");
+	REFUSED(strings, 2, "3 strings in the connection");
+	REFUSED(strings, 3, "4 strings in the connection"); /* the 2nd reply */
+	REFUSED(string_bytes, 12, "13 bytes of strings");
+	REFUSED(string_bytes, 16, "17 bytes of strings");
+	REFUSED(frames, 3, "4 frames in the connection");
+	REFUSED(frames, 4, "5 frames in the connection");
+	REFUSED(tracebacks, 3, "4 tracebacks in the connection");
+	REFUSED(frame_ids, 5, "6 frame ids of tracebacks");
+	REFUSED(frame_ids, 7, "8 frame ids of tracebacks");
+	REFUSED(reply_bytes, a.len - 1, "bytes in the reply");
+#undef REFUSED
+	/* exactly at the caps: accepted */
+	lim = roomy;
+	lim.traces = 5;
+	lim.strings = 4;
+	lim.string_bytes = 17;
+	lim.frames = 5;
+	lim.tracebacks = 5;
+	lim.frame_ids = 8;
+	lim.reply_bytes = a.len > b.len ? a.len : b.len;
+	assert_int_equal(feed_capped(&lim, &a, &b, &err), 1);
+	free(a.p);
+	free(b.p);
+	wire_intern_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -351,6 +527,9 @@ int main(void)
 		cmocka_unit_test(test_error_reply),
 		cmocka_unit_test(test_truncate_and_corrupt),
 		cmocka_unit_test(test_bad_ids),
+		cmocka_unit_test(test_nul_in_name),
+		cmocka_unit_test(test_huge_trace_count),
+		cmocka_unit_test(test_caps),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
