@@ -21,11 +21,14 @@
 
 /* ---- loading and saving ---------------------------------------------- */
 
+/* The whole file, read to its end: /proc and other pseudo-files report a
+ * size of 0 (trmtop top /proc/self/status read nothing, and said the file
+ * was truncated). */
 static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err *err)
 {
 	FILE *f = fopen(path, "rb");
 	struct stat sb;
-	size_t got = 0;
+	size_t got = 0, cap;
 	uint8_t *b = NULL;
 	int rc = 0;
 
@@ -35,19 +38,30 @@ static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err
 		rc = trm_err_set(err, -TRM_EFORMAT, "%s: not a regular file", path);
 		goto out;
 	}
-	if ((uint64_t)sb.st_size > MAX_FILE_SIZE) {
-		rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
-		goto out;
-	}
-	b = malloc((size_t)sb.st_size + 1);
-	if (!b) {
-		rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	got = fread(b, 1, (size_t)sb.st_size, f);
-	if (ferror(f)) {
-		rc = trm_err_set(err, -EIO, "%s: read error", path);
-		goto out;
+	cap = (uint64_t)sb.st_size < MAX_FILE_SIZE ? (size_t)sb.st_size + 4096 : 4096;
+	for (;;) {
+		uint8_t *nb;
+
+		if (got == cap) {
+			if ((uint64_t)cap >= MAX_FILE_SIZE) {
+				rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
+				goto out;
+			}
+			cap *= 2;
+		}
+		nb = realloc(b, cap);
+		if (!nb) {
+			rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
+			goto out;
+		}
+		b = nb;
+		got += fread(b + got, 1, cap - got, f);
+		if (ferror(f)) {
+			rc = trm_err_set(err, -EIO, "%s: read error", path);
+			goto out;
+		}
+		if (feof(f))
+			break;
 	}
 	*buf = b;
 	*len = got;
@@ -56,6 +70,22 @@ out:
 	free(b);
 	fclose(f);
 	return rc;
+}
+
+/* The .trm magic (docs/FORMATS.md) and the start of a pickle (a
+ * tracemalloc dump): what trmtop can read. */
+static const uint8_t trm_magic[8] = "TRMSNAP";
+
+static int is_pickle(const uint8_t *buf, size_t len)
+{
+	return len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5;
+}
+
+/* A .trm file, or the start of one (shorter than the magic, empty even:
+ * the reader says where it is truncated). */
+static int is_trm(const uint8_t *buf, size_t len)
+{
+	return memcmp(buf, trm_magic, len < 8 ? len : 8) == 0;
 }
 
 struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
@@ -72,10 +102,17 @@ struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
 		*exit_code = rc == -ENOENT || rc == -EACCES ? EXIT_BADINPUT : EXIT_BADINPUT;
 		return NULL;
 	}
-	if (len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)
+	if (is_pickle(buf, len)) {
 		s = snapshot_read_tracemalloc_mem(buf, len, &err);
-	else
+	} else if (is_trm(buf, len)) {
 		s = snapshot_read_trm_mem(buf, len, &err);
+	} else {
+		free(buf);
+		cli_errorf("%s: not a trmtop snapshot: magic mismatch (neither a .trm "
+			   "file nor a tracemalloc dump at byte 0)", path);
+		*exit_code = EXIT_BADINPUT;
+		return NULL;
+	}
 	free(buf);
 	if (!s) {
 		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : "unreadable snapshot");
