@@ -1,7 +1,7 @@
 """Shape: a minimal process that never imports threading (nor _common.py,
 which does), so a test can see what trmtop adds to sys.modules and to the
 heap.  Same argv and ready protocol as the others (REPLY_FIFO CTL_FIFO
-OUT_FILE [idle|busy]); commands, one reply line each:
+OUT_FILE [idle|busy [HOLD_FD]]); commands, one reply line each:
 
     ping     -> pong
     modules  -> the names in sys.modules, space-separated
@@ -9,6 +9,13 @@ OUT_FILE [idle|busy]); commands, one reply line each:
                 one imports gc)
     blocks-uncached -> the same after clearing the interpreter's type
                 attribute cache
+    hold     -> holding, then the main thread blocks in read(2) on HOLD_FD
+                through ctypes.PyDLL, i.e. holding the GIL (no thread of
+                the process can run Python: an attach gives up), until the
+                test writes a byte there -> ok
+    hook-exec -> ok, after installing an audit hook that, at the next
+                exec() anywhere in the process (trmtop's bootstrap calls
+                exec), holds as `hold` does until a byte comes on HOLD_FD
     exit     -> bye, then the report is written and the process exits 7
 
 idle (default): the main thread waits in os.read() on the control FIFO
@@ -50,8 +57,40 @@ def answer(line):
     return b"error unknown command"
 
 
+def gil_read(fd):
+    """read(fd, 1 byte) holding the GIL; returns what read(2) returned."""
+    import ctypes  # here: only the tests that hold import it
+
+    libc = ctypes.PyDLL(None)  # PyDLL: the GIL stays held during the call
+    libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+    libc.read.restype = ctypes.c_ssize_t
+    buf = ctypes.create_string_buffer(1)
+    return lambda: libc.read(fd, buf, 1)
+
+
+def hold(reply, fd):
+    read = gil_read(fd)
+    os.write(reply, b"holding\n")
+    got = read()
+    return b"ok" if got == 1 else b"error read %d" % got
+
+
+def hook_exec(fd):
+    read = gil_read(fd)
+    armed = [True]
+
+    def hook(event, args):
+        if event == "exec" and armed[0]:
+            armed[0] = False
+            read()
+
+    sys.addaudithook(hook)
+    return b"ok"
+
+
 def main():
-    busy = sys.argv[4:] == ["busy"]
+    busy = sys.argv[4:5] == ["busy"]
+    hold_fd = int(sys.argv[5]) if len(sys.argv) > 5 else -1
     reply = os.open(sys.argv[1], os.O_WRONLY)
     ctl = os.open(sys.argv[2], os.O_RDONLY)
     if busy:
@@ -69,6 +108,12 @@ def main():
         buf += chunk
         while b"\n" in buf:
             line, buf = buf.split(b"\n", 1)
+            if line.strip() == b"hold":
+                os.write(reply, hold(reply, hold_fd) + b"\n")
+                continue
+            if line.strip() == b"hook-exec":
+                os.write(reply, hook_exec(hold_fd) + b"\n")
+                continue
             os.write(reply, answer(line.strip()) + b"\n")
             if line.strip() == b"exit":
                 with open(sys.argv[3], "w") as f:
