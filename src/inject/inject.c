@@ -605,8 +605,40 @@ static int map_page(struct ptrace_thread *t, struct attach *a, raddr_t *page,
 	return 0;
 }
 
+/* Does the target's memfd fd hold exactly data[0, len)?  0 or -EIO. */
+static int memfd_holds(struct attach *a, int fd, const uint8_t *data, size_t len)
+{
+	uint8_t buf[8192];
+	size_t off = 0;
+	ssize_t n;
+	int r = open_proc_fd(a->pid, fd, O_RDONLY), rc = 0;
+
+	if (r < 0)
+		return r;
+	for (;;) {
+		n = read(r, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((size_t)n > len - off || memcmp(buf, data + off, (size_t)n) != 0) {
+			rc = -EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (n < 0)
+		rc = -errno;
+	else if (rc == 0 && off != len)
+		rc = -EIO;
+	close(r);
+	return rc;
+}
+
 /* Write len bytes into the target's memfd fd (through a descriptor of
- * our own) and seal it, before any bootstrap can read it. */
+ * our own), seal it, and read it back: from then on nobody can change
+ * it, and what a bootstrap loads is what trmtop wrote (whoever could
+ * open the target's fds could write to it until the seal). */
 static int fill_memfd(struct attach *a, int fd, const void *data, size_t len,
 		      const char *what, struct trm_err *err)
 {
@@ -621,6 +653,9 @@ static int fill_memfd(struct attach *a, int fd, const void *data, size_t len,
 	} else if (fcntl(w, F_ADD_SEALS, MEMFD_SEALS) < 0) {
 		rc = -errno;
 		trm_err_set(err, rc, "sealing the %s's memfd: %s", what, strerror(errno));
+	} else if ((rc = memfd_holds(a, fd, data, len)) < 0) {
+		trm_err_set(err, rc, "pid %d: the %s's memfd changed before it was sealed",
+			    (int)a->pid, what);
 	}
 	close(w);
 	return rc;
