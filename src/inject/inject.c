@@ -254,9 +254,10 @@ static int explain_eperm(pid_t pid, int code, struct trm_err *err)
 	}
 	if (have && !cap && !same_ids(&st)) {
 		trm_err_set(err, code, "attach to %d: permission denied: it runs a setuid or "
-			    "setgid program (uids %u/%u/%u, gids %u/%u/%u)", (int)pid,
+			    "setgid program (uids %u/%u/%u, gids %u/%u/%u)%s", (int)pid,
 			    (unsigned)st.uid_real, (unsigned)st.uid_eff, (unsigned)st.uid_saved,
-			    (unsigned)st.gid_real, (unsigned)st.gid_eff, (unsigned)st.gid_saved);
+			    (unsigned)st.gid_real, (unsigned)st.gid_eff, (unsigned)st.gid_saved,
+			    init_note(pid, in_container));
 		hint_cap(err, in_container, ": only CAP_SYS_PTRACE may trace a process whose ids "
 			 "are not all yours");
 		return code;
@@ -264,7 +265,7 @@ static int explain_eperm(pid_t pid, int code, struct trm_err *err)
 	if (!cap && dumpable == 0) {
 		trm_err_set(err, code, "attach to %d: permission denied: the process made itself "
 			    "non-dumpable (prctl PR_SET_DUMPABLE 0) or runs a setuid, setgid or "
-			    "unreadable program", (int)pid);
+			    "unreadable program%s", (int)pid, init_note(pid, in_container));
 		if (scope == 3)
 			trm_err_hint(err, "nothing can attach to it: kernel.yama.ptrace_scope is 3");
 		else
@@ -274,7 +275,8 @@ static int explain_eperm(pid_t pid, int code, struct trm_err *err)
 	}
 	if (scope == 3) {
 		trm_err_set(err, code, "attach to %d: permission denied: "
-			    "kernel.yama.ptrace_scope is 3 (ptrace disabled)", (int)pid);
+			    "kernel.yama.ptrace_scope is 3 (ptrace disabled)%s", (int)pid,
+			    init_note(pid, in_container));
 		trm_err_hint(err, "nothing can attach to any process until the next reboot "
 			     "(scope 3 cannot be lowered)");
 		return code;
