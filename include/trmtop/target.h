@@ -44,9 +44,15 @@ struct target_status {
 	char name[64];   /* Name: */
 	char state;      /* 'R', 'S', 'D', 'T', 't', 'Z', ... */
 	pid_t tgid;
+	pid_t ppid;      /* PPid */
 	pid_t tracer;    /* TracerPid */
-	uid_t uid_real, uid_eff;
+	uid_t uid_real, uid_eff, uid_saved;
+	gid_t gid_real, gid_eff, gid_saved;
 	pid_t nspid;     /* innermost NSpid (== pid outside containers) */
+	int kthread;     /* a kernel thread: "Kthread: 1" (Linux 6.6+), or,
+			  * older kernels, a live task with no memory map (no
+			  * VmSize line) */
+	uint64_t cap_eff; /* CapEff: effective capability set */
 	unsigned long vm_rss_kib;
 	int threads;
 	uint64_t sigblk; /* SigBlk: the thread's blocked signals */
@@ -76,6 +82,30 @@ int target_read_syscall(pid_t pid, pid_t tid, struct target_syscall *out,
 /* Name of an x86_64 syscall number for messages ("futex", "accept4");
  * "syscall N" style text into buf otherwise.  Returns buf or a literal. */
 const char *target_syscall_name(long nr, char *buf, size_t len);
+
+/* Whether pid is dumpable (prctl PR_SET_DUMPABLE; a setuid or setgid exec
+ * clears it): /proc/PID/status is owned by the process's effective uid
+ * when it is, by root when it is not.  1, 0, -ENODATA when the effective
+ * uid is root (no difference to see), or -errno. */
+int target_read_dumpable(pid_t pid, const struct target_status *st);
+
+/* kernel.yama.ptrace_scope (0 to 3) into *scope; -ENOENT without Yama. */
+int target_read_ptrace_scope(int *scope);
+
+/* Inode number of pid's PID namespace (/proc/PID/ns/pid) into *ino.  The
+ * initial namespace has TARGET_PIDNS_INIT_INO. */
+#define TARGET_PIDNS_INIT_INO 0xEFFFFFFCul /* PROC_PID_INIT_INO */
+int target_read_pidns(pid_t pid, unsigned long *ino);
+
+/* What fd of pid refers to: the text of /proc/PID/fd/FD into link, and the
+ * inode number and type (st_mode) of the object.  0 or -errno (-ENOENT: no
+ * such fd). */
+struct target_fd {
+	char link[256];
+	unsigned long ino;
+	unsigned mode;
+};
+int target_read_fd(pid_t pid, int fd, struct target_fd *out);
 
 /* Executable path (readlink /proc/PID/exe) into buf. */
 int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err);

@@ -30,9 +30,46 @@ static bool hooks_installed; /* atfork + exit hooks; GIL held */
 
 /* ---- Python helpers (GIL held) ---- */
 
-int agent_tm_ull(PyObject *tm, const char *name, unsigned long long *out)
+static PyObject *tm_module;               /* _tracemalloc, once imported */
+static PyObject *tm_names[AGENT_TM_NFN];  /* interned, never released */
+
+int agent_names_init(void)
 {
-	PyObject *r = PyObject_CallMethod(tm, name, NULL);
+	static const char *const names[AGENT_TM_NFN] = {
+		[AGENT_TM_IS_TRACING] = "is_tracing",
+		[AGENT_TM_GET_TRACEBACK_LIMIT] = "get_traceback_limit",
+		[AGENT_TM_GET_TRACED_MEMORY] = "get_traced_memory",
+		[AGENT_TM_GET_TRACEMALLOC_MEMORY] = "get_tracemalloc_memory",
+		[AGENT_TM_GET_TRACES] = "_get_traces",
+		[AGENT_TM_START] = "start",
+		[AGENT_TM_STOP] = "stop",
+	};
+	int i;
+
+	for (i = 0; i < AGENT_TM_NFN; i++) {
+		if (tm_names[i])
+			continue;
+		tm_names[i] = PyUnicode_InternFromString(names[i]);
+		if (!tm_names[i])
+			return -1;
+	}
+	return 0;
+}
+
+PyObject *agent_tm_call(enum agent_tm_fn fn, PyObject *arg)
+{
+	if (!tm_module) {
+		tm_module = PyImport_ImportModule("_tracemalloc");
+		if (!tm_module)
+			return NULL;
+	}
+	return PyObject_CallMethodObjArgs(tm_module, tm_names[fn], arg, NULL);
+}
+
+int agent_tm_ull(enum agent_tm_fn fn, unsigned long long *out)
+{
+	PyObject *r = agent_tm_call(fn, NULL);
+
 	if (!r)
 		return -1;
 	*out = PyLong_AsUnsignedLongLong(r);
@@ -40,27 +77,28 @@ int agent_tm_ull(PyObject *tm, const char *name, unsigned long long *out)
 	return PyErr_Occurred() ? -1 : 0;
 }
 
+bool agent_py_gone(void)
+{
+	/* Py_IsInitialized() turns 0 when Py_FinalizeEx marks the runtime
+	 * finalizing, after the exit functions; a thread that asks for the
+	 * GIL from then on is ended (3.8-3.13) or parked for ever (3.14). */
+	return atomic_load(&agent_exiting) || !Py_IsInitialized();
+}
+
 int agent_tm_state(uint8_t *tracing, uint32_t *limit)
 {
-	PyObject *tm = PyImport_ImportModule("_tracemalloc");
 	unsigned long long on = 0, lim = 0;
-	int rc = -1;
 
-	if (!tm)
+	if (agent_tm_ull(AGENT_TM_IS_TRACING, &on) < 0 ||
+	    agent_tm_ull(AGENT_TM_GET_TRACEBACK_LIMIT, &lim) < 0)
 		return -1;
-	if (agent_tm_ull(tm, "is_tracing", &on) < 0 ||
-	    agent_tm_ull(tm, "get_traceback_limit", &lim) < 0)
-		goto out;
 	if (!on)
 		agent_trm_started = false; /* someone stopped it */
 	*tracing = !on ? WIRE_TRACING_OFF
 		       : agent_trm_started ? WIRE_TRACING_TRMTOP
 					   : WIRE_TRACING_APPLICATION;
 	*limit = lim > UINT32_MAX ? UINT32_MAX : (uint32_t)lim;
-	rc = 0;
-out:
-	Py_DECREF(tm);
-	return rc;
+	return 0;
 }
 
 /* A new reference to the UTF-8 bytes of str(o), or NULL (error cleared). */
@@ -161,46 +199,23 @@ static void on_fork_child(void)
 	}
 }
 
-/* Py_AtExit: runs at the very end of finalization (a late backstop). */
+/* Py_AtExit: runs at the very end of finalization (agent_py_gone also
+ * watches Py_IsInitialized(), which turns 0 earlier). */
 static void on_c_exit(void)
 {
 	atomic_store(&agent_exiting, true);
 }
 
-/* atexit.register target: runs early in Py_FinalizeEx, before the
- * interpreter refuses new thread states. */
-static PyObject *on_py_exit(PyObject *self, PyObject *unused)
-{
-	(void)self;
-	(void)unused;
-	atomic_store(&agent_exiting, true);
-	Py_RETURN_NONE;
-}
-
-static PyMethodDef on_py_exit_def = {
-	"_trmtop_agent_atexit", on_py_exit, METH_NOARGS, NULL
-};
-
-/* Once per process: fork handler, C and Python exit hooks.  Failures are
- * ignored (errors cleared); GIL held. */
+/* Once per process: the fork handlers and the C exit hook.  No Python
+ * module is imported for them (the atexit module is not loaded in every
+ * process, and registering there would leave a callback behind). */
 static void install_hooks(void)
 {
-	PyObject *ax, *fn, *r;
-
 	if (hooks_installed)
 		return;
 	hooks_installed = true;
 	pthread_atfork(on_fork_prepare, on_fork_parent, on_fork_child);
 	Py_AtExit(on_c_exit);
-	ax = PyImport_ImportModule("atexit");
-	fn = PyCFunction_NewEx(&on_py_exit_def, NULL, NULL);
-	if (ax && fn) {
-		r = PyObject_CallMethod(ax, "register", "O", fn);
-		Py_XDECREF(r);
-	}
-	Py_XDECREF(fn);
-	Py_XDECREF(ax);
-	PyErr_Clear();
 }
 
 /* ---- start() ---- */
@@ -384,10 +399,13 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 		goto out;
 	}
 
-	/* 3.8 misbehaves at exit when threading is first imported from a
-	 * foreign thread: import it here if we run on the main thread (a
-	 * hijacked thread was started by threading, so it is loaded). */
-	if (getpid() == (pid_t)syscall(SYS_gettid)) {
+	hello.py_hexversion = hexversion();
+	/* 3.8 only: threading imported first from a foreign thread
+	 * misbehaves at exit (DESIGN.md); import it here if we run on the
+	 * main thread (a hijacked thread was started by threading, so it is
+	 * loaded).  Later versions do not need it: nothing is imported. */
+	if (hello.py_hexversion < 0x03090000 &&
+	    getpid() == (pid_t)syscall(SYS_gettid)) {
 		thr = PyImport_ImportModule("threading");
 		Py_XDECREF(thr);
 		PyErr_Clear();
@@ -400,7 +418,6 @@ static PyObject *agent_start(PyObject *self, PyObject *args)
 		goto out;
 	}
 	hello.pid = (uint32_t)getpid();
-	hello.py_hexversion = hexversion();
 	hello.traceback_limit = limit;
 	hello.tracing = tracing;
 	hello.token = token;
@@ -494,5 +511,7 @@ PyMODINIT_FUNC PyInit__trmtop_agent(void)
 		if (!file_name)
 			return NULL;
 	}
+	if (agent_names_init() < 0)
+		return NULL;
 	return PyModule_Create(&agent_module);
 }

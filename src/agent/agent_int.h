@@ -50,12 +50,40 @@ extern struct agent_sess *agent_cur;
  * Read and written with the GIL held only. */
 extern bool agent_trm_started;
 
-/* Set once the interpreter starts finalizing: no more PyGILState_Ensure. */
+/* Set by the Py_AtExit hook, at the very end of finalization. */
 extern atomic_bool agent_exiting;
 
-/* tm.<name>() as an unsigned long long.  GIL held; 0, or -1 with a
- * Python exception set. */
-int agent_tm_ull(PyObject *tm, const char *name, unsigned long long *out);
+/* The _tracemalloc functions the agent calls.  Their names are interned
+ * once (agent_names_init, at module init) and the module is imported once
+ * (on first use, by start() on the bootstrap's thread): a request makes
+ * no import and no name string of its own, so a session leaves no new
+ * objects behind in the interpreter's caches (the type attribute cache
+ * keeps a reference to the last name string looked up). */
+enum agent_tm_fn {
+	AGENT_TM_IS_TRACING,
+	AGENT_TM_GET_TRACEBACK_LIMIT,
+	AGENT_TM_GET_TRACED_MEMORY,
+	AGENT_TM_GET_TRACEMALLOC_MEMORY,
+	AGENT_TM_GET_TRACES,
+	AGENT_TM_START,
+	AGENT_TM_STOP,
+	AGENT_TM_NFN,
+};
+
+/* Intern the names of agent_tm_fn.  0, or -1 with an exception set. */
+int agent_names_init(void);
+
+/* _tracemalloc.<fn>(arg) (arg may be NULL: no argument): a new reference,
+ * or NULL with a Python exception set.  GIL held. */
+PyObject *agent_tm_call(enum agent_tm_fn fn, PyObject *arg);
+
+/* _tracemalloc.<fn>() as an unsigned long long.  GIL held; 0, or -1 with
+ * a Python exception set. */
+int agent_tm_ull(enum agent_tm_fn fn, unsigned long long *out);
+
+/* True when the control thread must not take the GIL any more: the
+ * interpreter is finalizing (or has finalized).  No GIL needed. */
+bool agent_py_gone(void);
 
 /* Current tracemalloc state: *tracing is a wire_tracing value.  GIL held.
  * 0, or -1 with a Python exception set. */

@@ -64,27 +64,24 @@ uint64_t agent_read_rss(void)
 /* Fill st from tracemalloc.  GIL held; 0 or -1 with an exception set. */
 static int py_stats(struct wire_stats *st)
 {
-	PyObject *tm = NULL, *mem = NULL, *traces = NULL;
+	PyObject *mem = NULL, *traces = NULL;
 	unsigned long long ull;
 	int rc = -1;
 
 	if (agent_tm_state(&st->tracing, &st->traceback_limit) < 0)
 		goto out;
-	tm = PyImport_ImportModule("_tracemalloc");
-	if (!tm)
-		goto out;
-	mem = PyObject_CallMethod(tm, "get_traced_memory", NULL);
+	mem = agent_tm_call(AGENT_TM_GET_TRACED_MEMORY, NULL);
 	if (!mem)
 		goto out;
 	if (!PyArg_ParseTuple(mem, "KK", &st->traced_current, &st->traced_peak))
 		goto out;
-	if (agent_tm_ull(tm, "get_tracemalloc_memory", &ull) < 0)
+	if (agent_tm_ull(AGENT_TM_GET_TRACEMALLOC_MEMORY, &ull) < 0)
 		goto out;
 	st->tracemalloc_memory = ull;
 	if (st->tracing != WIRE_TRACING_OFF) {
 		Py_ssize_t n;
 
-		traces = PyObject_CallMethod(tm, "_get_traces", NULL);
+		traces = agent_tm_call(AGENT_TM_GET_TRACES, NULL);
 		if (!traces)
 			goto out;
 		n = PyObject_Size(traces);
@@ -96,7 +93,6 @@ static int py_stats(struct wire_stats *st)
 out:
 	Py_XDECREF(traces);
 	Py_XDECREF(mem);
-	Py_XDECREF(tm);
 	return rc;
 }
 
@@ -105,7 +101,7 @@ out:
 static int py_start(struct agent_sess *s, const struct wire_start *req,
 		    struct wire_state *out)
 {
-	PyObject *tm, *r;
+	PyObject *n, *r;
 
 	if (agent_tm_state(&out->tracing, &out->traceback_limit) < 0)
 		return -1;
@@ -116,12 +112,12 @@ static int py_start(struct agent_sess *s, const struct wire_start *req,
 	}
 	if (out->tracing == WIRE_TRACING_APPLICATION)
 		return 0; /* the application's tracing: use it as it is */
-	tm = PyImport_ImportModule("_tracemalloc");
-	if (!tm)
+	n = PyLong_FromUnsignedLong(req->nframe);
+	if (!n)
 		return -1;
 	agent_rawguard_install();
-	r = PyObject_CallMethod(tm, "start", "I", (unsigned int)req->nframe);
-	Py_DECREF(tm);
+	r = agent_tm_call(AGENT_TM_START, n);
+	Py_DECREF(n);
 	if (!r) {
 		agent_rawguard_remove();
 		return -1;
@@ -135,7 +131,7 @@ static int py_start(struct agent_sess *s, const struct wire_start *req,
 /* Stop tracing if (and only if) trmtop started it.  GIL held; 0 or -1. */
 static int py_stop(struct wire_state *out)
 {
-	PyObject *tm, *r;
+	PyObject *r;
 
 	if (agent_tm_state(&out->tracing, &out->traceback_limit) < 0)
 		return -1;
@@ -143,11 +139,7 @@ static int py_stop(struct wire_state *out)
 		agent_rawguard_remove(); /* the application stopped ours */
 	if (out->tracing != WIRE_TRACING_TRMTOP)
 		return 0;
-	tm = PyImport_ImportModule("_tracemalloc");
-	if (!tm)
-		return -1;
-	r = PyObject_CallMethod(tm, "stop", NULL);
-	Py_DECREF(tm);
+	r = agent_tm_call(AGENT_TM_STOP, NULL);
 	if (!r)
 		return -1;
 	Py_DECREF(r);
@@ -192,7 +184,7 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 		return send_error(s, WIRE_ERR_UNKNOWN, text);
 	}
 
-	if (atomic_load(&agent_exiting))
+	if (agent_py_gone())
 		return 1; /* the interpreter is going away */
 	g = PyGILState_Ensure();
 	if (msg->type == WIRE_STATS_REQ)
@@ -240,7 +232,7 @@ static int wait_ctl(struct agent_sess *s)
 /* Undo what this session must not leave behind, unpublish it, release it. */
 static void end_session(struct agent_sess *s)
 {
-	if (s->owns && !atomic_load(&agent_exiting)) {
+	if (s->owns && !agent_py_gone()) {
 		PyGILState_STATE g = PyGILState_Ensure();
 		struct wire_state unused;
 

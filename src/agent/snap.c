@@ -322,23 +322,33 @@ static int conv_slice(struct snap_ctx *c, PyObject *list, size_t lo, size_t hi)
 	return 0;
 }
 
-/* Call _tracemalloc.<name>() and parse its result with fmt.  0 or -1. */
-static int tm_call(struct snap_ctx *c, PyObject *tm, const char *name,
+/* Call _tracemalloc.<fn>().  0 or -1. */
+static int tm_call(struct snap_ctx *c, enum agent_tm_fn fn, const char *name,
 		   PyObject **out)
 {
-	*out = PyObject_CallMethod(tm, name, NULL);
+	*out = agent_tm_call(fn, NULL);
 	if (!*out)
 		return pyfail(c, name);
 	return 0;
 }
 
-/* gc.disable() if the GC is enabled; true when it was (then *gc holds
- * the module for gc_resume).  Errors are cleared: no pause then. */
+/* The GC switches of 3.10+ (weak: NULL on 3.8 and 3.9, which have no C
+ * API for it and get the gc module instead). */
+extern int PyGC_Enable(void) __attribute__((weak));
+extern int PyGC_Disable(void) __attribute__((weak));
+
+/* Disable the cyclic GC if it is enabled; true when it was.  On 3.8 and
+ * 3.9 through the gc module (then *gc holds it for gc_resume), later
+ * through the C API, which imports nothing.  Errors are cleared: no
+ * pause then. */
 static bool gc_pause(PyObject **gc)
 {
 	PyObject *r;
 	int on;
 
+	*gc = NULL;
+	if (PyGC_Disable && PyGC_Enable)
+		return PyGC_Disable() == 1;
 	*gc = PyImport_ImportModule("gc");
 	if (!*gc)
 		goto fail;
@@ -359,11 +369,15 @@ fail:
 	return false;
 }
 
-/* gc.enable(), keeping any exception already set. */
+/* Enable the GC again, keeping any exception already set. */
 static void gc_resume(PyObject *gc)
 {
 	PyObject *type, *value, *tb, *r;
 
+	if (!gc) {
+		PyGC_Enable();
+		return;
+	}
 	PyErr_Fetch(&type, &value, &tb);
 	r = PyObject_CallMethod(gc, "enable", NULL);
 	Py_XDECREF(r);
@@ -375,18 +389,13 @@ static void gc_resume(PyObject *gc)
  * c->text say why; the tables are rolled back by the caller). */
 static int copy_traces(struct snap_ctx *c)
 {
-	PyObject *tm = NULL, *mem = NULL, *list = NULL, *gc = NULL;
+	PyObject *mem = NULL, *list = NULL, *gc = NULL;
 	unsigned long long ull;
 	Py_ssize_t n;
 	size_t hi;
 	bool gc_paused;
 	int rc = -1;
 
-	tm = PyImport_ImportModule("_tracemalloc");
-	if (!tm) {
-		pyfail(c, "import _tracemalloc");
-		goto out;
-	}
 	if (agent_tm_state(&c->head.tracing, &c->head.traceback_limit) < 0) {
 		pyfail(c, "tracemalloc state");
 		goto out;
@@ -396,14 +405,14 @@ static int copy_traces(struct snap_ctx *c)
 		snprintf(c->text, sizeof(c->text), "tracemalloc is not tracing");
 		goto out;
 	}
-	if (tm_call(c, tm, "get_traced_memory", &mem) < 0)
+	if (tm_call(c, AGENT_TM_GET_TRACED_MEMORY, "get_traced_memory", &mem) < 0)
 		goto out;
 	if (!PyArg_ParseTuple(mem, "KK", &c->head.traced_current,
 			      &c->head.traced_peak)) {
 		pyfail(c, "get_traced_memory");
 		goto out;
 	}
-	if (agent_tm_ull(tm, "get_tracemalloc_memory", &ull) < 0) {
+	if (agent_tm_ull(AGENT_TM_GET_TRACEMALLOC_MEMORY, &ull) < 0) {
 		pyfail(c, "get_tracemalloc_memory");
 		goto out;
 	}
@@ -413,7 +422,7 @@ static int copy_traces(struct snap_ctx *c)
 	 * (the GIL is not released in between, so no Python code sees it).
 	 * The freed tuples take back the allocation count they added. */
 	gc_paused = gc_pause(&gc);
-	rc = tm_call(c, tm, "_get_traces", &list);
+	rc = tm_call(c, AGENT_TM_GET_TRACES, "_get_traces", &list);
 	if (gc_paused)
 		gc_resume(gc);
 	Py_XDECREF(gc);
@@ -457,7 +466,6 @@ static int copy_traces(struct snap_ctx *c)
 out:
 	Py_XDECREF(list);
 	Py_XDECREF(mem);
-	Py_XDECREF(tm);
 	PyErr_Clear();
 	return rc;
 }
@@ -571,7 +579,7 @@ int agent_snapshot(struct agent_sess *s)
 	}
 	wire_intern_counts(s->tables, &c.mark);
 
-	if (atomic_load(&agent_exiting)) {
+	if (agent_py_gone()) {
 		snap_fini(&c);
 		return 1; /* the interpreter is going away: detach */
 	}

@@ -23,12 +23,14 @@
 
 /* ---- loading and saving ---------------------------------------------- */
 
-/* The whole of an input file.  Opened O_NONBLOCK and checked with fstat
- * before any read: a FIFO or a device is refused instead of blocking. */
+/* The whole of an input file, read to its end (/proc and other
+ * pseudo-files report a size of 0).  Opened O_NONBLOCK and checked with
+ * fstat before any read: a FIFO or a device is refused instead of
+ * blocking. */
 static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err *err)
 {
 	struct stat sb;
-	size_t got = 0;
+	size_t got = 0, cap;
 	uint8_t *b = NULL;
 	int fd, rc = 0;
 
@@ -43,18 +45,27 @@ static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err
 		rc = trm_err_set(err, -TRM_EFORMAT, "%s: not a regular file", path);
 		goto out;
 	}
-	if ((uint64_t)sb.st_size > MAX_FILE_SIZE) {
-		rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
-		goto out;
-	}
-	b = malloc((size_t)sb.st_size + 1);
-	if (!b) {
-		rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
-		goto out;
-	}
-	while (got < (size_t)sb.st_size) {
-		ssize_t r = read(fd, b + got, (size_t)sb.st_size - got);
+	cap = (uint64_t)sb.st_size < MAX_FILE_SIZE ? (size_t)sb.st_size + 4096 : 4096;
+	for (;;) {
+		ssize_t r;
 
+		if (!b || got == cap) {
+			uint8_t *nb;
+
+			if (b && (uint64_t)cap >= MAX_FILE_SIZE) {
+				rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
+				goto out;
+			}
+			if (b)
+				cap *= 2;
+			nb = realloc(b, cap);
+			if (!nb) {
+				rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
+				goto out;
+			}
+			b = nb;
+		}
+		r = read(fd, b + got, cap - got);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
@@ -74,6 +85,22 @@ out:
 	return rc;
 }
 
+/* The .trm magic (docs/FORMATS.md) and the start of a pickle (a
+ * tracemalloc dump): what trmtop can read. */
+static const uint8_t trm_magic[8] = "TRMSNAP";
+
+static int is_pickle(const uint8_t *buf, size_t len)
+{
+	return len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5;
+}
+
+/* A .trm file, or the start of one (shorter than the magic, empty even:
+ * the reader says where it is truncated). */
+static int is_trm(const uint8_t *buf, size_t len)
+{
+	return memcmp(buf, trm_magic, len < 8 ? len : 8) == 0;
+}
+
 struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
 {
 	struct trm_err err = { 0 };
@@ -88,10 +115,17 @@ struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
 		*exit_code = rc == -ENOENT || rc == -EACCES ? EXIT_BADINPUT : EXIT_BADINPUT;
 		return NULL;
 	}
-	if (len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5)
+	if (is_pickle(buf, len)) {
 		s = snapshot_read_tracemalloc_mem(buf, len, &err);
-	else
+	} else if (is_trm(buf, len)) {
 		s = snapshot_read_trm_mem(buf, len, &err);
+	} else {
+		free(buf);
+		cli_errorf("%s: not a trmtop snapshot: magic mismatch (neither a .trm "
+			   "file nor a tracemalloc dump at byte 0)", path);
+		*exit_code = EXIT_BADINPUT;
+		return NULL;
+	}
 	free(buf);
 	if (!s) {
 		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : "unreadable snapshot");

@@ -1,3 +1,9 @@
+/* inject.c - the attach state machine: preflight (and why the kernel
+ * refused), the bootstrap text, the resources made in the target (a
+ * sealed memfd holding the agent, two pipes, a private page), the
+ * pending-call and hijack paths, the PEP 768 path's set-up (pep768.c
+ * writes the request), waiting for the agent's HELLO, and taking back
+ * what an attach that gave up made in the target. */
 #include "config.h"
 
 #include <errno.h>
@@ -27,6 +33,9 @@
 #define SEIZE_TIMEOUT_MS 2000
 #define CALL_TIMEOUT_MS 1000
 #define GIL_TIMEOUT_MS 60000
+/* what a memfd of ours is sealed with once written: nobody can change,
+ * grow or shrink it any more, nor unseal it */
+#define MEMFD_SEALS (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
 
 static const char *const unsafe_frames[] = {
 	/* the allocator: our Python run would take its locks again */
@@ -94,6 +103,20 @@ static int name_in(const char *name, const char *const *list)
 		if (strcmp(name, list[i]) == 0)
 			return 1;
 	return 0;
+}
+
+/* name_in, ignoring a compiler clone suffix (".constprop.0", ".isra.0",
+ * ".part.0", ".cold"). */
+static int base_name_in(const char *name, const char *const *list)
+{
+	char base[ELF_SYMNAME_MAX];
+	size_t n = name ? strcspn(name, ".") : 0;
+
+	if (n == 0 || n >= sizeof(base))
+		return 0;
+	memcpy(base, name, n);
+	base[n] = '\0';
+	return name_in(base, list);
 }
 
 int inject_test_pause(const char *stage)
@@ -174,38 +197,122 @@ static void trace_stage(const char *stage)
 
 /* ---- preflight ---------------------------------------------------- */
 
+#define CAP_SYS_PTRACE_BIT 19
+
+/* The caller's real ids are all of the target's (the kernel's check
+ * before it asks for CAP_SYS_PTRACE). */
+static int same_ids(const struct target_status *st)
+{
+	uid_t u = getuid();
+	gid_t g = getgid();
+
+	return st->uid_real == u && st->uid_eff == u && st->uid_saved == u &&
+	       st->gid_real == g && st->gid_eff == g && st->gid_saved == g;
+}
+
+/* " (...)" naming an init process, for the messages. */
+static const char *init_note(pid_t pid, int in_container)
+{
+	if (pid != 1)
+		return "";
+	return in_container ? " (pid 1: the init process of this PID namespace)"
+			    : " (pid 1: the host's init process)";
+}
+
+/* The hint for a refusal that CAP_SYS_PTRACE would lift. */
+static void hint_cap(struct trm_err *err, int in_container, const char *more)
+{
+	if (in_container)
+		trm_err_hint(err, "run trmtop as root with CAP_SYS_PTRACE (in a container, add "
+			     "--cap-add=SYS_PTRACE)%s", more);
+	else
+		trm_err_hint(err, "run trmtop as root (it has CAP_SYS_PTRACE)%s", more);
+}
+
+/* Why the kernel refused pid (EPERM or EACCES from ptrace or /proc): the
+ * checks of ptrace_may_access and Yama, in the kernel's order, as far as
+ * /proc shows them. */
 static int explain_eperm(pid_t pid, int code, struct trm_err *err)
 {
-	struct target_status st;
-	char buf[16] = "";
-	int fd;
-	ssize_t n;
+	struct target_status st, me;
+	unsigned long ns = 0;
+	int scope = -1, cap, have, dumpable, in_container;
 
-	fd = open("/proc/sys/kernel/yama/ptrace_scope", O_RDONLY | O_CLOEXEC);
-	if (fd >= 0) {
-		n = read(fd, buf, sizeof(buf) - 1);
-		buf[n > 0 ? n : 0] = '\0';
-		close(fd);
-	}
-	if (target_read_status(pid, 0, &st, NULL) == 0 && st.uid_real != getuid() &&
-	    geteuid() != 0) {
-		trm_err_set(err, code,
-			    "attach to %d: permission denied: process belongs "
-			    "to another user (uid %u)", (int)pid, (unsigned)st.uid_real);
+	have = target_read_status(pid, 0, &st, NULL) == 0;
+	cap = target_read_status(getpid(), 0, &me, NULL) == 0
+		? (int)((me.cap_eff >> CAP_SYS_PTRACE_BIT) & 1) : geteuid() == 0;
+	(void)target_read_ptrace_scope(&scope);
+	in_container = target_read_pidns(getpid(), &ns) == 0 && ns != TARGET_PIDNS_INIT_INO;
+	dumpable = have ? target_read_dumpable(pid, &st) : -ENODATA;
+
+	if (have && !cap && st.uid_real != getuid()) {
+		trm_err_set(err, code, "attach to %d: permission denied: process belongs "
+			    "to another user (uid %u)%s", (int)pid, (unsigned)st.uid_real,
+			    init_note(pid, in_container));
 		trm_err_hint(err, "run trmtop as that user, or as root");
 		return code;
 	}
-	if (buf[0] && buf[0] != '0') {
-		trm_err_set(err, code,
-			    "attach to %d: permission denied: kernel.yama.ptrace_scope is %c",
-			    (int)pid, buf[0]);
-		trm_err_hint(err, "run as root or with CAP_SYS_PTRACE, or: sysctl kernel.yama.ptrace_scope=0");
+	if (have && !cap && !same_ids(&st)) {
+		trm_err_set(err, code, "attach to %d: permission denied: it runs a setuid or "
+			    "setgid program (uids %u/%u/%u, gids %u/%u/%u)%s", (int)pid,
+			    (unsigned)st.uid_real, (unsigned)st.uid_eff, (unsigned)st.uid_saved,
+			    (unsigned)st.gid_real, (unsigned)st.gid_eff, (unsigned)st.gid_saved,
+			    init_note(pid, in_container));
+		hint_cap(err, in_container, ": only CAP_SYS_PTRACE may trace a process whose ids "
+			 "are not all yours");
 		return code;
 	}
-	trm_err_set(err, code,
-		    "attach to %d: permission denied: missing CAP_SYS_PTRACE",
-		    (int)pid);
-	trm_err_hint(err, "in a container, add --cap-add=SYS_PTRACE; otherwise run as root");
+	if (!cap && dumpable == 0) {
+		trm_err_set(err, code, "attach to %d: permission denied: the process made itself "
+			    "non-dumpable (prctl PR_SET_DUMPABLE 0) or runs a setuid, setgid or "
+			    "unreadable program%s", (int)pid, init_note(pid, in_container));
+		if (scope == 3)
+			trm_err_hint(err, "nothing can attach to it: kernel.yama.ptrace_scope is 3");
+		else
+			hint_cap(err, in_container, ": only CAP_SYS_PTRACE may trace a "
+				 "non-dumpable process");
+		return code;
+	}
+	if (scope == 3) {
+		trm_err_set(err, code, "attach to %d: permission denied: "
+			    "kernel.yama.ptrace_scope is 3 (ptrace disabled)%s", (int)pid,
+			    init_note(pid, in_container));
+		trm_err_hint(err, "nothing can attach to any process until the next reboot "
+			     "(scope 3 cannot be lowered)");
+		return code;
+	}
+	if (!cap && (scope == 1 || scope == 2)) {
+		trm_err_set(err, code, "attach to %d: permission denied: kernel.yama.ptrace_scope "
+			    "is %d (%s)%s", (int)pid, scope, scope == 1
+			    ? "only a parent process may trace" : "only CAP_SYS_PTRACE may trace",
+			    init_note(pid, in_container));
+		hint_cap(err, in_container, scope == 1
+			 ? ", or: sysctl kernel.yama.ptrace_scope=0" : "");
+		return code;
+	}
+	/* ownership, dumpability and Yama allow it: a security module
+	 * (Landlock, SELinux, AppArmor) or a policy we cannot see refuses */
+	if (pid == 1 && !in_container) {
+		trm_err_set(err, code, "attach to 1: permission denied: pid 1 is the host's init "
+			    "process, and the kernel refuses to let trmtop trace it%s",
+			    cap ? " despite CAP_SYS_PTRACE" : "");
+		trm_err_hint(err, "nothing trmtop can do: a security policy (Landlock, SELinux, "
+			     "AppArmor) protects init here");
+		return code;
+	}
+	if (cap) {
+		trm_err_set(err, code, "attach to %d: permission denied despite CAP_SYS_PTRACE%s: "
+			    "a security policy (Landlock, SELinux, AppArmor, seccomp) refuses "
+			    "ptrace", (int)pid, pid == 1 ? init_note(pid, in_container)
+			    : have && st.nspid == 1 ? " (pid 1 of its PID namespace)" : "");
+		trm_err_hint(err, "check the security policy that confines trmtop or the target");
+		return code;
+	}
+	trm_err_set(err, code, "attach to %d: permission denied%s: not by ownership, "
+		    "dumpability or Yama, and trmtop lacks CAP_SYS_PTRACE", (int)pid,
+		    init_note(pid, in_container));
+	hint_cap(err, in_container, ", or check the security policy (SELinux, AppArmor, "
+		 "Landlock) that confines trmtop");
 	return code;
 }
 
@@ -233,6 +340,13 @@ static int preflight(pid_t pid, struct inject_target *t, struct elf_proc **epp,
 	if (st.tgid != pid)
 		return trm_err_set(err, -ESRCH, "pid %d: is a thread of %d, not a process",
 				   (int)pid, (int)st.tgid);
+	if (st.kthread) {
+		rc = trm_err_set(err, -TRM_ENOTPY, "pid %d (%s): a kernel thread, not a user "
+				 "process", (int)pid, st.name);
+		trm_err_hint(err, "trmtop attaches to Python processes; a kernel thread "
+			     "runs no user code");
+		return rc;
+	}
 	if (st.state == 'T' || st.state == 't') {
 		rc = trm_err_set(err, -TRM_ESTOPPED, "pid %d: process is stopped",
 				 (int)pid);
@@ -261,8 +375,22 @@ static int preflight(pid_t pid, struct inject_target *t, struct elf_proc **epp,
 			trm_err_clear(err);
 			return explain_eperm(pid, -EPERM, err);
 		}
-		return trm_err_set(err, rc ? rc : -EIO, "pid %d: reading its mappings failed",
-				   (int)pid);
+		if (!target_alive(pid) ||
+		    (target_read_status(pid, 0, &st, NULL) == 0 &&
+		     (st.state == 'Z' || st.state == 'X'))) {
+			trm_err_clear(err);
+			return trm_err_set(err, -TRM_EEXITED, "pid %d: process has exited",
+					   (int)pid);
+		}
+		{
+			char inner[TRM_ERR_MSG_MAX];
+
+			snprintf(inner, sizeof(inner), "%s", err && err->msg[0] ? err->msg
+				 : strerror(rc ? -rc : EIO));
+			trm_err_clear(err);
+			return trm_err_set(err, rc ? rc : -EIO, "pid %d: reading its memory maps: %s",
+					   (int)pid, inner);
+		}
 	}
 	rc = elf_find_python(ep, pid, &t->py, err);
 	if (rc < 0) {
@@ -327,6 +455,25 @@ int inject_bootstrap_text(char *buf, size_t cap, const struct inject_boot *b)
 	return n;
 }
 
+int inject_bootstrap_void_text(char *buf, size_t cap, uint64_t token,
+			       uint64_t page, uint64_t page_len)
+{
+	/* No fd, so nothing the application has opened since can be
+	 * touched; only the agent, if loaded, is asked to unmap the page */
+	int n = snprintf(buf, cap,
+		"exec(\"try:\\n"
+		" import sys\\n"
+		" m=sys.modules.get('_trmtop_agent')\\n"
+		" if m is not None:\\n"
+		"  m.start(-1,-1,0,0,%" PRIu64 ",%" PRIu64 ",%" PRIu64 ")\\n"
+		"except BaseException:\\n"
+		" pass\\n\",{})\n",
+		token, page, page_len);
+	if (n < 0 || (size_t)n >= cap)
+		return -ENOSPC;
+	return n;
+}
+
 /* ---- one attach ----------------------------------------------------- */
 
 struct syms {
@@ -349,6 +496,8 @@ struct attach {
 	unsigned long ctl_ino, data_ino;
 	int ctl_fd, data_fd; /* ours */
 	int queued;          /* a pending call is queued */
+	raddr_t queued_page; /* ... its text is in this page (PAGE_LEN) */
+	int script_taken;    /* a PEP 768 run of the bootstrap may be under way */
 	uint64_t ns_held;    /* threads held by ptrace, in all */
 	int reader;          /* c->rd is set up on data_fd */
 	struct ptrace_gadgets gadgets; /* what remote calls return through */
@@ -491,6 +640,62 @@ static int map_page(struct ptrace_thread *t, struct attach *a, raddr_t *page,
 	return 0;
 }
 
+/* Does the target's memfd fd hold exactly data[0, len)?  0 or -EIO. */
+static int memfd_holds(struct attach *a, int fd, const uint8_t *data, size_t len)
+{
+	uint8_t buf[8192];
+	size_t off = 0;
+	ssize_t n;
+	int r = open_proc_fd(a->pid, fd, O_RDONLY), rc = 0;
+
+	if (r < 0)
+		return r;
+	for (;;) {
+		n = read(r, buf, sizeof(buf));
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		if ((size_t)n > len - off || memcmp(buf, data + off, (size_t)n) != 0) {
+			rc = -EIO;
+			break;
+		}
+		off += (size_t)n;
+	}
+	if (n < 0)
+		rc = -errno;
+	else if (rc == 0 && off != len)
+		rc = -EIO;
+	close(r);
+	return rc;
+}
+
+/* Write len bytes into the target's memfd fd (through a descriptor of
+ * our own), seal it, and read it back: from then on nobody can change
+ * it, and what a bootstrap loads is what trmtop wrote (whoever could
+ * open the target's fds could write to it until the seal). */
+static int fill_memfd(struct attach *a, int fd, const void *data, size_t len,
+		      const char *what, struct trm_err *err)
+{
+	int w, rc;
+
+	w = open_proc_fd(a->pid, fd, O_WRONLY);
+	if (w < 0)
+		return trm_err_set(err, w, "opening the target's memfd: %s", strerror(-w));
+	rc = wire_write_all(w, data, len);
+	if (rc < 0) {
+		trm_err_set(err, rc, "writing the %s: %s", what, strerror(-rc));
+	} else if (fcntl(w, F_ADD_SEALS, MEMFD_SEALS) < 0) {
+		rc = -errno;
+		trm_err_set(err, rc, "sealing the %s's memfd: %s", what, strerror(errno));
+	} else if ((rc = memfd_holds(a, fd, data, len)) < 0) {
+		trm_err_set(err, rc, "pid %d: the %s's memfd changed before it was sealed",
+			    (int)a->pid, what);
+	}
+	close(w);
+	return rc;
+}
+
 /* Create the memfd holding the agent and the two pipes in the target, and
  * open our ends.  Thread t is held. */
 static int setup_resources(struct ptrace_thread *t, struct attach *a,
@@ -500,15 +705,15 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 	int32_t fds[4];
 	int64_t r;
 	struct stat sb;
-	int rc, mfd_w = -1;
+	int rc;
 	raddr_t scratch = page + PAGE_SCRATCH_OFF;
 
 	snprintf(name, sizeof(name), "trmtop-%016" PRIx64, a->token);
 	rc = target_write_mem(a->pid, scratch + 64, name, strlen(name) + 1);
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
-	rc = rsys(t, a, SYS_memfd_create, scratch + 64, MFD_CLOEXEC, 0, 0, 0, 0,
-		  &r, err);
+	rc = rsys(t, a, SYS_memfd_create, scratch + 64, MFD_CLOEXEC | MFD_ALLOW_SEALING,
+		  0, 0, 0, 0, &r, err);
 	if (rc < 0)
 		return rc;
 	if (r < 0)
@@ -551,15 +756,11 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 		return trm_err_set(err, -errno, "fstat: %s", strerror(errno));
 	a->data_ino = (unsigned long)sb.st_ino;
 
-	/* the agent's bytes into the memfd, through our own descriptor */
-	mfd_w = open_proc_fd(a->pid, a->t_memfd, O_WRONLY);
-	if (mfd_w < 0)
-		return trm_err_set(err, mfd_w, "opening the target's memfd: %s",
-				   strerror(-mfd_w));
-	rc = wire_write_all(mfd_w, trm_agent_so, trm_agent_so_len);
-	close(mfd_w);
+	/* the agent's bytes into the memfd, sealed before any bootstrap can
+	 * load them: who can open the target's fds cannot swap the agent */
+	rc = fill_memfd(a, a->t_memfd, trm_agent_so, trm_agent_so_len, "agent", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "writing the agent: %s", strerror(-rc));
+		return rc;
 
 	/* The target's copies of our ends stay open until the bootstrap's
 	 * start() closes them (two remote calls fewer with the target
@@ -689,6 +890,7 @@ static int pending_path(struct attach *a, struct trm_err *err)
 	if (rc == -TRM_ETIMEOUT || (rc < 0 && t.in_call)) {
 		/* it may or may not be queued: leave it, it checks for us */
 		a->queued = 1;
+		a->queued_page = page;
 		page = 0;
 		goto out;
 	}
@@ -699,6 +901,7 @@ static int pending_path(struct attach *a, struct trm_err *err)
 		goto out;
 	}
 	a->queued = 1;
+	a->queued_page = page;
 	page = 0; /* the bootstrap unmaps it when it runs */
 	rc = ptrace_restore(&t, err);
 	if (rc < 0)
@@ -876,6 +1079,162 @@ out:
 	return rc;
 }
 
+/* ---- giving up: taking back what the attach made -------------------- */
+
+/* Where a bootstrap runs: a pending call's or a hijack's PyRun_SimpleString,
+ * a PEP 768 remote exec. */
+static const char *const bootstrap_frames[] = {
+	"PyRun_SimpleString", "PyRun_SimpleStringFlags",
+	"_PyRun_SimpleStringFlagsWithName", "_PyRunRemoteDebugger", NULL,
+};
+
+/* What calls PyRun_SimpleString* when it runs no bootstrap of ours:
+ * `python -c` runs its command with it, from main. */
+static const char *const main_frames[] = {
+	"pymain_run_command", "pymain_run_python", "Py_RunMain", "Py_BytesMain",
+	"Py_Main", "main", "__libc_start_main", "__libc_start_call_main", NULL,
+};
+
+/* Is a bootstrap running on the held thread t?  Yes when a
+ * bootstrap_frames frame is called from anything but main_frames (the
+ * eval loop, where pending calls and remote execs run; in stripped
+ * interpreters the nearest named frame below may be PyEval_EvalCode or a
+ * PyRun_* function: frames without a name are skipped).  Also yes when we
+ * cannot tell: the stack does not unwind, or ends inside such a frame. */
+static int bootstrap_running(struct attach *a, struct ptrace_thread *t)
+{
+	uint64_t regs[ELF_NREGS];
+	struct elf_frame frames[128];
+	size_t n = 0, i;
+	int in_run = 0;
+
+	ptrace_saved_dwarf_regs(t, regs);
+	if (elf_unwind(a->ep, t->tid, regs, frames, 128, &n, NULL) < 0 || n == 0)
+		return 1;
+	for (i = 0; i < n; i++) {
+		const char *name = frames[i].name;
+
+		if (name_in(name, bootstrap_frames)) {
+			in_run = 1;
+			continue;
+		}
+		if (!in_run || !name[0])
+			continue;
+		if (!base_name_in(name, main_frames))
+			return 1;
+		in_run = 0;
+	}
+	return in_run;
+}
+
+/* Has anything come on (or hung up) our end of the data pipe: has a
+ * bootstrap's start() run? */
+static int data_pending(int fd)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+	return fd < 0 || (poll(&pfd, 1, 0) > 0 && pfd.revents);
+}
+
+/* Is the target's fd still what this attach made: the memfd named
+ * trmtop-<kind><token>, or (kind NULL) a pipe with inode ino? */
+static int still_ours(struct attach *a, int fd, const char *kind, unsigned long ino)
+{
+	struct target_fd f;
+	char want[96];
+
+	if (fd < 0 || target_read_fd(a->pid, fd, &f) < 0)
+		return 0;
+	if (!kind)
+		return S_ISFIFO(f.mode) && f.ino == ino;
+	snprintf(want, sizeof(want), "/memfd:trmtop-%s%016" PRIx64 " (deleted)", kind,
+		 a->token);
+	return strcmp(f.link, want) == 0;
+}
+
+/* Rewrite the queued pending call's text (thread t, the main thread, is
+ * held and not running it) so that it names no fd, and unmap all of its
+ * page but the part holding that text. */
+static int void_queued_text(struct ptrace_thread *t, struct attach *a)
+{
+	char buf[512];
+	long ps = sysconf(_SC_PAGESIZE);
+	raddr_t text = a->queued_page + PAGE_TEXT_OFF, keep = a->queued_page;
+	uint64_t keep_len = PAGE_LEN;
+	int64_t r;
+	int n, rc;
+
+	if (ps > 0 && PAGE_TEXT_OFF % (unsigned long)ps == 0 &&
+	    (unsigned long)ps <= PAGE_SCRATCH_OFF - PAGE_TEXT_OFF) {
+		keep = text;
+		keep_len = (uint64_t)ps;
+	}
+	n = inject_bootstrap_void_text(buf, sizeof(buf), a->token, keep, keep_len);
+	if (n < 0 || (uint64_t)n >= keep_len)
+		return -ENOSPC;
+	rc = target_write_mem(a->pid, text, buf, (size_t)n + 1);
+	if (rc < 0 || keep_len == PAGE_LEN)
+		return rc;
+	/* unmapping is best effort: what stays is only more of the page */
+	(void)rsys(t, a, SYS_munmap, a->queued_page, PAGE_TEXT_OFF, 0, 0, 0, 0, &r, NULL);
+	(void)rsys(t, a, SYS_munmap, keep + keep_len, PAGE_LEN - PAGE_TEXT_OFF - keep_len,
+		   0, 0, 0, 0, &r, NULL);
+	a->queued_page = 0;
+	return 0;
+}
+
+/* The attach gives up (timeout, error) having made the memfd and pipes
+ * in the target: close them there with remote close calls, and leave the
+ * pending call, which cannot be dequeued, a one-page text that names no
+ * fd.  Only when no bootstrap can be using them: no PEP 768 run may be
+ * under way, nothing has come on the data pipe (no start() has run), and
+ * the main thread -- the only one that runs pending calls -- is held and
+ * not inside a bootstrap.  Best effort: whatever is not taken back stays
+ * as before, and a bootstrap that finds it checks it is still ours. */
+static void reclaim(struct attach *a)
+{
+	struct ptrace_thread t;
+	int64_t r;
+	size_t i;
+	struct {
+		int fd;
+		const char *kind;
+		unsigned long ino;
+	} res[6] = {
+		{ a->t_memfd, "", 0 },           { a->t_script, "script-", 0 },
+		{ a->t_ctl_r, NULL, a->ctl_ino }, { a->t_ctl_w, NULL, a->ctl_ino },
+		{ a->t_data_r, NULL, a->data_ino }, { a->t_data_w, NULL, a->data_ino },
+	};
+
+	if (!a->have_res || a->script_taken || data_pending(a->data_fd))
+		return;
+	memset(&t, 0, sizeof(t));
+	if (ptrace_seize(&t, a->pid, a->pid, SEIZE_TIMEOUT_MS, NULL) < 0)
+		goto out;
+	/* start() closes these first: if one is gone, start() has run and the
+	 * pipes are a session's */
+	if (bootstrap_running(a, &t) || data_pending(a->data_fd) ||
+	    !still_ours(a, a->t_memfd, "", 0) ||
+	    !still_ours(a, a->t_ctl_w, NULL, a->ctl_ino) ||
+	    !still_ours(a, a->t_data_r, NULL, a->data_ino)) {
+		trace_stage("reclaim: a bootstrap has run or runs");
+		goto out;
+	}
+	if (a->queued_page && void_queued_text(&t, a) < 0)
+		goto out;
+	for (i = 0; i < sizeof(res) / sizeof(res[0]); i++)
+		if (still_ours(a, res[i].fd, res[i].kind, res[i].ino))
+			(void)rsys(&t, a, SYS_close, (uint64_t)res[i].fd, 0, 0, 0, 0, 0,
+				   &r, NULL);
+	a->have_res = 0;
+	trace_stage("reclaimed");
+out:
+	if (t.stopped)
+		(void)ptrace_restore(&t, NULL);
+	ptrace_release(&t);
+	a->ns_held += t.ns_held;
+}
+
 /* ---- waiting for the agent ------------------------------------------ */
 
 static int wait_hello(struct attach *a, struct inject_conn *c, int timeout_ms,
@@ -994,14 +1353,14 @@ static int setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
 {
 	char name[64], buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
 	int64_t r;
-	int rc, fd, n;
+	int rc, n;
 
 	snprintf(name, sizeof(name), "trmtop-script-%016" PRIx64, a->token);
 	rc = target_write_mem(a->pid, page + PAGE_SCRATCH_OFF, name, strlen(name) + 1);
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
-	rc = rsys(t, a, SYS_memfd_create, page + PAGE_SCRATCH_OFF, MFD_CLOEXEC, 0,
-		  0, 0, 0, &r, err);
+	rc = rsys(t, a, SYS_memfd_create, page + PAGE_SCRATCH_OFF,
+		  MFD_CLOEXEC | MFD_ALLOW_SEALING, 0, 0, 0, 0, &r, err);
 	if (rc < 0)
 		return rc;
 	if (r < 0)
@@ -1011,15 +1370,7 @@ static int setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
 	n = bootstrap_for(a, 0, 0, buf, sizeof(buf));
 	if (n < 0)
 		return trm_err_set(err, n, "bootstrap text too long");
-	fd = open_proc_fd(a->pid, a->t_script, O_WRONLY);
-	if (fd < 0)
-		return trm_err_set(err, fd, "opening the target's memfd: %s",
-				   strerror(-fd));
-	rc = wire_write_all(fd, buf, (size_t)n);
-	close(fd);
-	if (rc < 0)
-		return trm_err_set(err, rc, "writing the script: %s", strerror(-rc));
-	return 0;
+	return fill_memfd(a, a->t_script, buf, (size_t)n, "script", err);
 }
 
 /* A thread of the main interpreter that is running (state R), main
@@ -1092,6 +1443,8 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->t_script);
 	rc = pep768_request(a->pid, a->ep, &a->tgt->py, tid, path, &rerr);
+	if (rc < 0 && rc > -4096 && rc != -ESRCH && rc != -EINVAL && rc != -ENAMETOOLONG)
+		a->script_taken = 1; /* a memory error: part of it may be written */
 	if (rc < 0) {
 		/* busy, or the thread state changed under us (threads come and
 		 * go): ptrace instead.  Should part of the request have been
@@ -1103,6 +1456,7 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	}
 	c->path = "PEP 768 remote exec";
 	c->via_tid = tid;
+	a->script_taken = 1; /* until withdrawn */
 	PAUSE("queued");
 	ensure_reader(a, c);
 	wait = remaining_ms(deadline) < 500 ? remaining_ms(deadline) : 500;
@@ -1113,8 +1467,12 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	 * thread that has ended in the meantime (its thread state is gone)
 	 * never will. */
 	rc = pep768_cancel(a->pid, a->ep, &a->tgt->py, tid, NULL);
-	if (rc != -EALREADY)
+	if (rc != -EALREADY) {
+		/* withdrawn, or the thread is gone: it will not run now */
+		if (rc == 0 || rc == -ESRCH)
+			a->script_taken = 0;
 		return -TRM_EUNSAFE;
+	}
 	rc = wait_hello(a, c, remaining_ms(deadline) + 1000, err);
 	if (rc == -TRM_ETIMEOUT)
 		trm_err_set(err, rc, "pid %d: thread %d took the remote-exec request "
@@ -1290,6 +1648,8 @@ connected:
 	a.ctl_fd = a.data_fd = -1;
 	rc = 0;
 out:
+	if (rc < 0 && !hello)
+		reclaim(&a);
 	if (rc < 0 && a.reader) {
 		/* our ends closed: a bootstrap still queued sees POLLHUP and does
 		 * nothing */

@@ -27,4 +27,12 @@ struct inject_boot {
  * its length, or -ENOSPC. */
 int inject_bootstrap_text(char *buf, size_t cap, const struct inject_boot *b);
 
+/* The text trmtop leaves to a pending call it queued and then gave up on,
+ * once it has closed the fds the call was told about: it names no fd (the
+ * numbers may be the application's by the time it runs) and only asks the
+ * agent, if loaded, to unmap [page, page + page_len), the page holding the
+ * text itself.  Returns its length, or -ENOSPC. */
+int inject_bootstrap_void_text(char *buf, size_t cap, uint64_t token,
+			       uint64_t page, uint64_t page_len);
+
 #endif

@@ -1,3 +1,7 @@
+/* proc.c - what /proc says about a process: maps, status, threads, the
+ * syscall a thread is in, its executable, fds, dumpability, PID namespace
+ * and the system's Yama ptrace scope.  Parsing is kept apart from reading
+ * (target_parse_*, unit-tested on fixed texts). */
 #include "config.h"
 
 #include <ctype.h>
@@ -282,11 +286,26 @@ static long long status_num(const char *text, const char *key, long long dflt)
 	return v;
 }
 
+/* The real, effective and saved ids of a "Uid:" or "Gid:" line (0 when
+ * missing). */
+static void status_id3(const char *text, const char *key, long long ids[3])
+{
+	const char *p = status_field(text, key);
+	int i;
+
+	ids[0] = ids[1] = ids[2] = 0;
+	for (i = 0; p && i < 3; i++) {
+		if (cur_dec(&p, &ids[i]))
+			break;
+		cur_spaces(&p);
+	}
+}
+
 int target_parse_status(const char *text, struct target_status *out)
 {
 	const char *p;
 	size_t l;
-	long long v;
+	long long v, ids[3];
 
 	memset(out, 0, sizeof(*out));
 	p = status_field(text, "Name");
@@ -317,12 +336,23 @@ int target_parse_status(const char *text, struct target_status *out)
 	if (!p || cur_hex(&p, &out->sigcgt) != 0)
 		out->sigcgt = ~(uint64_t)0; /* unknown: assume all caught */
 
-	p = status_field(text, "Uid");
-	if (p && cur_dec(&p, &v) == 0) {
-		out->uid_real = (uid_t)v;
-		cur_spaces(&p);
-		if (cur_dec(&p, &v) == 0)
-			out->uid_eff = (uid_t)v;
+	out->ppid = (pid_t)status_num(text, "PPid", 0);
+	status_id3(text, "Uid", ids);
+	out->uid_real = (uid_t)ids[0];
+	out->uid_eff = (uid_t)ids[1];
+	out->uid_saved = (uid_t)ids[2];
+	status_id3(text, "Gid", ids);
+	out->gid_real = (gid_t)ids[0];
+	out->gid_eff = (gid_t)ids[1];
+	out->gid_saved = (gid_t)ids[2];
+	v = status_num(text, "Kthread", -1);
+	out->kthread = v >= 0 ? v == 1 : !status_field(text, "VmSize");
+	p = status_field(text, "CapEff");
+	if (p) {
+		uint64_t cap;
+
+		if (cur_hex(&p, &cap) == 0)
+			out->cap_eff = cap;
 	}
 
 	/* NSpid lists the pid from the outermost to the innermost namespace. */
@@ -514,6 +544,63 @@ int target_read_syscall(pid_t pid, pid_t tid, struct target_syscall *out,
 	}
 out:
 	return rc;
+}
+
+int target_read_dumpable(pid_t pid, const struct target_status *st)
+{
+	char path[64];
+	struct stat sb;
+
+	if (st->uid_eff == 0)
+		return -ENODATA;
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	if (stat(path, &sb) < 0)
+		return -errno;
+	return sb.st_uid == st->uid_eff;
+}
+
+int target_read_ptrace_scope(int *scope)
+{
+	char buf[16];
+	int rc;
+
+	rc = read_text("/proc/sys/kernel/yama/ptrace_scope", buf, sizeof(buf), NULL);
+	if (rc < 0)
+		return rc;
+	if (buf[0] < '0' || buf[0] > '9')
+		return -EINVAL;
+	*scope = buf[0] - '0';
+	return 0;
+}
+
+int target_read_pidns(pid_t pid, unsigned long *ino)
+{
+	char path[64];
+	struct stat sb;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/pid", (int)pid);
+	if (stat(path, &sb) < 0)
+		return -errno;
+	*ino = (unsigned long)sb.st_ino;
+	return 0;
+}
+
+int target_read_fd(pid_t pid, int fd, struct target_fd *out)
+{
+	char path[64];
+	struct stat sb;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	n = readlink(path, out->link, sizeof(out->link) - 1);
+	if (n < 0)
+		return -errno;
+	out->link[n] = '\0';
+	if (stat(path, &sb) < 0)
+		return -errno;
+	out->ino = (unsigned long)sb.st_ino;
+	out->mode = (unsigned)sb.st_mode;
+	return 0;
 }
 
 int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err)

@@ -512,13 +512,15 @@ class Target(object):
     t.output (report bytes), t.stdout, t.stderr after exit.
     """
 
-    def __init__(self, python, shape, tmpdir, args=(), pass_fds=(), script=None):
+    def __init__(self, python, shape, tmpdir, args=(), pass_fds=(), script=None,
+                 pyflags=()):
         self.python = python
         self.shape = shape
         self.dir = tempfile.mkdtemp(prefix=shape + "-", dir=tmpdir)
         self.script = script or os.path.join(TARGETS, shape + ".py")
         self.args = [str(a) for a in args]
         self.pass_fds = tuple(pass_fds)
+        self.pyflags = list(pyflags)  # more interpreter options, e.g. -S
         self.proc = None
         self.info = {}
         self.exit_requested = False
@@ -545,7 +547,8 @@ class Target(object):
         self.ctl_fd = os.open(self.ctl_path, os.O_RDWR)
         self._stdout = open(os.path.join(d, "stdout"), "w+b")
         self._stderr = open(os.path.join(d, "stderr"), "w+b")
-        argv = [self.python.path, "-E", "-B", self.script, self.reply_path, self.ctl_path, self.out_path]
+        argv = [self.python.path, "-E", "-B"] + self.pyflags + [
+            self.script, self.reply_path, self.ctl_path, self.out_path]
         self.proc = subprocess.Popen(
             argv + self.args,
             stdin=subprocess.DEVNULL,
@@ -698,15 +701,15 @@ class Target(object):
 
 @pytest.fixture
 def spawn(tmp_path):
-    """spawn(python, shape, args=(), pass_fds=()) -> started Target.
+    """spawn(python, shape, args=(), pass_fds=(), pyflags=()) -> started Target.
 
     Teardown checks every target it started: one still running must not be
     stopped or traced (then it is killed); one that ended must have been
     told to (exit) or be marked may_die."""
     started = []
 
-    def _spawn(python, shape, args=(), pass_fds=(), start=True, script=None):
-        t = Target(python, shape, str(tmp_path), args, pass_fds, script)
+    def _spawn(python, shape, args=(), pass_fds=(), start=True, script=None, pyflags=()):
+        t = Target(python, shape, str(tmp_path), args, pass_fds, script, pyflags)
         started.append(t)
         return t.start() if start else t
 

@@ -142,3 +142,111 @@ def test_attach_timeout(python, spawn, trmtop):
     assert t.exit() == EXIT_CODE
     assert t.output == b"shape: c_blocked\nread: 1\n"
     assert t.stderr == b""
+
+
+def hint(res):
+    """The text of the `hint:` line (the test fails without one)."""
+    hints = [l[len("hint: "):] for l in res.err.splitlines() if l.startswith("hint: ")]
+    assert hints, "no hint line: %r" % res
+    return hints[0]
+
+
+def status_field(pid, key):
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return line.split(":", 1)[1].strip()
+    except (FileNotFoundError, ProcessLookupError):
+        pass
+    return None
+
+
+def kernel_thread():
+    """A kernel thread visible here: kthreadd (pid 2) in the initial PID
+    namespace, else any task that says Kthread: 1."""
+    if status_field(2, "Name") == "kthreadd":
+        return 2
+    for d in sorted(os.listdir("/proc"), key=lambda d: (len(d), d)):
+        if d.isdigit() and status_field(int(d), "Kthread") == "1":
+            return int(d)
+    return None
+
+
+def test_kernel_thread(trmtop):
+    """A kernel thread: said to be one, not 'read /proc/2/maps: empty'."""
+    pid = kernel_thread()
+    if pid is None:
+        pytest.skip("no kernel thread is visible in this PID namespace")
+    res = trmtop("start", "--pid", pid)
+    line = check_error(res, str(pid), "kernel thread")
+    assert "maps" not in line, res
+    assert "Python" in hint(res)
+
+
+def run_as_nobody(argv, **kw):
+    return subprocess.Popen(argv, user=65534, group=65534, extra_groups=[], cwd="/", **kw)
+
+
+def test_not_dumpable(trmtop):
+    """A process of trmtop's own user that made itself non-dumpable: the
+    kernel lets only CAP_SYS_PTRACE trace it, and trmtop says so (not
+    "missing CAP_SYS_PTRACE ... --cap-add", nor "another user")."""
+    if os.getuid() != 0:
+        pytest.skip("needs root, to run the target and trmtop as another user")
+    try:
+        target = run_as_nobody([sys.executable, "-E", "-S", os.path.join(TARGETS, "nondumpable.py")],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    except PermissionError as e:
+        pytest.skip("nobody cannot run %s: %s" % (sys.executable, e))
+    try:
+        assert target.stdout.readline() == b"ready\n", "the target did not start"
+        res = trmtop("start", "--pid", target.pid, user=65534, group=65534, extra_groups=[])
+        if res.rc in (126, 127):
+            pytest.skip("nobody cannot execute the trmtop binary: %r" % res)
+        line = check_error(res, str(target.pid), "non-dumpable")
+        assert "another user" not in line and "--cap-add" not in res.err, res
+        assert "root" in hint(res)
+        assert not stopped_or_traced(target.pid)
+        # as root (CAP_SYS_PTRACE) it is a Python process like any other
+        assert stats(target.pid)["tracing"] == "off"
+    finally:
+        target.stdin.close()
+        assert target.wait(timeout=60) == 0
+
+
+def pid1_readable():
+    try:
+        return os.readlink("/proc/1/exe")
+    except PermissionError:
+        return None
+
+
+def test_host_init(trmtop):
+    """PID 1 of the host: refused by the kernel here or not, trmtop says
+    what is true (not 'missing CAP_SYS_PTRACE ... --cap-add')."""
+    if os.stat("/proc/self/ns/pid").st_ino != 0xEFFFFFFC:
+        pytest.skip("not in the initial PID namespace: pid 1 is not the host's init")
+    exe = pid1_readable()
+    if exe is not None and "python" in os.path.basename(exe):
+        pytest.skip("pid 1 is a Python process (%s): not attaching to it" % exe)
+    res = trmtop("stats", "--pid", 1)
+    if exe is None:
+        # refused even to read its executable: trmtop explains the refusal
+        line = check_error(res, "attach to 1", "host's init")
+        assert "--cap-add" not in res.err, res
+        hint(res)
+    else:
+        check_error(res, "pid 1", "not a Python process")
+    assert not stopped_or_traced(1)
+
+
+def test_not_a_snapshot(trmtop):
+    """A file that is no snapshot (one of /proc's, whose size reads 0):
+    exit 4 and 'not a trmtop snapshot', not 'truncated at byte 0'."""
+    res = trmtop("top", "/proc/self/status")
+    assert res.rc == 4, res
+    assert res.out == "", res
+    assert res.err.splitlines() == [
+        "trmtop: /proc/self/status: not a trmtop snapshot: magic mismatch (neither a "
+        ".trm file nor a tracemalloc dump at byte 0)"], res

@@ -591,7 +591,7 @@ def test_duration_snapshot_checks_output_first(python, spawn, tmp_path):
             check_write_error(res, out, why)
             assert t.truth()["tracing"] is False, "tracing changed by a snapshot that could not write"
             with open("/proc/%d/maps" % t.pid) as f:
-                assert "trmtop" not in f.read(), "the agent was loaded"
+                assert "memfd:trmtop" not in f.read(), "the agent was loaded"
         assert stat.S_ISCHR(os.lstat(dev).st_mode)
         t.check_healthy()
         assert t.exit() == EXIT_CODE

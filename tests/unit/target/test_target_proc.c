@@ -161,7 +161,61 @@ static void test_parse_status(void **state)
 	assert_int_equal(s.nspid, 7);
 	assert_int_equal(s.vm_rss_kib, 10240);
 	assert_int_equal(s.threads, 3);
+	assert_int_equal(s.ppid, 1);
+	assert_int_equal(s.uid_saved, 1000);
+	assert_int_equal(s.gid_real, 0); /* no Gid line */
+	assert_int_equal(s.kthread, 1);  /* no Kthread, no VmSize line */
 	assert_int_equal(target_parse_status("Name:\tx\n", &s), -EINVAL);
+}
+
+static void test_parse_status_ids_kthread_caps(void **state)
+{
+	struct target_status s;
+
+	(void)state;
+	assert_int_equal(target_parse_status("Name:\tsetgid\nState:\tS\nTgid:\t5\n"
+					     "Uid:\t65534\t65534\t65534\t65534\n"
+					     "Gid:\t65534\t0\t0\t0\n"
+					     "Kthread:\t0\n"
+					     "CapEff:\t000001ffffffffff\n", &s), 0);
+	assert_int_equal(s.uid_eff, 65534);
+	assert_int_equal(s.gid_real, 65534);
+	assert_int_equal(s.gid_eff, 0);
+	assert_int_equal(s.gid_saved, 0);
+	assert_int_equal(s.kthread, 0);
+	assert_true(s.cap_eff == 0x1ffffffffffull);
+	assert_int_equal(target_parse_status("Name:\tkthreadd\nState:\tS\nTgid:\t2\n"
+					     "Kthread:\t1\nVmSize:\t1 kB\n", &s), 0);
+	assert_int_equal(s.kthread, 1);
+	assert_int_equal(target_parse_status("Name:\tpython3\nState:\tS\nTgid:\t9\n"
+					     "VmSize:\t100 kB\n", &s), 0);
+	assert_int_equal(s.kthread, 0);
+}
+
+static void test_fd_pidns_dumpable_self(void **state)
+{
+	struct target_status s;
+	struct target_fd f;
+	unsigned long ino;
+	struct stat sb;
+	int fds[2];
+
+	(void)state;
+	assert_int_equal(pipe(fds), 0);
+	assert_int_equal(fstat(fds[0], &sb), 0);
+	assert_int_equal(target_read_fd(getpid(), fds[0], &f), 0);
+	assert_true(strncmp(f.link, "pipe:[", 6) == 0);
+	assert_true(f.ino == (unsigned long)sb.st_ino);
+	assert_true(S_ISFIFO(f.mode));
+	close(fds[0]);
+	close(fds[1]);
+	assert_int_equal(target_read_fd(getpid(), fds[0], &f), -ENOENT);
+	assert_int_equal(target_read_pidns(getpid(), &ino), 0);
+	assert_true(ino != 0);
+	assert_int_equal(target_read_status(getpid(), 0, &s, NULL), 0);
+	assert_int_equal(s.kthread, 0);
+	assert_int_equal(target_read_dumpable(getpid(), &s),
+			 s.uid_eff == 0 ? -ENODATA : 1);
 }
 
 static void test_read_status_self(void **state)
@@ -585,6 +639,8 @@ int main(void)
 		cmocka_unit_test(test_read_maps_self),
 		cmocka_unit_test(test_read_maps_missing),
 		cmocka_unit_test(test_parse_status),
+		cmocka_unit_test(test_parse_status_ids_kthread_caps),
+		cmocka_unit_test(test_fd_pidns_dumpable_self),
 		cmocka_unit_test(test_read_status_self),
 		cmocka_unit_test(test_threads_and_syscall),
 		cmocka_unit_test(test_parse_syscall),
