@@ -31,11 +31,29 @@ struct ptrace_gadgets {
 			       register, pops, return */
 	raddr_t pop_arg;    /* pop of the first argument register, return */
 	raddr_t ret;        /* a bare return */
+	raddr_t pop_arg2;   /* pops of the second and third argument
+			       registers (optional: undo steps need them) */
+	raddr_t pop_arg3;
 	raddr_t raise;      /* libc's raise(): the end of a call is signalled
 			       (optional: without it every syscall stops) */
 	int store_reg;      /* its base register (DWARF number) */
 	int32_t store_disp; /* and displacement */
 	int store_pops;     /* stack words it pops before returning */
+};
+
+/* What a held thread undoes by itself, should trmtop die before it hands
+ * over what it made (docs/DESIGN.md): fn(arg[0..nargs-1]).  arg[0] may be
+ * the result of the next remote call (PTRACE_ARG_RESULT: it becomes a
+ * value when the call returns), or the address of undo step arg[0]'s own
+ * first argument (PTRACE_ARG_ADDR: where a copy puts a value). */
+#define PTRACE_MAX_UNDO 8
+enum { PTRACE_ARG_VALUE, PTRACE_ARG_RESULT, PTRACE_ARG_ADDR };
+
+struct ptrace_undo {
+	raddr_t fn;
+	int nargs;          /* 1 to 3 */
+	int kind0;          /* PTRACE_ARG_* of arg[0] */
+	uint64_t arg[3];
 };
 
 /* One function of a chain: fn(arg). */
@@ -71,6 +89,10 @@ struct ptrace_thread {
 	int at_entry;      /* held in a syscall-entry stop (after a call) */
 	int restart_lost;  /* a syscall of ours got a new restart block */
 	int in_call;       /* a guarded call runs on its own: no restore */
+	struct ptrace_undo undo[PTRACE_MAX_UNDO]; /* run newest first */
+	int nundo;
+	int undo_armed;    /* held on the registers of an undo chain of
+			      this many steps (0: not) */
 	struct ptrace_arch_regs *saved; /* owned */
 	struct ptrace_arch_regs *work;  /* owned scratch copy */
 };
@@ -133,6 +155,17 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 int ptrace_remote_chain(struct ptrace_thread *t, const struct ptrace_step *steps,
 			int nsteps, raddr_t sp_top, int timeout_ms,
 			uint64_t *ret, struct trm_err *err);
+
+/* Undo steps (guarded calls with a notify signal only).  push: -ENOTSUP
+ * when they cannot be run (no gadgets, no notify signal, a pop gadget
+ * missing), -ENOSPC when full; else the step's index.  While there are
+ * steps, the thread is held between calls on registers that run them and
+ * then restore it, so a trmtop that dies leaves nothing; release leaves
+ * them to run.  truncate(n) forgets the steps from n on (handed over or
+ * undone by trmtop itself). */
+int ptrace_undo_push(struct ptrace_thread *t, raddr_t fn, int nargs, int kind0,
+		     uint64_t a0, uint64_t a1, uint64_t a2);
+void ptrace_undo_truncate(struct ptrace_thread *t, int n);
 
 /* Restore the saved registers in the (still held) thread. */
 int ptrace_restore(struct ptrace_thread *t, struct trm_err *err);

@@ -479,6 +479,8 @@ int inject_bootstrap_void_text(char *buf, size_t cap, uint64_t token,
 struct syms {
 	raddr_t add_pending, run_simple, gil_ensure, gil_release, gil_check;
 	raddr_t libc_syscall;
+	/* for the undo steps of a held thread (0: not found, no undo) */
+	raddr_t libc_munmap, libc_close, libc_wmemcpy;
 };
 
 struct attach {
@@ -549,6 +551,17 @@ static void find_gadgets(struct attach *a, int libc)
 	if (elf_find_symbol(a->ep, libc, "raise", &a->gadgets.raise, NULL,
 			    NULL) < 0)
 		a->gadgets.raise = 0;
+	if (elf_find_symbol(a->ep, libc, "munmap", &a->sym.libc_munmap, NULL,
+			    NULL) < 0)
+		a->sym.libc_munmap = 0;
+	if (elf_find_symbol(a->ep, libc, "close", &a->sym.libc_close, NULL,
+			    NULL) < 0)
+		a->sym.libc_close = 0;
+	/* wmemcpy(dst, src, 1) copies one 32-bit int (memcpy is an IFUNC in
+	 * glibc: its symbol is the resolver) */
+	if (elf_find_symbol(a->ep, libc, "wmemcpy", &a->sym.libc_wmemcpy, NULL,
+			    NULL) < 0)
+		a->sym.libc_wmemcpy = 0;
 	a->have_gadgets = ptrace_gadgets_check(a->pid, &a->gadgets);
 	if (!a->have_gadgets && a->opts->verbose)
 		fprintf(stderr, "trmtop: no return path for guarded remote calls "
@@ -629,14 +642,63 @@ static int map_page(struct ptrace_thread *t, struct attach *a, raddr_t *page,
 	int64_t r;
 	int rc;
 
+	int u = ptrace_undo_push(t, a->sym.libc_munmap, 2, PTRACE_ARG_RESULT,
+				 0, PAGE_LEN, 0);
+
 	rc = rsys(t, a, SYS_mmap, 0, PAGE_LEN, PROT_READ | PROT_WRITE,
 		  MAP_PRIVATE | MAP_ANONYMOUS, (uint64_t)-1, 0, &r, err);
 	if (rc < 0)
 		return rc;
-	if (r == -1 || r == 0)
+	if (r == -1 || r == 0) {
+		ptrace_undo_truncate(t, u);
 		return trm_err_set(err, -ENOMEM, "pid %d: mmap in the target failed",
 				   (int)a->pid);
+	}
 	*page = (raddr_t)r;
+	return 0;
+}
+
+/* pipe2(fds) in the target with undo steps that close both ends, should
+ * trmtop die during the call or before it hands them over: the kernel
+ * writes the fds into fds (set to -1 first), and each undo close takes
+ * its fd from there by a wmemcpy into its own argument.  Once the call
+ * returned, plain closes of the two numbers instead. */
+static int rpipe(struct ptrace_thread *t, struct attach *a, raddr_t fds,
+		 int32_t out[2], struct trm_err *err)
+{
+	static const int32_t none[2] = { -1, -1 };
+	int64_t r;
+	int rc, u0, u = -1, i;
+
+	rc = target_write_mem(a->pid, fds, none, sizeof(none));
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
+	u0 = t->nundo;
+	for (i = 0; i < 2 && a->sym.libc_wmemcpy; i++) {
+		u = ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_VALUE,
+				     (uint64_t)-1, 0, 0);
+		if (u >= 0)
+			u = ptrace_undo_push(t, a->sym.libc_wmemcpy, 3,
+					     PTRACE_ARG_ADDR, (uint64_t)u,
+					     fds + 4 * (raddr_t)i, 1);
+		if (u < 0)
+			break;
+	}
+	if (u < 0)
+		ptrace_undo_truncate(t, u0); /* all or nothing */
+	rc = rsys(t, a, SYS_pipe2, fds, O_CLOEXEC, 0, 0, 0, 0, &r, err);
+	if (rc < 0)
+		return rc;
+	ptrace_undo_truncate(t, u0);
+	if (r != 0)
+		return trm_err_set(err, -EIO, "pid %d: pipe2 in the target failed",
+				   (int)a->pid);
+	rc = target_read_mem(a->pid, fds, out, 2 * sizeof(int32_t));
+	if (rc < 0)
+		return trm_err_set(err, rc, "reading from the target: %s", strerror(-rc));
+	for (i = 0; i < 2; i++)
+		(void)ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_VALUE,
+				       (uint64_t)(uint32_t)out[i], 0, 0);
 	return 0;
 }
 
@@ -705,37 +767,31 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 	int32_t fds[4];
 	int64_t r;
 	struct stat sb;
-	int rc;
+	int rc, u;
 	raddr_t scratch = page + PAGE_SCRATCH_OFF;
 
 	snprintf(name, sizeof(name), "trmtop-%016" PRIx64, a->token);
 	rc = target_write_mem(a->pid, scratch + 64, name, strlen(name) + 1);
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
+	u = ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_RESULT, 0, 0, 0);
 	rc = rsys(t, a, SYS_memfd_create, scratch + 64, MFD_CLOEXEC | MFD_ALLOW_SEALING,
 		  0, 0, 0, 0, &r, err);
 	if (rc < 0)
 		return rc;
-	if (r < 0)
+	if (r < 0) {
+		ptrace_undo_truncate(t, u);
 		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
 				   (int)a->pid);
+	}
 	a->t_memfd = (int)r;
 	a->have_res = 1;
-	rc = rsys(t, a, SYS_pipe2, scratch, O_CLOEXEC, 0, 0, 0, 0, &r, err);
+	rc = rpipe(t, a, scratch, fds, err);
 	if (rc < 0)
 		return rc;
-	if (r != 0)
-		return trm_err_set(err, -EIO, "pid %d: pipe2 in the target failed",
-				   (int)a->pid);
-	rc = rsys(t, a, SYS_pipe2, scratch + 8, O_CLOEXEC, 0, 0, 0, 0, &r, err);
+	rc = rpipe(t, a, scratch + 8, fds + 2, err);
 	if (rc < 0)
 		return rc;
-	if (r != 0)
-		return trm_err_set(err, -EIO, "pid %d: pipe2 in the target failed",
-				   (int)a->pid);
-	rc = target_read_mem(a->pid, scratch, fds, sizeof(fds));
-	if (rc < 0)
-		return trm_err_set(err, rc, "reading from the target: %s", strerror(-rc));
 	a->t_ctl_r = fds[0];
 	a->t_ctl_w = fds[1];
 	a->t_data_r = fds[2];
@@ -794,6 +850,30 @@ static void undo_resources(struct ptrace_thread *t, struct attach *a)
 			(void)rsys(t, a, SYS_close, (uint64_t)fds[i], 0, 0, 0, 0, 0,
 				   &r, NULL);
 	a->have_res = 0;
+}
+
+/* An attempt failed with thread t held: take back what it made (the
+ * page, and the fds if created).  A thread with undo steps does it by
+ * itself once released (its registers run them); otherwise remote calls. */
+static void undo_held(struct ptrace_thread *t, struct attach *a, int created,
+		      raddr_t page)
+{
+	int64_t r;
+
+	if (t->nundo > 0) {
+		if (created) {
+			a->have_res = 0;
+			a->t_memfd = a->t_ctl_r = a->t_ctl_w = -1;
+			a->t_data_r = a->t_data_w = -1;
+		}
+		return;
+	}
+	(void)ptrace_restore(t, NULL);
+	if (created)
+		undo_resources(t, a);
+	if (page)
+		(void)rsys(t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r, NULL);
+	(void)ptrace_restore(t, NULL);
 }
 
 static int write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
@@ -885,6 +965,9 @@ static int pending_path(struct attach *a, struct trm_err *err)
 		goto out;
 	args[0] = a->sym.run_simple;
 	args[1] = text;
+	/* queued, the bootstrap owns the page and the fds; a call that fails
+	 * is undone the ordinary way below */
+	ptrace_undo_truncate(&t, 0);
 	rc = ptrace_remote_call(&t, a->sym.add_pending, args, 2,
 				page + PAGE_TEXT_OFF - 64, CALL_TIMEOUT_MS, &ret, err);
 	if (rc == -TRM_ETIMEOUT || (rc < 0 && t.in_call)) {
@@ -908,16 +991,8 @@ static int pending_path(struct attach *a, struct trm_err *err)
 		goto out;
 	PAUSE("queued");
 out:
-	if (t.stopped && rc < 0 && !a->queued) {
-		int64_t r;
-
-		(void)ptrace_restore(&t, NULL);
-		if (created)
-			undo_resources(&t, a);
-		if (page)
-			(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r,
-				   NULL);
-	}
+	if (t.stopped && rc < 0 && !a->queued)
+		undo_held(&t, a, created, page);
 	ptrace_release(&t);
 	a->ns_held += t.ns_held;
 	return rc;
@@ -1018,6 +1093,7 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 	if (rc < 0)
 		goto out;
 	created = 0; /* from here on the bootstrap owns them */
+	ptrace_undo_truncate(&t, 0);
 	if (t.gadgets) {
 		/* one guarded chain: should trmtop die in it, the thread
 		 * still runs the bootstrap (which finds trmtop gone), lets the
@@ -1063,17 +1139,8 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 	trace_stage("gil-release");
 	rc = ptrace_restore(&t, err);
 out:
-	if (t.stopped && rc < 0) {
-		int64_t r;
-
-		(void)ptrace_restore(&t, NULL);
-		if (created)
-			undo_resources(&t, a);
-		if (page)
-			(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r,
-				   NULL);
-		(void)ptrace_restore(&t, NULL);
-	}
+	if (t.stopped && rc < 0)
+		undo_held(&t, a, created, page);
 	ptrace_release(&t);
 	a->ns_held += t.ns_held;
 	return rc;

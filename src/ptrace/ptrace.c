@@ -279,6 +279,7 @@ static int restore_regs(struct ptrace_thread *t)
 	if (rc < 0)
 		return rc;
 	t->dirty = t->fp_dirty = 0;
+	t->undo_armed = 0;
 	return 0;
 }
 
@@ -310,8 +311,10 @@ int ptrace_release(struct ptrace_thread *t)
 		}
 		if (t->seized && t->stopped) {
 			/* a guarded call given up on finishes and restores
-			 * the thread itself: its registers are left alone */
-			if (t->dirty && !t->in_call)
+			 * the thread itself, and an armed undo chain undoes
+			 * what trmtop made first: their registers are left */
+			if (t->dirty && !t->in_call &&
+			    !(t->nundo > 0 && t->undo_armed == t->nundo))
 				(void)restore_regs(t);
 			/* a signal passed to PTRACE_DETACH is delivered only
 			 * from a signal-delivery stop, and we hold none */
@@ -331,6 +334,7 @@ int ptrace_release(struct ptrace_thread *t)
 	t->seized = t->stopped = 0;
 	t->nsigs = 0;
 	t->at_entry = t->in_call = 0;
+	t->nundo = t->undo_armed = 0;
 	free(t->saved);
 	free(t->work);
 	t->saved = t->work = NULL;
@@ -536,47 +540,107 @@ static int own_notify(struct ptrace_thread *t, int sig)
 	return si.si_code == SI_TKILL && si.si_pid == t->pid;
 }
 
+/* chain words, signal frame, and an XSAVE image of up to 16 KiB */
+static uint8_t g_img[PTRACE_XSTATE_MAX + 4096];
+
+/* Lay c out below top and write it into the target; t->work is set up to
+ * enter it (not yet written to the thread). */
+static int write_chain(struct ptrace_thread *t, struct arch_call *c,
+		       struct arch_image *img, struct trm_err *err)
+{
+	int rc;
+
+	img->buf = g_img;
+	img->cap = sizeof(g_img);
+	rc = arch_layout_call(t->saved, t->sigmask, t->gadgets, c, t->work, img);
+	if (rc < 0)
+		return trm_err_set(err, rc, "laying out the call frame: %s",
+				   strerror(-rc));
+	rc = target_write_mem(t->pid, img->base, img->buf, img->len);
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing the call frame: %s",
+				   strerror(-rc));
+	return 0;
+}
+
+/* After a call, with the thread in its notify stop: hold it on registers
+ * that undo what trmtop made and restore it (if anything is to undo), or
+ * on its own; then move it to an interrupt stop with the signal dropped. */
+static int settle(struct ptrace_thread *t, raddr_t top, struct trm_err *err)
+{
+	int rc;
+
+	if (t->nundo > 0) {
+		struct arch_call c = { 0 };
+		struct arch_image img;
+
+		c.undo = t->undo;
+		c.nundo = t->nundo;
+		c.top = top;
+		rc = write_chain(t, &c, &img, err);
+		if (rc < 0)
+			return rc;
+		rc = arch_set_regs(t->tid, t->work, 0);
+		if (rc < 0)
+			return trm_err_set(err, rc, "setting registers: %s",
+					   strerror(-rc));
+		t->undo_armed = t->nundo;
+		t->dirty = 1;
+	} else {
+		rc = restore_regs(t);
+		if (rc < 0)
+			return trm_err_set(err, rc, "restoring registers of %d: %s",
+					   (int)t->tid, strerror(-rc));
+	}
+	rc = park(t);
+	if (rc < 0)
+		return trm_err_set(err, rc, "parking thread %d: %s", (int)t->tid,
+				   trm_strerror(rc));
+	return 0;
+}
+
 /* A remote call that restores the thread itself should nobody be there
- * when it returns (arch_layout_call).  trmtop lets the thread run until
- * the call's last step raises the notify signal, then steps it with
- * PTRACE_SYSCALL to the rt_sigreturn (without a notify signal, it steps
- * every syscall of the call).  There it writes the saved registers back
- * instead, with the syscall-entry stop's rules, and keeps the thread held
- * in that stop. */
+ * when it returns (arch_layout_call), undoing on the way what trmtop made
+ * and has not handed over (the undo steps).  trmtop lets the thread run
+ * until the call's last step raises the notify signal; in that stop it
+ * reads the result and settles the thread (settle).  Without a notify
+ * signal it steps every syscall of the call with PTRACE_SYSCALL up to the
+ * rt_sigreturn, and there writes the saved registers back instead, with
+ * the syscall-entry stop's rules. */
 static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps,
 			int nsteps, const uint64_t *args, int nargs,
 			raddr_t sp_top, int timeout_ms, int keeps_fp,
 			int interruptible, uint64_t *ret, struct trm_err *err)
 {
-	/* chain words, signal frame, and an XSAVE image of up to 16 KiB */
-	static uint8_t img[PTRACE_XSTATE_MAX + 4096];
 	const struct ptrace_gadgets *g = t->gadgets;
 	int notify = g->raise && t->notify_sig ? t->notify_sig : 0;
 	int mode = notify ? PTRACE_CONT : PTRACE_SYSCALL;
-	raddr_t base, slot, ret_sp;
-	size_t len;
+	struct arch_call c = { 0 };
+	struct arch_image img;
 	enum stop_kind kind;
 	uint64_t result = 0;
-	int rc, sig;
+	int rc, sig, i;
 
 	if (!t->stopped || t->in_call)
 		return trm_err_set(err, -EINVAL, "remote call on a running thread");
-	rc = arch_layout_call(t->saved, t->sigmask, g, notify, steps, nsteps,
-			      args, nargs, sp_top, t->work, img, sizeof(img),
-			      &base, &len, &slot, &ret_sp);
-	if (rc < 0)
-		return trm_err_set(err, rc, "laying out the call frame: %s",
-				   strerror(-rc));
+	c.steps = steps;
+	c.nsteps = nsteps;
+	c.args = args;
+	c.nargs = nargs;
+	c.notify_sig = notify;
+	c.undo = t->undo;
+	c.nundo = notify ? t->nundo : 0;
+	c.top = sp_top;
 	/* the frame first: from the moment the registers point into the
 	 * call, the thread can finish it without us */
-	rc = target_write_mem(t->pid, base, img, len);
+	rc = write_chain(t, &c, &img, err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "writing the call frame: %s",
-				   strerror(-rc));
+		return rc;
 	rc = arch_set_regs(t->tid, t->work, 0);
 	if (rc < 0)
 		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
 	t->dirty = 1;
+	t->undo_armed = 0;
 	if (!keeps_fp)
 		t->fp_dirty = 1;
 	rc = resume(t, mode);
@@ -589,17 +653,17 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 			return give_up_call(t, rc, timeout_ms, err);
 		if (rc < 0)
 			return trm_err_set(err, rc, "remote call: %s", trm_strerror(rc));
+		if (kind == STOP_SIGNAL && own_notify(t, sig))
+			break;
 		if (kind == STOP_SYSCALL) {
 			rc = arch_get_gp_regs(t->tid, t->work);
 			if (rc < 0)
 				return trm_err_set(err, rc, "reading registers: %s",
 						   strerror(-rc));
-			if (arch_at_sigreturn(t->work, g, ret_sp))
+			if (arch_at_sigreturn(t->work, g, img.ret_sp))
 				break;
 			if (arch_restart_block_result(t->work))
 				t->restart_lost = 1;
-		} else if (kind == STOP_SIGNAL && own_notify(t, sig)) {
-			mode = PTRACE_SYSCALL; /* dropped; the rt_sigreturn next */
 		} else if (kind == STOP_SIGNAL &&
 			   (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL ||
 			    sig == SIGFPE || sig == SIGABRT)) {
@@ -622,20 +686,59 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 		if (rc < 0)
 			return trm_err_set(err, rc, "ptrace cont: %s", strerror(-rc));
 	}
-	/* held in the rt_sigreturn's entry stop: the result, then the
-	 * thread's own registers (the rt_sigreturn is not run) */
-	rc = target_read_mem(t->pid, slot, &result, sizeof(result));
+	rc = target_read_mem(t->pid, img.slot, &result, sizeof(result));
 	if (rc < 0)
 		return trm_err_set(err, rc, "reading the call's result: %s",
 				   strerror(-rc));
-	t->at_entry = 1;
-	rc = restore_regs(t);
+	for (i = 0; i < t->nundo; i++)
+		if (t->undo[i].kind0 == PTRACE_ARG_RESULT) {
+			t->undo[i].arg[0] = result;
+			t->undo[i].kind0 = PTRACE_ARG_VALUE;
+		}
+	if (notify) {
+		rc = settle(t, sp_top, err);
+	} else {
+		/* held in the rt_sigreturn's entry stop: the thread's own
+		 * registers instead (the rt_sigreturn is not run) */
+		t->at_entry = 1;
+		rc = restore_regs(t);
+		if (rc < 0)
+			rc = trm_err_set(err, rc, "restoring registers of %d: %s",
+					 (int)t->tid, strerror(-rc));
+	}
 	if (rc < 0)
-		return trm_err_set(err, rc, "restoring registers of %d: %s",
-				   (int)t->tid, strerror(-rc));
+		return rc;
 	if (ret)
 		*ret = result;
 	return 0;
+}
+
+int ptrace_undo_push(struct ptrace_thread *t, raddr_t fn, int nargs, int kind0,
+		     uint64_t a0, uint64_t a1, uint64_t a2)
+{
+	const struct ptrace_gadgets *g = t->gadgets;
+	struct ptrace_undo *u;
+
+	if (!g || !t->have_sigmask || !g->raise || !t->notify_sig || !fn ||
+	    nargs < 1 || nargs > 3 || (nargs > 1 && !g->pop_arg2) ||
+	    (nargs > 2 && !g->pop_arg3))
+		return -ENOTSUP;
+	if (t->nundo >= PTRACE_MAX_UNDO)
+		return -ENOSPC;
+	u = &t->undo[t->nundo];
+	u->fn = fn;
+	u->nargs = nargs;
+	u->kind0 = kind0;
+	u->arg[0] = a0;
+	u->arg[1] = a1;
+	u->arg[2] = a2;
+	return t->nundo++;
+}
+
+void ptrace_undo_truncate(struct ptrace_thread *t, int n)
+{
+	if (n >= 0 && n < t->nundo)
+		t->nundo = n;
 }
 
 static int guarded(const struct ptrace_thread *t)

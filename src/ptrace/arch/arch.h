@@ -38,7 +38,7 @@ uint64_t arch_call_result(const struct ptrace_arch_regs *r);
  * target's memory holds them) still are gadget kind k of g. */
 #define ARCH_GADGET_MAX 16
 enum arch_gadget_kind { ARCH_G_SIGRETURN, ARCH_G_STORE, ARCH_G_POP_ARG,
-			ARCH_G_RET };
+			ARCH_G_RET, ARCH_G_POP_ARG2, ARCH_G_POP_ARG3 };
 void arch_scan_gadgets(const uint8_t *code, size_t len, raddr_t addr,
 		       struct ptrace_gadgets *g);
 int arch_check_gadget(const struct ptrace_gadgets *g, enum arch_gadget_kind k,
@@ -46,21 +46,43 @@ int arch_check_gadget(const struct ptrace_gadgets *g, enum arch_gadget_kind k,
 raddr_t arch_gadget_addr(const struct ptrace_gadgets *g,
 			 enum arch_gadget_kind k);
 
-/* Lay out a guarded remote call below top: the call of steps[0].fn with
- * args (up to 7), then each further step's fn with its one argument,
- * then the store of the last result into *slot, then (notify_sig != 0)
- * raise(notify_sig), then rt_sigreturn over a
- * signal frame that holds saved (the thread's own registers, FP state
- * and blocked signals sigmask).  Writes the stack image into buf (cap
- * bytes; *base is its runtime address, *len its size), sets work up for
- * the first call, and gives the stack pointer the rt_sigreturn stop
- * will show (*ret_sp).  -ENOSPC if buf is too small. */
+/* A guarded remote call, laid out below top: the call of steps[0].fn
+ * with args (up to 7), then each further step's fn with its one
+ * argument, then the store of the last result, then (notify_sig != 0)
+ * raise(notify_sig), then the undo steps, newest first, then
+ * rt_sigreturn over a signal frame that holds saved (the thread's own
+ * registers, FP state and blocked signals sigmask).  With nsteps 0 there
+ * is no call: the chain starts at the undo steps (a held thread that,
+ * left alone, undoes and restores itself). */
+struct arch_call {
+	const struct ptrace_step *steps;
+	int nsteps;
+	const uint64_t *args;
+	int nargs;
+	int notify_sig;
+	const struct ptrace_undo *undo;
+	int nundo;
+	raddr_t top;
+};
+
+/* The stack image: buf (cap bytes) is written for runtime address base,
+ * len bytes; slot is where the result is stored; ret_sp the stack pointer
+ * the rt_sigreturn stop shows. */
+struct arch_image {
+	uint8_t *buf;
+	size_t cap;
+	raddr_t base;
+	size_t len;
+	raddr_t slot;
+	raddr_t ret_sp;
+};
+
+/* Lay out c for a thread whose own state is saved (blocked signals
+ * sigmask) and set work up to enter it.  -ENOSPC (too big),
+ * -ENOTSUP (a gadget an undo step needs is missing), -EINVAL. */
 int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
-		     const struct ptrace_gadgets *g, int notify_sig,
-		     const struct ptrace_step *steps, int nsteps,
-		     const uint64_t *args, int nargs, raddr_t top,
-		     struct ptrace_arch_regs *work, uint8_t *buf, size_t cap,
-		     raddr_t *base, size_t *len, raddr_t *slot, raddr_t *ret_sp);
+		     const struct ptrace_gadgets *g, const struct arch_call *c,
+		     struct ptrace_arch_regs *work, struct arch_image *img);
 /* Is r (at a syscall stop) the entry of the rt_sigreturn our chain ends
  * in, with the stack pointer ret_sp? */
 int arch_at_sigreturn(const struct ptrace_arch_regs *r,

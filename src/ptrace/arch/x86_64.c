@@ -293,6 +293,16 @@ void arch_scan_gadgets(const uint8_t *code, size_t len, raddr_t addr,
 			g->ret = g->pop_arg + 1;
 		}
 	}
+	if (!g->pop_arg2) { /* pop %rsi; ret */
+		p = memmem(code, len, "\x5e\xc3", 2);
+		if (p)
+			g->pop_arg2 = addr + (raddr_t)(p - code);
+	}
+	if (!g->pop_arg3) { /* pop %rdx; ret */
+		p = memmem(code, len, "\x5a\xc3", 2);
+		if (p)
+			g->pop_arg3 = addr + (raddr_t)(p - code);
+	}
 	/* the store: look back from each ret */
 	for (p = code; !g->store && (p = memchr(p, 0xc3, len - (size_t)(p - code)));
 	     p++) {
@@ -328,6 +338,10 @@ int arch_check_gadget(const struct ptrace_gadgets *g, enum arch_gadget_kind k,
 		return memcmp(p, sigreturn_code, sizeof(sigreturn_code)) == 0;
 	case ARCH_G_POP_ARG:
 		return p[0] == 0x5f && p[1] == 0xc3;
+	case ARCH_G_POP_ARG2:
+		return p[0] == 0x5e && p[1] == 0xc3;
+	case ARCH_G_POP_ARG3:
+		return p[0] == 0x5a && p[1] == 0xc3;
 	case ARCH_G_RET:
 		return p[0] == 0xc3;
 	case ARCH_G_STORE:
@@ -348,6 +362,10 @@ raddr_t arch_gadget_addr(const struct ptrace_gadgets *g,
 		return g->store;
 	case ARCH_G_POP_ARG:
 		return g->pop_arg;
+	case ARCH_G_POP_ARG2:
+		return g->pop_arg2;
+	case ARCH_G_POP_ARG3:
+		return g->pop_arg3;
 	case ARCH_G_RET:
 		return g->ret;
 	}
@@ -393,20 +411,52 @@ static void frame_regs(const struct user_regs_struct *s,
 	}
 }
 
-int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
-		     const struct ptrace_gadgets *g, int notify_sig,
-		     const struct ptrace_step *steps, int nsteps,
-		     const uint64_t *args, int nargs, raddr_t top,
-		     struct ptrace_arch_regs *work, uint8_t *buf, size_t cap,
-		     raddr_t *base, size_t *len, raddr_t *slot, raddr_t *ret_sp)
+/* Append the words that call fn with nargs arguments (rdi, rsi, rdx) from
+ * the stack: [ret for alignment] [pop rdi] a0 [pop rsi] a1 [pop rdx] a2 fn.
+ * *a0_at is the index of a0's word (-1 without arguments).  fn must be
+ * entered with rsp = 8 mod 16 (sp0, the first word's address, is). */
+static int chain_call(uint64_t *w, size_t *nw, size_t cap,
+		      const struct ptrace_gadgets *g, raddr_t fn, int nargs,
+		      const uint64_t *a, long *a0_at)
 {
-	uint64_t w[64];
-	size_t nw = 0, fplen, fp_off, total;
-	raddr_t fp_addr, frame, sp0;
+	raddr_t pops[3] = { g->pop_arg, g->pop_arg2, g->pop_arg3 };
+	size_t need = 2 + 2 * (size_t)nargs;
+	int i;
+
+	if (*nw + need > cap)
+		return -ENOSPC;
+	for (i = 0; i < nargs; i++)
+		if (!pops[i])
+			return -ENOTSUP;
+	/* fn's word at an odd index */
+	if ((*nw + 2 * (size_t)nargs) % 2 == 0)
+		w[(*nw)++] = g->ret;
+	*a0_at = -1;
+	for (i = 0; i < nargs; i++) {
+		w[(*nw)++] = pops[i];
+		if (i == 0)
+			*a0_at = (long)*nw;
+		w[(*nw)++] = a[i];
+	}
+	w[(*nw)++] = fn;
+	return 0;
+}
+
+int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
+		     const struct ptrace_gadgets *g, const struct arch_call *c,
+		     struct ptrace_arch_regs *work, struct arch_image *img)
+{
+	uint64_t w[160];
+	long a0_at[PTRACE_MAX_UNDO];
+	size_t nw = 0, fplen, fp_off, total, cap = sizeof(w) / sizeof(w[0]);
+	raddr_t fp_addr, frame, sp0, slot;
 	struct x86_rt_sigframe fr;
-	int i, have_x = saved->have_xstate && saved->xstate_len >= FXSAVE_LEN + 64;
+	long result_word = -1;
+	int i, rc, have_x = saved->have_xstate && saved->xstate_len >= FXSAVE_LEN + 64;
 	uint32_t magic1 = 0, xsize = 0;
 
+	if (c->nundo > PTRACE_MAX_UNDO)
+		return -ENOSPC;
 	/* FP state: the kernel's own XSAVE layout as ptrace gives it, with
 	 * MAGIC2 after it; or the legacy FXSAVE image (restored alone). */
 	if (have_x) {
@@ -417,49 +467,70 @@ int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
 			have_x = 0;
 	}
 	fplen = have_x ? (size_t)xsize + 4 : FXSAVE_LEN;
-	fp_addr = (top - fplen) & ~(raddr_t)63;
+	fp_addr = (c->top - fplen) & ~(raddr_t)63;
 	frame = (fp_addr - sizeof(fr)) & ~(raddr_t)15;
 
 	/* the words the chain returns through, from the first call's
 	 * return address up to the frame's pretcode */
-	if (nargs > 6) { /* the 7th argument is read at [rsp + 8] */
+	if (c->nargs > 6) { /* the 7th argument is read at [rsp + 8] */
 		w[nw++] = g->pop_arg;
-		w[nw++] = args[6];
+		w[nw++] = c->args[6];
 	}
-	for (i = 1; i < nsteps; i++) {
-		if (nw + 5 > sizeof(w) / sizeof(w[0]))
-			return -ENOSPC;
-		/* fn must be entered with rsp = 8 mod 16: its slot odd */
-		if ((nw + 2) % 2 == 0)
-			w[nw++] = g->ret;
-		w[nw++] = g->pop_arg;
-		w[nw++] = steps[i].arg;
-		w[nw++] = steps[i].fn;
+	for (i = 1; i < c->nsteps; i++) {
+		long at;
+
+		rc = chain_call(w, &nw, cap, g, c->steps[i].fn, 1,
+				&c->steps[i].arg, &at);
+		if (rc < 0)
+			return rc;
 	}
-	if (nw + 1 + (size_t)g->store_pops > sizeof(w) / sizeof(w[0]) - 4)
-		return -ENOSPC;
-	w[nw++] = g->store;
-	for (i = 0; i < g->store_pops; i++)
-		w[nw++] = 0;
-	if (notify_sig) { /* raise(notify_sig), then the trampoline */
-		if (nw + 4 > sizeof(w) / sizeof(w[0]))
+	if (c->nsteps > 0) {
+		if (nw + 1 + (size_t)g->store_pops > cap)
 			return -ENOSPC;
-		if ((nw + 2) % 2 == 0)
-			w[nw++] = g->ret;
-		w[nw++] = g->pop_arg;
-		w[nw++] = (uint64_t)notify_sig;
-		w[nw++] = g->raise;
+		w[nw++] = g->store;
+		for (i = 0; i < g->store_pops; i++)
+			w[nw++] = 0;
+	}
+	if (c->notify_sig) { /* raise(notify_sig): trmtop stops it here */
+		long at;
+		uint64_t sig = (uint64_t)c->notify_sig;
+
+		rc = chain_call(w, &nw, cap, g, g->raise, 1, &sig, &at);
+		if (rc < 0)
+			return rc;
+	}
+	/* what trmtop made and nobody took over yet, undone newest first */
+	for (i = c->nundo - 1; i >= 0; i--) {
+		const struct ptrace_undo *u = &c->undo[i];
+
+		rc = chain_call(w, &nw, cap, g, u->fn, u->nargs, u->arg,
+				&a0_at[i]);
+		if (rc < 0)
+			return rc;
+		if (u->kind0 == PTRACE_ARG_RESULT)
+			result_word = a0_at[i];
 	}
 	/* sp0 = frame - 8 * nw must be 8 mod 16 */
 	if ((frame - 8 * nw) % 16 != 8)
 		frame -= 8;
 	sp0 = frame - 8 * nw;
 	total = (size_t)(fp_addr + fplen - sp0);
-	if (total > cap)
+	if (total > img->cap)
 		return -ENOSPC;
+	for (i = 0; i < c->nundo; i++)
+		if (c->undo[i].kind0 == PTRACE_ARG_ADDR) {
+			long j = (long)c->undo[i].arg[0];
 
-	memset(buf, 0, total);
-	memcpy(buf, w, 8 * nw);
+			if (j < 0 || j >= c->nundo || a0_at[j] < 0)
+				return -EINVAL;
+			w[a0_at[i]] = sp0 + 8 * (raddr_t)a0_at[j];
+		}
+	/* the result goes where an undo step takes it, or into siginfo */
+	slot = result_word >= 0 ? sp0 + 8 * (raddr_t)result_word
+		: frame + offsetof(struct x86_rt_sigframe, info);
+
+	memset(img->buf, 0, total);
+	memcpy(img->buf, w, 8 * nw);
 	memset(&fr, 0, sizeof(fr));
 	fr.pretcode = g->sigreturn;
 	fr.uc_flags = UC_SIGCONTEXT_SS | UC_STRICT_RESTORE_SS |
@@ -469,26 +540,32 @@ int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
 	frame_regs(&saved->gp, &fr.mc);
 	fr.mc.fpstate = fp_addr;
 	fr.sigmask = sigmask;
-	memcpy(buf + (frame - sp0), &fr, sizeof(fr));
+	memcpy(img->buf + (frame - sp0), &fr, sizeof(fr));
 	fp_off = (size_t)(fp_addr - sp0);
 	if (have_x) {
 		uint32_t m2 = FP_XSTATE_MAGIC2;
 
-		memcpy(buf + fp_off, saved->xstate, xsize);
-		memcpy(buf + fp_off + xsize, &m2, 4);
+		memcpy(img->buf + fp_off, saved->xstate, xsize);
+		memcpy(img->buf + fp_off + xsize, &m2, 4);
 	} else {
-		memcpy(buf + fp_off, &saved->fp, FXSAVE_LEN);
-		memset(buf + fp_off + SW_BYTES_OFF, 0, FXSAVE_LEN - SW_BYTES_OFF);
+		memcpy(img->buf + fp_off, &saved->fp, FXSAVE_LEN);
+		memset(img->buf + fp_off + SW_BYTES_OFF, 0, FXSAVE_LEN - SW_BYTES_OFF);
 	}
 
-	*slot = frame + offsetof(struct x86_rt_sigframe, info);
-	*base = sp0;
-	*len = total;
-	*ret_sp = frame + 8;
+	img->slot = slot;
+	img->base = sp0;
+	img->len = total;
+	img->ret_sp = frame + 8;
 	memcpy(work, saved, sizeof(*work));
-	arch_setup_call(work, steps[0].fn, args, nargs, sp0 + 8);
+	if (c->nsteps > 0) {
+		arch_setup_call(work, c->steps[0].fn, c->args, c->nargs, sp0 + 8);
+		set_dwarf_reg(&work->gp, g->store_reg,
+			      slot - (raddr_t)(int64_t)g->store_disp);
+	} else {
+		/* no call: a bare return into the chain */
+		arch_setup_call(work, g->ret, NULL, 0, sp0 + 8);
+	}
 	work->gp.rsp = sp0;
-	set_dwarf_reg(&work->gp, g->store_reg, *slot - (raddr_t)(int64_t)g->store_disp);
 	return 0;
 }
 
