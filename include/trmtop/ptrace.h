@@ -166,6 +166,9 @@ int ptrace_remote_chain(struct ptrace_thread *t, const struct ptrace_step *steps
 int ptrace_undo_push(struct ptrace_thread *t, raddr_t fn, int nargs, int kind0,
 		     uint64_t a0, uint64_t a1, uint64_t a2);
 void ptrace_undo_truncate(struct ptrace_thread *t, int n);
+/* Forget step i alone (its resource is undone by trmtop itself next).
+ * -EBUSY while a copy step refers to it or to a later one. */
+int ptrace_undo_drop(struct ptrace_thread *t, int i);
 
 /* Restore the saved registers in the (still held) thread. */
 int ptrace_restore(struct ptrace_thread *t, struct trm_err *err);

@@ -824,6 +824,22 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 	return 0;
 }
 
+/* Resources made by an earlier attempt that no bootstrap owns (a PEP 768
+ * request that was withdrawn): the held thread t undoes them too, should
+ * trmtop die before it hands them over. */
+static void cover_unowned(struct ptrace_thread *t, struct attach *a)
+{
+	int fds[6] = { a->t_memfd, a->t_ctl_r, a->t_ctl_w, a->t_data_r,
+		       a->t_data_w, a->t_script };
+	int i;
+
+	for (i = 0; i < 6; i++)
+		if (fds[i] >= 0)
+			(void)ptrace_undo_push(t, a->sym.libc_close, 1,
+					       PTRACE_ARG_VALUE,
+					       (uint64_t)(uint32_t)fds[i], 0, 0);
+}
+
 /* Through the held thread t: the bootstrap's private page, and the memfd
  * and pipes if this attach has none yet (*created then says so). */
 static int map_and_create(struct ptrace_thread *t, struct attach *a,
@@ -831,8 +847,13 @@ static int map_and_create(struct ptrace_thread *t, struct attach *a,
 {
 	int rc = map_page(t, a, page, err);
 
-	if (rc < 0 || a->have_res)
+	if (rc < 0)
 		return rc;
+	if (a->have_res) {
+		if (!a->queued && !a->script_taken)
+			cover_unowned(t, a);
+		return 0;
+	}
 	*created = 1;
 	return setup_resources(t, a, *page, err);
 }
@@ -1420,19 +1441,22 @@ static int setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
 {
 	char name[64], buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
 	int64_t r;
-	int rc, n;
+	int rc, n, u;
 
 	snprintf(name, sizeof(name), "trmtop-script-%016" PRIx64, a->token);
 	rc = target_write_mem(a->pid, page + PAGE_SCRATCH_OFF, name, strlen(name) + 1);
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
+	u = ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_RESULT, 0, 0, 0);
 	rc = rsys(t, a, SYS_memfd_create, page + PAGE_SCRATCH_OFF,
 		  MFD_CLOEXEC | MFD_ALLOW_SEALING, 0, 0, 0, 0, &r, err);
 	if (rc < 0)
 		return rc;
-	if (r < 0)
+	if (r < 0) {
+		ptrace_undo_truncate(t, u);
 		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
 				   (int)a->pid);
+	}
 	a->t_script = (int)r;
 	n = bootstrap_for(a, 0, 0, buf, sizeof(buf));
 	if (n < 0)
@@ -1477,7 +1501,7 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	char path[64];
 	pid_t tid;
 	int64_t r;
-	int rc, wait;
+	int rc, wait, page_undo;
 
 	tid = running_python_thread(a);
 	if (!tid)
@@ -1486,6 +1510,7 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	if (rc < 0)
 		return rc;
 	PAUSE("seized");
+	page_undo = t.nundo;
 	rc = map_page(&t, a, &page, err);
 	if (rc < 0)
 		goto out;
@@ -1499,17 +1524,23 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 		if (rc < 0)
 			goto out;
 	}
+	/* the page is unmapped next, by us: its undo step goes first (a
+	 * second munmap could hit whatever is mapped there by then) */
+	if (ptrace_undo_drop(&t, page_undo) < 0)
+		ptrace_undo_truncate(&t, 0);
 	(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r, NULL);
 	page = 0;
+	PAUSE("remote");
+	/* The request is written with the thread still held, after its own
+	 * registers are back (a death in between leaves the fds; one after
+	 * it leaves the request, which runs the bootstrap) */
 	rc = ptrace_restore(&t, err);
 	if (rc < 0)
 		goto out;
-	PAUSE("remote");
-	ptrace_release(&t);
-	a->ns_held += t.ns_held;
-
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->t_script);
 	rc = pep768_request(a->pid, a->ep, &a->tgt->py, tid, path, &rerr);
+	ptrace_release(&t);
+	a->ns_held += t.ns_held;
 	if (rc < 0 && rc > -4096 && rc != -ESRCH && rc != -EINVAL && rc != -ENAMETOOLONG)
 		a->script_taken = 1; /* a memory error: part of it may be written */
 	if (rc < 0) {
@@ -1546,12 +1577,8 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 			    "but the bootstrap did not answer", (int)a->pid, (int)tid);
 	return rc;
 out:
-	if (t.stopped) {
-		(void)ptrace_restore(&t, NULL);
-		if (page)
-			(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r,
-				   NULL);
-	}
+	if (t.stopped)
+		undo_held(&t, a, 0, page);
 	ptrace_release(&t);
 	a->ns_held += t.ns_held;
 	return rc;

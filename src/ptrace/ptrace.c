@@ -741,6 +741,22 @@ void ptrace_undo_truncate(struct ptrace_thread *t, int n)
 		t->nundo = n;
 }
 
+int ptrace_undo_drop(struct ptrace_thread *t, int i)
+{
+	int j;
+
+	if (i < 0 || i >= t->nundo)
+		return -EINVAL;
+	for (j = 0; j < t->nundo; j++)
+		if (t->undo[j].kind0 == PTRACE_ARG_ADDR &&
+		    (int)t->undo[j].arg[0] >= i)
+			return -EBUSY; /* a copy into it, or behind it */
+	memmove(&t->undo[i], &t->undo[i + 1],
+		(size_t)(t->nundo - i - 1) * sizeof(t->undo[0]));
+	t->nundo--;
+	return 0;
+}
+
 static int guarded(const struct ptrace_thread *t)
 {
 	return t->gadgets != NULL && t->have_sigmask;

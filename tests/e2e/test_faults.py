@@ -248,3 +248,61 @@ def test_random_kills(python_faults, shape, spawn, trmtop, tmp_path):
     clean_cycle(t, trmtop)
     assert t.exit() == EXIT_CODE
     assert t.stderr == b"", t.stderr
+
+
+def test_killed_inside_a_remote_call(python_faults, spawn, trmtop, tmp_path):
+    """trmtop hijacks a parked worker while the main thread spins in C
+    holding the GIL, so the worker's remote call (Ensure, bootstrap,
+    Release) waits for the GIL; trmtop is SIGKILLed right then.  When the
+    spin ends, the worker finishes the call by itself (the bootstrap finds
+    trmtop gone), restores itself and serves again: nothing of trmtop's
+    stays, tracing is off, the target exits as it would have."""
+    flag = os.path.join(str(tmp_path), "flag")
+    with open(flag, "wb") as f:
+        f.write(b"\0")
+    t = spawn(python_faults, "c_spin_worker", args=[flag])
+    fds0, threads0 = fd_links(t.pid), thread_count(t.pid)
+    proc = subprocess.Popen([trmtop_path(), "start", "--pid", str(t.pid), "--attach-timeout", "60"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, env=_env())
+
+    def in_call():
+        # a thread traced by trmtop and waiting on a futex: the GIL, in
+        # PyGILState_Ensure of the hijack's remote call (the worker's own
+        # wait is a read)
+        if proc.poll() is not None:
+            return True
+        for tid in os.listdir("/proc/%d/task" % t.pid):
+            tid = int(tid)
+            try:
+                with open("/proc/%d/task/%d/status" % (t.pid, tid)) as f:
+                    st = f.read()
+            except FileNotFoundError:
+                continue
+            if re.search(r"^TracerPid:\s*%d$" % proc.pid, st, re.M) and \
+                    syscall_nr(t.pid, tid) == 202:
+                return True
+        return False
+
+    try:
+        wait_until(in_call, TRMTOP_TIMEOUT, "trmtop's remote call to wait for the GIL")
+        assert proc.poll() is None, "trmtop ended: rc %r" % proc.returncode
+        proc.kill()
+        proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    t.check_healthy()
+    with open(flag, "r+b") as f:
+        f.write(b"\1")
+    assert t.truth()["tracing"] is False  # served by the main thread, after the spin
+    assert t.cmd("worker") == "ok"
+    wait_until(lambda: fd_links(t.pid) == fds0 and thread_count(t.pid) == threads0,
+               PROC_TIMEOUT, "the target's fds and threads back (%r, %d)"
+               % (fd_links(t.pid), thread_count(t.pid)))
+    assert len(trmtop_memfds(t.pid)) <= 1
+    t.check_healthy()
+    clean_cycle(t, trmtop)
+    assert t.exit() == EXIT_CODE
+    assert t.output == b"shape: c_spin_worker\nspun: 0\n" and t.stderr == b""
