@@ -535,6 +535,15 @@ static void ensure_reader(struct attach *a, struct inject_conn *c)
 static void find_gadgets(struct attach *a, int libc)
 {
 	int mods[3] = { libc, a->tgt->py.module, 0 };
+	const struct {
+		const char *name;
+		raddr_t *addr;
+	} fns[] = {
+		{ "raise", &a->gadgets.raise },
+		{ "munmap", &a->sym.libc_munmap },
+		{ "close", &a->sym.libc_close },
+		{ "wmemcpy", &a->sym.libc_wmemcpy },
+	};
 	size_t i;
 
 	memset(&a->gadgets, 0, sizeof(a->gadgets));
@@ -548,20 +557,13 @@ static void find_gadgets(struct attach *a, int libc)
 			continue;
 		ptrace_scan_gadgets(code, len, addr, &a->gadgets);
 	}
-	if (elf_find_symbol(a->ep, libc, "raise", &a->gadgets.raise, NULL,
-			    NULL) < 0)
-		a->gadgets.raise = 0;
-	if (elf_find_symbol(a->ep, libc, "munmap", &a->sym.libc_munmap, NULL,
-			    NULL) < 0)
-		a->sym.libc_munmap = 0;
-	if (elf_find_symbol(a->ep, libc, "close", &a->sym.libc_close, NULL,
-			    NULL) < 0)
-		a->sym.libc_close = 0;
-	/* wmemcpy(dst, src, 1) copies one 32-bit int (memcpy is an IFUNC in
-	 * glibc: its symbol is the resolver) */
-	if (elf_find_symbol(a->ep, libc, "wmemcpy", &a->sym.libc_wmemcpy, NULL,
-			    NULL) < 0)
-		a->sym.libc_wmemcpy = 0;
+	/* libc's functions the chains call (0: not found, which turns off
+	 * what needs them); wmemcpy(dst, src, 1) copies one 32-bit int
+	 * (memcpy is an IFUNC in glibc: its symbol is the resolver) */
+	for (i = 0; i < sizeof(fns) / sizeof(fns[0]); i++)
+		if (elf_find_symbol(a->ep, libc, fns[i].name, fns[i].addr, NULL,
+				    NULL) < 0)
+			*fns[i].addr = 0;
 	a->have_gadgets = ptrace_gadgets_check(a->pid, &a->gadgets);
 	if (!a->have_gadgets && a->opts->verbose)
 		fprintf(stderr, "trmtop: no return path for guarded remote calls "

@@ -11,24 +11,19 @@ and `worker` pokes it and waits for its answer (it works).
 """
 
 import functools
-import mmap
 import operator
 import os
 import threading
 
 import _common
+from c_spin import CSpin
 
 
-class CSpinWorker(_common.Shape):
+class CSpinWorker(CSpin):
     name = "c_spin_worker"
 
     def __init__(self, argv):
-        _common.Shape.__init__(self, argv)
-        fd = os.open(argv[0], os.O_RDWR)
-        self.flag = mmap.mmap(fd, 1)
-        os.close(fd)
-        self.commands_after_main = True
-        self.spun = -1
+        CSpin.__init__(self, argv)
         self.to_worker = os.pipe()
         self.from_worker = os.pipe()
         self.worker = threading.Thread(target=self.serve, name="parked")
