@@ -55,8 +55,9 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 
 /* Send a request frame (already encoded) and wait for the reply of one of
  * the expected types (or ERROR, returned as -TRM_EAGENT with the text in
- * err).  timeout_ms < 0: no limit.  -TRM_EINTR on an aborting signal
- * (the reply is still to come: inject_cancel); -TRM_EAGENT with "went
+ * err).  timeout_ms < 0: no limit.  -TRM_EINTR on an aborting signal,
+ * also one that came before the call: the request is sent then, and its
+ * reply still to come (inject_cancel); -TRM_EAGENT with "went
  * away" when the agent's pipes hung up; -TRM_ETIMEOUT, -TRM_EPROTO. */
 int inject_request(struct inject_conn *c, const uint8_t *frame, size_t len,
 		   uint16_t want_type, struct wire_msg *reply, int timeout_ms,

@@ -367,12 +367,13 @@ void wire_reader_init(struct wire_reader *r, int fd, size_t max_payload);
 void wire_reader_fini(struct wire_reader *r);
 
 /* Make every wait of wire_read_frame on r interruptible: wake_fd is polled
- * with r's fd, and each time it is readable wake(arg) is called (it must
- * make wake_fd unreadable again, e.g. by reading it); a non-zero return
- * ends the read with -EINTR, checked before the data (a stream that
- * never pauses is interrupted too).  The part of a frame read so far
- * stays buffered.  Frames already buffered are returned without a poll.
- * (trmtop's CLI passes its signalfd: inject.h, "Waiting".) */
+ * with r's fd; wake(arg) is called before each poll and each time wake_fd
+ * is readable (it must make wake_fd unreadable again, e.g. by reading it),
+ * and a non-zero return ends the read with -EINTR, checked before the
+ * data (a stream that never pauses is interrupted too).  The part of a
+ * frame read so far stays buffered.  Frames already buffered are
+ * returned without a poll, and without asking wake.  (trmtop's CLI passes
+ * its signalfd: inject.h, "Waiting".) */
 void wire_reader_set_wake(struct wire_reader *r, int wake_fd,
 			  int (*wake)(void *arg), void *arg);
 

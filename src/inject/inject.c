@@ -1303,9 +1303,6 @@ int inject_request(struct inject_conn *c, const uint8_t *frame, size_t len,
 	struct wire_error e;
 	int rc;
 
-	if (ptrace_check_signals())
-		return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted",
-				   (int)c->target.pid);
 	rc = wire_write_all(c->ctl_fd, frame, len);
 	if (rc == -EPIPE)
 		return inject_agent_gone(c->target.pid, err);

@@ -317,6 +317,9 @@ int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms)
 			if (wait_ms < 0)
 				wait_ms = 0;
 		}
+		/* what woke an earlier wait (and was read by then) too */
+		if (r->wake && r->wake(r->wake_arg))
+			return -EINTR;
 		rc = poll(pfd, 2, wait_ms);
 		if (rc < 0) {
 			if (errno == EINTR)

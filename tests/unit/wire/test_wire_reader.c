@@ -198,9 +198,9 @@ static void test_bad_fd(void **state)
 	assert_int_equal(wire_write_all(1000000, "x", 1), -EBADF);
 }
 
-/* The wake fd: each time it is readable the wake function runs; 0 goes
- * on waiting, non-zero ends the read with -EINTR, and the part of a frame
- * read so far is kept. */
+/* The wake fd: the wake function runs before each wait and each time
+ * the fd is readable; 0 goes on waiting, non-zero ends the read with
+ * -EINTR, and the part of a frame read so far is kept. */
 struct wake_state {
 	int fd;
 	int calls;
@@ -232,26 +232,34 @@ static void test_wake(void **state)
 	wire_reader_set_wake(&f->r, fds[0], wake_fn, &w);
 	n = wire_enc_start(buf, sizeof(buf), &in);
 	put(f->wr, buf, 3); /* part of a frame */
-	/* not readable: no call, a plain timeout */
+	/* asked before the wait only: a plain timeout */
 	assert_int_equal(wire_read_frame(&f->r, &msg, 10), -ETIMEDOUT);
-	assert_int_equal(w.calls, 0);
+	assert_true(w.calls >= 1);
 	/* readable, and the function says go on: still the timeout */
+	w.calls = 0;
 	put(fds[1], "x", 1);
 	assert_int_equal(wire_read_frame(&f->r, &msg, 20), -ETIMEDOUT);
-	assert_int_equal(w.calls, 1);
+	assert_true(w.calls >= 1);
 	/* readable, and it says stop: -EINTR at once, even with no limit */
 	w.answer = 1;
 	put(fds[1], "x", 1);
 	assert_int_equal(wire_read_frame(&f->r, &msg, -1), -EINTR);
-	assert_int_equal(w.calls, 2);
-	/* ... before data that is there too */
+	/* ... and before data that is there too, readable or not */
 	put(f->wr, buf + 3, (size_t)n - 3);
-	put(fds[1], "x", 1);
 	assert_int_equal(wire_read_frame(&f->r, &msg, -1), -EINTR);
 	/* the rest of the frame completes the part read before */
+	w.answer = 0;
 	assert_int_equal(wire_read_frame(&f->r, &msg, -1), 1);
 	assert_int_equal(wire_dec_start(&msg, &out), 0);
 	assert_int_equal(out.nframe, 3);
+	/* a frame already buffered comes without asking */
+	put(f->wr, buf, (size_t)n);
+	put(f->wr, buf, (size_t)n);
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), 1);
+	w.answer = 1;
+	w.calls = 0;
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), 1);
+	assert_int_equal(w.calls, 0);
 	/* no wake function: the fd is not polled */
 	wire_reader_set_wake(&f->r, fds[0], NULL, NULL);
 	put(fds[1], "x", 1);
