@@ -7,7 +7,7 @@
  * PyRun_SimpleString -> PyGILState_Release as remote calls) when it does
  * not.  Every stop is undone on every path; signals to trmtop (SIGINT,
  * SIGTERM, SIGHUP, read from the signalfd given to ptrace_set_sigfd) abort
- * between steps.  Renders nothing. */
+ * between steps and end every wait ("Waiting" below).  Renders nothing. */
 #ifndef TRMTOP_INJECT_H
 #define TRMTOP_INJECT_H
 
@@ -55,7 +55,10 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 
 /* Send a request frame (already encoded) and wait for the reply of one of
  * the expected types (or ERROR, returned as -TRM_EAGENT with the text in
- * err).  timeout_ms < 0: no limit. */
+ * err).  timeout_ms < 0: no limit.  -TRM_EINTR on an aborting signal,
+ * also one that came before the call: the request is sent then, and its
+ * reply still to come (inject_cancel); -TRM_EAGENT with "went
+ * away" when the agent's pipes hung up; -TRM_ETIMEOUT, -TRM_EPROTO. */
 int inject_request(struct inject_conn *c, const uint8_t *frame, size_t len,
 		   uint16_t want_type, struct wire_msg *reply, int timeout_ms,
 		   struct trm_err *err);
@@ -66,5 +69,42 @@ void inject_close(struct inject_conn *c);
 /* For tests: TRMTOP_TEST_PAUSE=<stage> holds the attach at that stage
  * after announcing it on TRMTOP_TEST_PAUSE_FIFO, until a signal. */
 int inject_test_pause(const char *stage);
+
+/* ---- Waiting (src/inject/wait.c) --------------------------------------
+ *
+ * Every wait of trmtop on a target and its agent ends early when an
+ * aborting signal (SIGINT, SIGTERM, SIGHUP) arrives: the signalfd given
+ * to ptrace_set_sigfd is polled alongside what is waited for, and read
+ * only through ptrace_check_signals (so the first signal, and how many
+ * came, are known to all).  The reader of a connection wakes the same
+ * way (inject_wake_on_signal, set on c->rd by inject_attach): every read
+ * of a reply returns -TRM_EINTR from inject_request, -EINTR from
+ * wire_read_frame. */
+
+/* Wait until fd (< 0: none, only the time) has one of events, at most
+ * timeout_ms (< 0: no limit).  1 ready, 0 timed out, -TRM_EINTR, -errno. */
+int inject_wait_fd(int fd, short events, int timeout_ms);
+
+/* Sleep ms milliseconds: 0, or -TRM_EINTR when an aborting signal came. */
+int inject_sleep(int ms);
+
+/* A wire_reader wake function (wire_reader_set_wake with ptrace_sigfd()):
+ * non-zero once an aborting signal has arrived. */
+int inject_wake_on_signal(void *unused);
+
+/* The agent's pipe hung up (EOF or EPIPE): -TRM_EAGENT with "pid N: the
+ * agent went away (the target may have exited)", or "...: the target
+ * exited" when it is known to have. */
+int inject_agent_gone(pid_t pid, struct trm_err *err);
+
+/* End a session after an aborting signal, whatever it was waiting for:
+ * send DETACH and close the control pipe (the agent then ends the session
+ * once it is done with the request at hand, and undoes the tracing the
+ * session owns), and drop what the agent still sends until its end of
+ * the data pipe closes.  Waits at most timeout_ms, and not past a further
+ * aborting signal.  Closes c's fds (inject_close is then a no-op).
+ * 0 the session has ended; -TRM_ETIMEOUT it has not yet; -TRM_EINTR a
+ * second signal cut the wait short; -TRM_EAGENT the agent was gone. */
+int inject_cancel(struct inject_conn *c, int timeout_ms);
 
 #endif

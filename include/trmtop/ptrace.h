@@ -100,9 +100,19 @@ struct ptrace_thread {
 /* Use fd (a signalfd reading at least SIGCHLD, and the signals that should
  * abort waiting: SIGINT, SIGTERM, SIGHUP) for all waits.  Without it, waits
  * poll.  When an aborting signal is read, the wait returns -TRM_EINTR and
- * ptrace_abort_signal() tells which. */
+ * ptrace_abort_signal() tells which (the first one read).  The signalfd is
+ * process-wide, and the only reader of it is here: a wait on anything
+ * else polls ptrace_sigfd() alongside and then calls
+ * ptrace_check_signals() (inject.h, "Waiting"). */
 void ptrace_set_sigfd(int fd);
 int ptrace_abort_signal(void);
+/* The fd given to ptrace_set_sigfd, -1 if none. */
+int ptrace_sigfd(void);
+/* Read the signalfd now, without blocking; returns ptrace_abort_signal(). */
+int ptrace_check_signals(void);
+/* How many aborting signals have been read so far (a second one cuts a
+ * clean-up's waiting short). */
+int ptrace_abort_count(void);
 
 /* Seize tid of process pid, interrupt it and wait (up to timeout_ms) for it
  * to stop; save its registers.  -EPERM, -ESRCH, -TRM_ETIMEOUT,

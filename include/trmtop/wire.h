@@ -354,6 +354,10 @@ struct wire_reader {
 	uint8_t *buf;
 	size_t cap, len, off;
 	size_t max_payload; /* frames larger than this are -EPROTO */
+	/* wire_reader_set_wake; wake == NULL: none (a zeroed reader) */
+	int wake_fd;
+	int (*wake)(void *arg);
+	void *wake_arg;
 };
 
 /* max_payload 0 (or above WIRE_MAX_PAYLOAD) means WIRE_MAX_PAYLOAD.  init
@@ -362,9 +366,21 @@ struct wire_reader {
 void wire_reader_init(struct wire_reader *r, int fd, size_t max_payload);
 void wire_reader_fini(struct wire_reader *r);
 
+/* Make every wait of wire_read_frame on r interruptible: wake_fd is polled
+ * with r's fd; wake(arg) is called before each poll and each time wake_fd
+ * is readable (it must make wake_fd unreadable again, e.g. by reading it),
+ * and a non-zero return ends the read with -EINTR, checked before the
+ * data (a stream that never pauses is interrupted too).  The part of a
+ * frame read so far stays buffered.  Frames already buffered are
+ * returned without a poll, and without asking wake.  (trmtop's CLI passes
+ * its signalfd: inject.h, "Waiting".) */
+void wire_reader_set_wake(struct wire_reader *r, int wake_fd,
+			  int (*wake)(void *arg), void *arg);
+
 /* Read the next frame.  timeout_ms < 0 waits for ever (poll).  Returns 1
  * with msg filled, 0 on EOF at a frame boundary, -ETIMEDOUT, -EPROTO
- * (bad header, or EOF inside a frame), -ENOMEM or -errno. */
+ * (bad header, or EOF inside a frame), -EINTR (the wake function said
+ * so), -ENOMEM or -errno. */
 int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms);
 
 #endif

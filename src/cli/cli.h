@@ -17,6 +17,9 @@ enum cli_exit {
 	EXIT_THRESHOLD = 3, /* --fail-above exceeded */
 	EXIT_BADINPUT = 4,  /* bad input file or stream */
 	EXIT_WRITE = 5,     /* an output could not be written */
+	/* cancelled by a signal: 128 + its number (SIGHUP 129, SIGINT 130,
+	 * SIGTERM 143), as a shell reports a command killed by it */
+	EXIT_SIGNAL_BASE = 128,
 };
 
 /* "trmtop: <msg>" and, if set, "hint: <hint>" on stderr, each one line:
@@ -25,8 +28,12 @@ enum cli_exit {
 void cli_error(const struct trm_err *err);
 void cli_errorf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
-/* Exit code for an attach/target error code. */
+/* Exit code for an attach/target error code (-TRM_EINTR: 128 + the
+ * signal). */
 int cli_exit_for(int code);
+
+/* "SIGINT", "SIGTERM", ... into buf; returns buf. */
+const char *cli_signal_name(int sig, char *buf, size_t len);
 
 /* Options shared by the subcommands that attach (argp child). */
 struct cli_target_opts {
@@ -37,13 +44,22 @@ struct cli_target_opts {
 extern const struct argp cli_target_argp;
 void cli_target_opts_init(struct cli_target_opts *o);
 
-/* Block SIGINT/SIGTERM/SIGHUP/SIGCHLD and route them to a signalfd that
- * ptrace/inject poll, so an interrupt never leaves a target stopped. */
+/* Block SIGINT/SIGTERM/SIGHUP/SIGCHLD and route them to one
+ * process-wide signalfd (ptrace_set_sigfd) that every wait polls
+ * (inject.h, "Waiting"), so a signal ends any wait, and never leaves a
+ * target stopped.  (main ignores SIGPIPE for every command.) */
 int cli_signals_setup(void);
 
-/* Wait ms milliseconds; returns 0, or the number of a terminating signal
- * (SIGINT, SIGTERM, SIGHUP) that arrived first. */
-int cli_wait_interruptible(uint64_t ms);
+/* After an aborting signal (a wait returned -TRM_EINTR): end the session
+ * with the agent (inject_cancel: the agent finishes the request at hand,
+ * then undoes the tracing the session owns; waited for 2 s at most, less
+ * after a second signal), and print "pid N: cancelled while <what>
+ * (SIGINT); <done>", or, when the agent has not ended its session yet,
+ * that it will, "with <done>", and a hint.  done says where tracing ends
+ * up once the request at hand is carried out (NULL: "tracing left as
+ * found", for every request but STOP and the START that keeps tracing
+ * on).  Returns the exit code, 128 + the first signal. */
+int cli_cancel(struct inject_conn *c, const char *what, const char *done);
 
 /* Attach (or reconnect) to o->pid; on error prints and returns the exit
  * code (> 0). */
@@ -54,10 +70,11 @@ unsigned cli_parse_frames(struct argp_state *state, const char *arg);
 
 /* Send a control request (START, STOP: len from its encoder, < 0 on an
  * encoding error) and decode the STATE reply.  On error prints and returns
- * the exit code (> 0). */
+ * the exit code (> 0); cancelled by a signal, cli_cancel(c, what, done)
+ * (what: "waiting for the agent to start tracing", ...). */
 struct wire_state;
 int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
-		struct wire_state *st);
+		const char *what, const char *done, struct wire_state *st);
 
 int cmd_start(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

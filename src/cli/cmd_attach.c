@@ -122,9 +122,19 @@ int cmd_start(int argc, char **argv)
 	rc = cli_attach(&a.target, &c);
 	if (rc)
 		return rc;
+	/* Started without KEEP, the tracing is the session's: should trmtop
+	 * be cancelled or die before the second START (KEEP) is answered,
+	 * the agent turns it off again when the session ends. */
 	req.nframe = a.frames;
-	req.flags = WIRE_START_KEEP;
-	rc = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
+	req.flags = 0;
+	rc = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
+			 "waiting for the agent to start tracing", NULL, &st);
+	if (rc == 0 && st.tracing == WIRE_TRACING_TRMTOP) {
+		req.flags = WIRE_START_KEEP;
+		rc = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
+				 "waiting for the agent to keep tracing on",
+				 "tracing left on, as asked", &st);
+	}
 	if (rc == 0) {
 		if (st.tracing == WIRE_TRACING_APPLICATION)
 			printf("pid %d: tracing already started by the application "
@@ -159,7 +169,9 @@ int cmd_stop(int argc, char **argv)
 	rc = cli_attach(&a.target, &c);
 	if (rc)
 		return rc;
-	rc = cli_control(&c, buf, wire_enc_empty(buf, sizeof(buf), WIRE_STOP), &st);
+	rc = cli_control(&c, buf, wire_enc_empty(buf, sizeof(buf), WIRE_STOP),
+			 "waiting for the agent to stop tracing",
+			 "the stop carried out", &st);
 	if (rc == 0) {
 		if (st.tracing == WIRE_TRACING_APPLICATION)
 			printf("pid %d: tracing was started by the application: left on\n",
@@ -255,12 +267,13 @@ int cmd_stats(int argc, char **argv)
 	if (rc == 0 && wire_dec_stats(&msg, &s) < 0)
 		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed stats",
 				 (int)a.target.pid);
-	if (rc < 0) {
+	if (rc == -TRM_EINTR) {
+		rc = cli_cancel(&c, "waiting for the agent's statistics", NULL);
+	} else if (rc < 0) {
 		cli_error(&err);
 		rc = cli_exit_for(rc);
 	} else {
-		print_stats(&c, &s, a.json);
-		rc = fflush(stdout) == 0 ? 0 : EXIT_TARGET;
+		print_stats(&c, &s, a.json); /* main checks stdout */
 	}
 	inject_close(&c);
 	return rc;

@@ -144,6 +144,12 @@ static mode_t output_mode(const struct snapshot *s)
 /* Print the error of a failed write into of (already aborted or not). */
 static int write_failed(struct outfile *of, int rc, const struct trm_err *err)
 {
+	if (outfile_reader_gone(of)) {
+		/* `| head`: the report ends there, quietly; the command's
+		 * status (a --fail-above check) is still decided */
+		outfile_abort(of);
+		return 0;
+	}
 	rc = outfile_error(of, rc);
 	if (of->werr || !err->msg[0])
 		cli_errorf("%s: %s", of->path, strerror(-rc));

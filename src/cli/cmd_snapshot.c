@@ -15,6 +15,7 @@
 #include "outfile.h"
 #include "snapfetch.h"
 #include "source.h"
+#include "trmtop/ptrace.h"
 #include "trmtop/snapshot.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
@@ -176,7 +177,7 @@ int cmd_snapshot(int argc, char **argv)
 	uint8_t buf[WIRE_CTL_MAX];
 	struct target_creds creds = { 0 };
 	char path[512];
-	int ec, rc, started = 0, sig, has_creds;
+	int ec, rc, started = 0, has_creds;
 	uint64_t wait_ms;
 
 	memset(&a, 0, sizeof(a));
@@ -205,9 +206,13 @@ int cmd_snapshot(int argc, char **argv)
 		goto out;
 	}
 	if (c.hello.tracing == WIRE_TRACING_OFF) {
+		/* without KEEP: the session's until the snapshot is written
+		 * (below), so that a cancelled or failed snapshot, or a trmtop
+		 * killed, leaves tracing off again */
 		req.nframe = a.frames;
-		req.flags = a.keep ? WIRE_START_KEEP : 0;
-		ec = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req), &st);
+		req.flags = 0;
+		ec = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
+				 "waiting for the agent to start tracing", NULL, &st);
 		if (ec)
 			goto out;
 		started = st.tracing == WIRE_TRACING_TRMTOP;
@@ -224,23 +229,18 @@ int cmd_snapshot(int argc, char **argv)
 		uint64_t left = wait_ms;
 
 		while (left) {
-			uint64_t step = prog.tty ? (left > 1000 ? 1000 : left) : left;
+			/* whole seconds on a terminal (the countdown), else
+			 * hours at most (inject_sleep takes an int) */
+			uint64_t most = prog.tty ? 1000 : 3600000;
+			uint64_t step = left > most ? most : left;
 
 			if (prog.tty)
 				fprintf(stderr, "\rtracing pid %d: snapshot in %" PRIu64 "s ",
 					(int)a.target.pid, (left + 999) / 1000);
-			sig = cli_wait_interruptible(step);
-			if (sig) {
+			if (inject_sleep((int)step) < 0) {
 				if (prog.tty)
 					fputc('\n', stderr);
-				cli_errorf("interrupted by %s before the snapshot%s", strsignal(sig),
-					   started && !a.keep ? "; tracing turned off again" : "");
-				if (started && !a.keep) {
-					int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
-
-					(void)cli_control(&c, buf, n, &st);
-				}
-				ec = 128 + sig;
+				ec = cli_cancel(&c, "tracing before the snapshot", NULL);
 				goto out;
 			}
 			left -= step;
@@ -251,10 +251,19 @@ int cmd_snapshot(int argc, char **argv)
 	rc = snapfetch_take(sf, &c, s, show_progress, &prog, SNAPSHOT_TIMEOUT_MS, &err);
 	if (prog.shown)
 		fputs("\n", stderr);
+	if (rc == -TRM_EINTR) {
+		ec = cli_cancel(&c, "waiting for the agent's snapshot", NULL);
+		goto out;
+	}
+	if (rc == -TRM_EAGENT && !snapfetch_agent_error(sf)) {
+		trm_err_clear(&err); /* hung up: say whether the target is gone */
+		inject_agent_gone(a.target.pid, &err);
+	}
 	if (rc < 0) {
+		/* no more requests: the agent undoes the session's tracing */
 		cli_error(&err);
 		ec = cli_exit_for(rc);
-		goto stop;
+		goto out;
 	}
 	if (a.target.verbose) {
 		uint64_t gil, gil_max;
@@ -281,6 +290,10 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (has_creds)
 		store_sources(s, a.target.pid, &creds);
+	if (ptrace_check_signals()) {
+		ec = cli_cancel(&c, "reading source lines for the snapshot", NULL);
+		goto out;
+	}
 	if (!a.output)
 		a.output = default_output(a.target.pid, path, sizeof(path));
 	ec = cli_save_snapshot(s, a.output);
@@ -295,13 +308,20 @@ int cmd_snapshot(int argc, char **argv)
 		util_fprint_escaped(stdout, c.target.py.version);
 		fputs(")\n", stdout);
 	}
-stop:
+	if (ec)
+		goto out;
 	if (started && !a.keep) {
 		int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
 
-		rc = cli_control(&c, buf, n, &st);
-		if (rc && !ec)
-			ec = rc;
+		ec = cli_control(&c, buf, n, "waiting for the agent to stop tracing",
+				 "tracing turned off again (the snapshot was written)", &st);
+	} else if (started) {
+		/* --keep-tracing: the tracing is no longer the session's */
+		req.nframe = a.frames;
+		req.flags = WIRE_START_KEEP;
+		ec = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
+				 "waiting for the agent to keep tracing on",
+				 "tracing left on, as asked (the snapshot was written)", &st);
 	}
 out:
 	target_creds_fini(&creds);

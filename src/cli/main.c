@@ -1,9 +1,15 @@
+/* main.c - the trmtop command: process-wide set-up (SIGPIPE ignored),
+ * dispatch to a subcommand, and the end of standard output. */
 #include "config.h"
 
 #include <argp.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -45,7 +51,10 @@ static const char doc[] =
 	"Run 'trmtop COMMAND --help' for the options of a command.\n"
 	"\n"
 	"Exit status: 0 ok, 1 usage error, 2 target or attach error, "
-	"3 --fail-above exceeded, 4 bad input file, 5 an output could not be written.";
+	"3 --fail-above exceeded, 4 bad input file, 5 an output could not be written, "
+	"128+N cancelled by signal N (129 SIGHUP, 130 SIGINT, 143 SIGTERM; the target "
+	"is left as found).  A reader of standard output that stops reading "
+	"(| head) ends the output quietly; the status stays that of the command.";
 
 static error_t parse(int key, char *arg, struct argp_state *state)
 {
@@ -73,12 +82,49 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 static const struct argp argp = { NULL, parse, "COMMAND [ARG...]", doc, NULL,
 				  NULL, NULL };
 
+/* Has the reader of standard output gone (a pipe whose read end is
+ * closed reports POLLERR to its writer)? */
+static int stdout_reader_gone(void)
+{
+	struct pollfd p = { STDOUT_FILENO, 0, 0 };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLERR);
+}
+
+/* Flush what the command printed with stdio.  A reader that went away
+ * (`| head`) is no error: the status stays the command's.  Any other
+ * failure is exit 5 with its errno. */
+static int finish_stdout(int ec)
+{
+	int e = 0;
+
+	if (fflush(stdout) != 0)
+		e = errno ? errno : EIO;
+	else if (ferror(stdout))
+		e = -1; /* an earlier write failed; its errno is gone */
+	if (!e || e == EPIPE || stdout_reader_gone())
+		return ec;
+	if (e > 0)
+		cli_errorf("standard output: %s", strerror(e));
+	else
+		cli_errorf("standard output: a write failed");
+	return ec ? ec : EXIT_WRITE;
+}
+
 int main(int argc, char **argv)
 {
+	struct sigaction ign;
 	size_t cmd = NCOMMANDS;
 	int idx = 0;
 	char name[64];
 
+	/* a write to a pipe whose reader is gone (the agent's, standard
+	 * output's) is an EPIPE error for the writer to handle, never a
+	 * silent death */
+	memset(&ign, 0, sizeof(ign));
+	ign.sa_handler = SIG_IGN;
+	sigemptyset(&ign.sa_mask);
+	sigaction(SIGPIPE, &ign, NULL);
 	argp_err_exit_status = EXIT_USAGE;
 	if (argp_parse(&argp, argc, argv, ARGP_IN_ORDER, &idx, &cmd) != 0 ||
 	    cmd >= NCOMMANDS)
@@ -90,5 +136,5 @@ int main(int argc, char **argv)
 			break;
 	snprintf(name, sizeof(name), "trmtop %s", commands[cmd].name);
 	argv[idx] = name;
-	return commands[cmd].fn(argc - idx, argv + idx);
+	return finish_stdout(commands[cmd].fn(argc - idx, argv + idx));
 }

@@ -1,6 +1,7 @@
 /* msg.c - what every subcommand shares: error messages (escaped: they
- * may quote what a target said or named), exit codes, signals, the target
- * option group, attaching and control requests. */
+ * may quote what a target said or named), exit codes, signals (the
+ * signalfd every wait polls, and cancelling on them), the target option
+ * group, attaching and control requests. */
 #include "config.h"
 
 #include <errno.h>
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <poll.h>
 #include <sys/signalfd.h>
 #include <time.h>
 #include <unistd.h>
@@ -20,6 +20,7 @@
 #include "trmtop/wire.h"
 
 #define CONTROL_TIMEOUT_MS 60000
+#define CANCEL_TIMEOUT_MS 2000
 
 void cli_errorf(const char *fmt, ...)
 {
@@ -62,47 +63,33 @@ void cli_error(const struct trm_err *err)
 	}
 }
 
+/* The first aborting signal (SIGINT when none was read: a caller that
+ * got -TRM_EINTR had one). */
+static int abort_signal(void)
+{
+	int sig = ptrace_abort_signal();
+
+	return sig ? sig : SIGINT;
+}
+
+const char *cli_signal_name(int sig, char *buf, size_t len)
+{
+	const char *abbr = sigabbrev_np(sig);
+
+	if (abbr)
+		snprintf(buf, len, "SIG%s", abbr);
+	else
+		snprintf(buf, len, "signal %d", sig);
+	return buf;
+}
+
 int cli_exit_for(int code)
 {
-	if (code == -TRM_EINTR) {
-		int sig = ptrace_abort_signal();
-
-		return 128 + (sig ? sig : SIGINT);
-	}
+	if (code == -TRM_EINTR)
+		return EXIT_SIGNAL_BASE + abort_signal();
 	if (code == -TRM_EFORMAT)
 		return EXIT_BADINPUT;
 	return EXIT_TARGET;
-}
-
-static int g_sigfd = -1;
-
-int cli_wait_interruptible(uint64_t ms)
-{
-	uint64_t end = util_now_ns() + ms * 1000000u;
-	struct signalfd_siginfo si;
-
-	for (;;) {
-		uint64_t now = util_now_ns();
-		struct pollfd pfd = { g_sigfd, POLLIN, 0 };
-		int wait;
-
-		if (ptrace_abort_signal())
-			return ptrace_abort_signal();
-		if (now >= end)
-			return 0;
-		wait = (int)((end - now) / 1000000u) + 1;
-		if (g_sigfd < 0) {
-			struct timespec ts = { wait / 1000, (long)(wait % 1000) * 1000000L };
-
-			nanosleep(&ts, NULL);
-			continue;
-		}
-		if (poll(&pfd, 1, wait) > 0) {
-			while (read(g_sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-				if (si.ssi_signo != SIGCHLD)
-					return (int)si.ssi_signo;
-		}
-	}
 }
 
 int cli_signals_setup(void)
@@ -110,7 +97,7 @@ int cli_signals_setup(void)
 	sigset_t set;
 	int fd;
 
-	if (g_sigfd >= 0)
+	if (ptrace_sigfd() >= 0)
 		return 0;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -123,8 +110,39 @@ int cli_signals_setup(void)
 	if (fd < 0)
 		return -errno;
 	ptrace_set_sigfd(fd);
-	g_sigfd = fd;
 	return 0;
+}
+
+int cli_cancel(struct inject_conn *c, const char *what, const char *done)
+{
+	int sig = abort_signal(), pid = (int)c->target.pid;
+	char name[32];
+	int rc;
+
+	cli_signal_name(sig, name, sizeof(name));
+	if (!done)
+		done = "tracing left as found";
+	rc = inject_cancel(c, CANCEL_TIMEOUT_MS);
+	if (rc == 0) {
+		cli_errorf("pid %d: cancelled while %s (%s); %s", pid, what, name, done);
+	} else if (rc == -TRM_ETIMEOUT) {
+		cli_errorf("pid %d: cancelled while %s (%s); the agent has not ended "
+			   "its session within %d s: it will once the target lets it "
+			   "run, with %s", pid, what, name, CANCEL_TIMEOUT_MS / 1000, done);
+		fprintf(stderr, "hint: a thread of pid %d may be holding the GIL in "
+			"native code; 'trmtop stats --pid %d' shows the tracing once "
+			"it lets go\n", pid, pid);
+	} else if (rc == -TRM_EINTR) {
+		cli_errorf("pid %d: cancelled while %s (%s); not waiting for the agent "
+			   "after a second signal: it ends its session once the target "
+			   "lets it run, with %s", pid, what, name, done);
+		fprintf(stderr, "hint: 'trmtop stats --pid %d' shows the tracing once "
+			"it has\n", pid);
+	} else {
+		cli_errorf("pid %d: cancelled while %s (%s); the agent went away "
+			   "(the target may have exited)", pid, what, name);
+	}
+	return EXIT_SIGNAL_BASE + sig;
 }
 
 /* ---- the shared target options --------------------------------------- */
@@ -190,6 +208,16 @@ int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
 		return EXIT_TARGET;
 	}
 	rc = inject_attach(o->pid, &io, c, &err);
+	if (rc == -TRM_EINTR) {
+		char name[32];
+
+		/* inject_attach undid its stops, and a bootstrap still queued
+		 * in the target finds trmtop gone and does nothing */
+		cli_errorf("pid %d: cancelled while attaching (%s); nothing of "
+			   "trmtop's is left running in the target", (int)o->pid,
+			   cli_signal_name(abort_signal(), name, sizeof(name)));
+		return cli_exit_for(rc);
+	}
 	if (rc < 0) {
 		if (!err.msg[0])
 			trm_err_set(&err, rc, "pid %d: %s", (int)o->pid, trm_strerror(rc));
@@ -217,7 +245,7 @@ unsigned cli_parse_frames(struct argp_state *state, const char *arg)
 }
 
 int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
-		struct wire_state *st)
+		const char *what, const char *done, struct wire_state *st)
 {
 	struct trm_err err = { 0 };
 	struct wire_msg msg;
@@ -229,6 +257,8 @@ int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
 	}
 	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
 			    CONTROL_TIMEOUT_MS, &err);
+	if (rc == -TRM_EINTR)
+		return cli_cancel(c, what, done);
 	if (rc == 0 && wire_dec_state(&msg, st) < 0)
 		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
 				 (int)c->target.pid);

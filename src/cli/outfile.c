@@ -218,6 +218,11 @@ int outfile_error(const struct outfile *of, int rc)
 	return of->werr ? -of->werr : rc;
 }
 
+int outfile_reader_gone(const struct outfile *of)
+{
+	return of->is_stdout && of->werr == EPIPE;
+}
+
 int outfile_commit(struct outfile *of, struct trm_err *err)
 {
 	struct stat sb;
@@ -225,10 +230,15 @@ int outfile_commit(struct outfile *of, struct trm_err *err)
 
 	if (fflush(of->f) != 0 || of->werr)
 		rc = -(of->werr ? of->werr : errno ? errno : EIO);
-	else if (of->is_stdout)
-		goto out;
-	else if (fsync(of->fd) < 0)
+	else if (!of->is_stdout && fsync(of->fd) < 0)
 		rc = -errno;
+	if (of->is_stdout) {
+		if (outfile_reader_gone(of))
+			rc = 0; /* `| head`: the report ends there, quietly */
+		else if (rc < 0)
+			trm_err_set(err, rc, "%s: %s", of->path, strerror(-rc));
+		goto out;
+	}
 	if (rc == 0) {
 		fclose(of->f);
 		of->f = NULL;

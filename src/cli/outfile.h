@@ -59,4 +59,10 @@ void outfile_abort(struct outfile *of);
  * cause of a failed writer (a writer's own -EIO says less). */
 int outfile_error(const struct outfile *of, int rc);
 
+/* Whether of is standard output and its reader has gone (EPIPE: a pipe
+ * into `head` that stopped reading).  That is no error: the report ends
+ * there, quietly (SIGPIPE is ignored, so writes fail with EPIPE).
+ * outfile_commit returns 0 for it. */
+int outfile_reader_gone(const struct outfile *of);
+
 #endif

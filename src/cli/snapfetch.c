@@ -539,10 +539,15 @@ int snapfetch_take(struct snapfetch *sf, struct inject_conn *c,
 	rc = wire_write_all(c->ctl_fd, req, (size_t)rc);
 	if (rc < 0) {
 		sf->state = SF_BROKEN;
-		return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent is gone: %s",
+		if (rc == -EPIPE)
+			return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent went "
+					   "away (the target may have exited)",
+					   (int)c->target.pid);
+		return trm_err_set(err, -TRM_EAGENT, "pid %d: writing to the agent: %s",
 				   (int)c->target.pid, strerror(-rc));
 	}
 	for (;;) {
+		/* c->rd wakes on trmtop's signals (inject.h, "Waiting") */
 		rc = wire_read_frame(&c->rd, &msg, timeout_ms);
 		if (rc == 1) {
 			rc = snapfetch_feed(sf, &msg, err);
@@ -553,9 +558,12 @@ int snapfetch_take(struct snapfetch *sf, struct inject_conn *c,
 			continue;
 		}
 		sf->state = SF_BROKEN;
+		if (rc == -EINTR)
+			return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted waiting "
+					   "for the snapshot", (int)c->target.pid);
 		if (rc == 0)
-			return trm_err_set(err, -TRM_EAGENT,
-					   "pid %d: the agent closed the connection",
+			return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent went "
+					   "away (the target may have exited)",
 					   (int)c->target.pid);
 		if (rc == -ETIMEDOUT)
 			return trm_err_set(err, -TRM_ETIMEOUT,

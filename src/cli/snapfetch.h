@@ -63,7 +63,9 @@ void snapfetch_free(struct snapfetch *sf);
  * Returns 0, or:
  *   -TRM_EAGENT   the agent answered ERROR (snapfetch_agent_error gives
  *                 its WIRE_ERR_* code, e.g. WIRE_ERR_NOT_TRACING), or
- *                 closed the connection
+ *                 went away (EOF, EPIPE: snapfetch_agent_error is 0)
+ *   -TRM_EINTR    c->rd's wake function said stop (an aborting signal:
+ *                 inject.h, "Waiting")
  *   -TRM_ETIMEOUT no frame within timeout_ms
  *   -TRM_EPROTO   a malformed stream, or one past a cap; err says at
  *                 which byte of the reply (counted from its first frame

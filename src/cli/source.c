@@ -18,7 +18,8 @@
  * - only regular files, opened O_NONBLOCK, checked with fstat before any
  *   read, up to MAX_SOURCE bytes;
  * - the parent talks to the child over a socket pair (no SIGPIPE) with a
- *   deadline per file and in all; a child that is late is killed.
+ *   deadline per file and in all; a child that is late is killed, and so
+ *   is one still reading when trmtop gets SIGINT, SIGTERM or SIGHUP.
  *
  * Any failure is "no source line". */
 #include "config.h"
@@ -42,6 +43,7 @@
 #include <unistd.h>
 
 #include "source.h"
+#include "trmtop/inject.h"
 #include "trmtop/util.h"
 
 #define MAX_SOURCE (8u << 20)
@@ -401,21 +403,19 @@ out:
 	target_creds_fini(&now);
 }
 
-/* Receive len bytes before the deadline; 0 or -1. */
+/* Receive len bytes before the deadline and before an aborting signal
+ * to trmtop (inject.h, "Waiting"); 0 or -1. */
 static int recv_until(int fd, void *buf, size_t len, uint64_t deadline)
 {
 	size_t got = 0;
 
 	while (got < len) {
 		uint64_t now = util_now_ns();
-		struct pollfd p = { fd, POLLIN, 0 };
 		ssize_t r;
 
 		if (now >= deadline)
 			return -1;
-		r = poll(&p, 1, (int)((deadline - now) / 1000000u) + 1);
-		if (r < 0 && errno == EINTR)
-			continue;
+		r = inject_wait_fd(fd, POLLIN, (int)((deadline - now) / 1000000u) + 1);
 		if (r <= 0)
 			return -1;
 		r = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);

@@ -139,28 +139,14 @@ int inject_test_pause(const char *stage)
 		}
 	}
 	/* hold here until a signal arrives; SIGKILL simply ends us */
-	for (;;) {
-		if (ptrace_abort_signal())
-			return -TRM_EINTR;
-		{
-			struct timespec ts = { 0, 20000000 };
-			sigset_t set;
-			int sig;
-
-			sigemptyset(&set);
-			sigaddset(&set, SIGINT);
-			sigaddset(&set, SIGTERM);
-			sigaddset(&set, SIGHUP);
-			sig = sigtimedwait(&set, NULL, &ts);
-			if (sig > 0)
-				return -TRM_EINTR;
-		}
-	}
+	while (inject_sleep(1000) == 0)
+		;
+	return -TRM_EINTR;
 }
 
 static int check_abort(struct trm_err *err)
 {
-	int sig = ptrace_abort_signal();
+	int sig = ptrace_check_signals();
 
 	if (!sig)
 		return 0;
@@ -524,6 +510,7 @@ static void ensure_reader(struct attach *a, struct inject_conn *c)
 {
 	if (a->have_res && a->data_fd >= 0 && !a->reader) {
 		wire_reader_init(&c->rd, a->data_fd, WIRE_MAX_PAYLOAD);
+		wire_reader_set_wake(&c->rd, ptrace_sigfd(), inject_wake_on_signal, NULL);
 		a->reader = 1;
 	}
 }
@@ -1337,6 +1324,9 @@ static int wait_hello(struct attach *a, struct inject_conn *c, int timeout_ms,
 	rc = wire_read_frame(&c->rd, &msg, timeout_ms);
 	if (rc == -ETIMEDOUT)
 		return -TRM_ETIMEOUT;
+	if (rc == -EINTR)
+		return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted waiting for "
+				   "the agent's greeting", (int)a->pid);
 	if (rc == 0)
 		return trm_err_set(err, -TRM_EAGENT,
 				   "pid %d: the agent closed the connection", (int)a->pid);
@@ -1561,6 +1551,8 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	ensure_reader(a, c);
 	wait = remaining_ms(deadline) < 500 ? remaining_ms(deadline) : 500;
 	rc = wait_hello(a, c, wait, err);
+	if (rc == -TRM_EINTR)
+		(void)pep768_cancel(a->pid, a->ep, &a->tgt->py, tid, NULL);
 	if (rc != -TRM_ETIMEOUT)
 		return rc;
 	/* it did not run: withdraw, unless the thread has just taken it.  A
@@ -1768,15 +1760,18 @@ int inject_request(struct inject_conn *c, const uint8_t *frame, size_t len,
 	int rc;
 
 	rc = wire_write_all(c->ctl_fd, frame, len);
+	if (rc == -EPIPE)
+		return inject_agent_gone(c->target.pid, err);
 	if (rc < 0)
-		return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent is gone: %s",
+		return trm_err_set(err, -TRM_EAGENT, "pid %d: writing to the agent: %s",
 				   (int)c->target.pid, strerror(-rc));
 	for (;;) {
 		rc = wire_read_frame(&c->rd, reply, timeout_ms);
 		if (rc == 0)
-			return trm_err_set(err, -TRM_EAGENT,
-					   "pid %d: the agent closed the connection",
-					   (int)c->target.pid);
+			return inject_agent_gone(c->target.pid, err);
+		if (rc == -EINTR)
+			return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted waiting "
+					   "for the agent's answer", (int)c->target.pid);
 		if (rc == -ETIMEDOUT)
 			return trm_err_set(err, -TRM_ETIMEOUT,
 					   "pid %d: no answer from the agent",
@@ -1826,7 +1821,6 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 	 * a little later finds it gone. */
 	for (;;) {
 		uint64_t spent;
-		struct timespec ts;
 
 		rc = attach_once(pid, opts, c, err);
 		if (rc != -EAGAIN)
@@ -1841,10 +1835,10 @@ int inject_attach(pid_t pid, const struct inject_opts *opts,
 		}
 		trm_err_clear(err);
 		rc = check_abort(err);
+		if (rc == 0)
+			rc = inject_sleep(2 * tries);
 		if (rc < 0)
-			return rc;
-		ts.tv_sec = 0;
-		ts.tv_nsec = 2000000L * tries;
-		nanosleep(&ts, NULL);
+			return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted",
+					   (int)pid);
 	}
 }

@@ -24,6 +24,7 @@
 
 static int g_sigfd = -1;
 static volatile int g_abort_sig;
+static int g_abort_count;
 
 void ptrace_set_sigfd(int fd)
 {
@@ -35,7 +36,8 @@ int ptrace_abort_signal(void)
 	return g_abort_sig;
 }
 
-/* Drain the signalfd; note aborting signals.  Returns 1 if one arrived. */
+/* Drain the signalfd; note aborting signals (the first one, and how many).
+ * Returns 1 if one arrived. */
 static int drain_sigfd(void)
 {
 	struct signalfd_siginfo si;
@@ -45,11 +47,29 @@ static int drain_sigfd(void)
 		return g_abort_sig != 0;
 	while (read(g_sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo != SIGCHLD) {
-			g_abort_sig = (int)si.ssi_signo;
+			if (!g_abort_sig)
+				g_abort_sig = (int)si.ssi_signo;
+			g_abort_count++;
 			got = 1;
 		}
 	}
 	return got || g_abort_sig != 0;
+}
+
+int ptrace_sigfd(void)
+{
+	return g_sigfd;
+}
+
+int ptrace_check_signals(void)
+{
+	(void)drain_sigfd();
+	return g_abort_sig;
+}
+
+int ptrace_abort_count(void)
+{
+	return g_abort_count;
 }
 
 enum stop_kind {

@@ -223,6 +223,17 @@ void wire_reader_init(struct wire_reader *r, int fd, size_t max_payload)
 	r->max_payload = (max_payload == 0 || max_payload > WIRE_MAX_PAYLOAD)
 				 ? WIRE_MAX_PAYLOAD
 				 : max_payload;
+	r->wake_fd = -1;
+	r->wake = NULL;
+	r->wake_arg = NULL;
+}
+
+void wire_reader_set_wake(struct wire_reader *r, int wake_fd,
+			  int (*wake)(void *arg), void *arg)
+{
+	r->wake_fd = wake ? wake_fd : -1;
+	r->wake = wake;
+	r->wake_arg = arg;
 }
 
 void wire_reader_fini(struct wire_reader *r)
@@ -273,7 +284,10 @@ int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms)
 	for (;;) {
 		size_t avail = r->len - r->off;
 		size_t need = WIRE_HDR_SIZE;
-		struct pollfd pfd = { .fd = r->fd, .events = POLLIN };
+		struct pollfd pfd[2] = {
+			{ .fd = r->fd, .events = POLLIN },
+			{ .fd = r->wake ? r->wake_fd : -1, .events = POLLIN },
+		};
 		int wait_ms = timeout_ms;
 		ssize_t n;
 		int rc;
@@ -303,7 +317,10 @@ int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms)
 			if (wait_ms < 0)
 				wait_ms = 0;
 		}
-		rc = poll(&pfd, 1, wait_ms);
+		/* what woke an earlier wait (and was read by then) too */
+		if (r->wake && r->wake(r->wake_arg))
+			return -EINTR;
+		rc = poll(pfd, 2, wait_ms);
 		if (rc < 0) {
 			if (errno == EINTR)
 				continue;
@@ -311,7 +328,17 @@ int wire_read_frame(struct wire_reader *r, struct wire_msg *msg, int timeout_ms)
 		}
 		if (rc == 0)
 			return -ETIMEDOUT;
-		if (pfd.revents & POLLNVAL)
+		if (pfd[1].revents) {
+			/* before the data: a stream that never pauses must
+			 * not hold the interruption back */
+			if (pfd[1].revents & POLLNVAL)
+				r->wake_fd = -1;
+			else if (r->wake(r->wake_arg))
+				return -EINTR;
+			if (!pfd[0].revents)
+				continue;
+		}
+		if (pfd[0].revents & POLLNVAL)
 			return -EBADF;
 
 		n = read(r->fd, r->buf + r->len, r->cap - r->len);

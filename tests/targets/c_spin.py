@@ -8,12 +8,20 @@ which cannot run before the spin ends: this is how a test leaves a pending
 call behind a killed trmtop and then lets it run.  After the spin, the main
 thread runs a few thousand Python calls and serves commands itself (there
 is no command thread), e.g. `truth`.
+
+With a second extra argument `after-tracing`, the main thread first sleeps
+in short steps (a thread parked in a syscall, GIL released: trmtop attaches
+by hijacking it) until tracemalloc traces, and only then spins: an agent
+that is connected by then cannot get the GIL for its next request (this is
+how a test holds trmtop waiting for an answer).
 """
 
 import functools
 import mmap
 import operator
 import os
+import time
+import tracemalloc
 
 import _common
 
@@ -34,9 +42,12 @@ class CSpin(_common.Shape):
         self.flag = mmap.mmap(fd, 1)
         os.close(fd)
         self.commands_after_main = True
+        self.after_tracing = argv[1:2] == ["after-tracing"]
         self.spun = -1
 
     def main(self):
+        while self.after_tracing and not tracemalloc.is_tracing():
+            time.sleep(0.001)
         self.spun = sum(iter(functools.partial(operator.getitem, self.flag, 0), 1))
         self.work = _spin(2000)
         self.tick()

@@ -198,6 +198,76 @@ static void test_bad_fd(void **state)
 	assert_int_equal(wire_write_all(1000000, "x", 1), -EBADF);
 }
 
+/* The wake fd: the wake function runs before each wait and each time
+ * the fd is readable; 0 goes on waiting, non-zero ends the read with
+ * -EINTR, and the part of a frame read so far is kept. */
+struct wake_state {
+	int fd;
+	int calls;
+	int answer;
+};
+
+static int wake_fn(void *arg)
+{
+	struct wake_state *w = arg;
+	char c;
+
+	w->calls++;
+	while (read(w->fd, &c, 1) == 1)
+		;
+	return w->answer;
+}
+
+static void test_wake(void **state)
+{
+	struct pipe_fixture *f = *state;
+	struct wire_start in = { .nframe = 3, .flags = 0 }, out;
+	struct wake_state w = { -1, 0, 0 };
+	struct wire_msg msg;
+	uint8_t buf[64];
+	int fds[2], n;
+
+	assert_int_equal(pipe2(fds, O_CLOEXEC | O_NONBLOCK), 0);
+	w.fd = fds[0];
+	wire_reader_set_wake(&f->r, fds[0], wake_fn, &w);
+	n = wire_enc_start(buf, sizeof(buf), &in);
+	put(f->wr, buf, 3); /* part of a frame */
+	/* asked before the wait only: a plain timeout */
+	assert_int_equal(wire_read_frame(&f->r, &msg, 10), -ETIMEDOUT);
+	assert_true(w.calls >= 1);
+	/* readable, and the function says go on: still the timeout */
+	w.calls = 0;
+	put(fds[1], "x", 1);
+	assert_int_equal(wire_read_frame(&f->r, &msg, 20), -ETIMEDOUT);
+	assert_true(w.calls >= 1);
+	/* readable, and it says stop: -EINTR at once, even with no limit */
+	w.answer = 1;
+	put(fds[1], "x", 1);
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), -EINTR);
+	/* ... and before data that is there too, readable or not */
+	put(f->wr, buf + 3, (size_t)n - 3);
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), -EINTR);
+	/* the rest of the frame completes the part read before */
+	w.answer = 0;
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), 1);
+	assert_int_equal(wire_dec_start(&msg, &out), 0);
+	assert_int_equal(out.nframe, 3);
+	/* a frame already buffered comes without asking */
+	put(f->wr, buf, (size_t)n);
+	put(f->wr, buf, (size_t)n);
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), 1);
+	w.answer = 1;
+	w.calls = 0;
+	assert_int_equal(wire_read_frame(&f->r, &msg, -1), 1);
+	assert_int_equal(w.calls, 0);
+	/* no wake function: the fd is not polled */
+	wire_reader_set_wake(&f->r, fds[0], NULL, NULL);
+	put(fds[1], "x", 1);
+	assert_int_equal(wire_read_frame(&f->r, &msg, 10), -ETIMEDOUT);
+	close(fds[0]);
+	close(fds[1]);
+}
+
 /* A writer thread sending frames in small chunks while the reader blocks;
  * one frame is larger than the pipe buffer. */
 #define BIG_PAYLOAD (1u << 20)
@@ -352,6 +422,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_oversize_global_max, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_timeout, setup, teardown),
 		cmocka_unit_test(test_bad_fd),
+		cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_threaded_chunks, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_all_nonblocking, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_write_all_epipe, setup, teardown),
