@@ -605,23 +605,62 @@ static int rsys(struct ptrace_thread *t, struct attach *a, long nr,
 	return 0;
 }
 
-static int open_proc_fd(pid_t pid, int fd, int flags)
+/* Our own descriptor for the target's fd: the same open file, taken with
+ * pidfd_getfd where the kernel has it (5.6+), else reopened through
+ * /proc/PID/fd; and only if it is what trmtop made there: an anonymous
+ * pipe (memfd_name NULL) or the memfd of that name, open for what flags
+ * say.  The target's other threads run meanwhile: one that swapped the
+ * number for a file of its choosing (an O_PATH descriptor of a file only
+ * root may write, a device, a named FIFO) gets -EPERM, never root's
+ * writes or reads (a reopen through /proc would open it with root's
+ * rights). */
+static int take_fd(struct attach *a, int fd, int flags, const char *memfd_name)
 {
-	char path[64];
-	int ours;
+	char path[64], link[128], want[128];
+	struct stat sb;
+	ssize_t n;
+	int ours = -1, pidfd, rc = -EPERM;
 
-	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
-	ours = open(path, flags | O_CLOEXEC | O_NONBLOCK);
-	if (ours < 0)
-		return -errno;
-	/* back to blocking: the reader polls, the writer writes whole frames */
+	pidfd = (int)syscall(SYS_pidfd_open, a->pid, 0);
+	if (pidfd >= 0) {
+		ours = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+		if (ours < 0)
+			rc = -errno;
+		close(pidfd);
+		if (ours < 0 && rc != -ENOSYS)
+			return rc;
+	}
+	if (ours < 0) {
+		snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)a->pid, fd);
+		ours = open(path, flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+		if (ours < 0)
+			return -errno;
+	}
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", ours);
+	n = readlink(path, link, sizeof(link) - 1);
+	if (n < 0 || fstat(ours, &sb) < 0 ||
+	    (fcntl(ours, F_GETFL) & O_ACCMODE) != (flags & O_ACCMODE))
+		goto refuse;
+	link[n] = '\0';
+	if (memfd_name) {
+		snprintf(want, sizeof(want), "/memfd:%s (deleted)", memfd_name);
+		if (!S_ISREG(sb.st_mode) || strcmp(link, want) != 0 ||
+		    fcntl(ours, F_GET_SEALS) < 0)
+			goto refuse;
+	} else {
+		snprintf(want, sizeof(want), "pipe:[%lu]", (unsigned long)sb.st_ino);
+		if (!S_ISFIFO(sb.st_mode) || strcmp(link, want) != 0)
+			goto refuse;
+	}
+	/* blocking: the reader polls, the writer writes whole frames */
 	if (fcntl(ours, F_SETFL, fcntl(ours, F_GETFL) & ~O_NONBLOCK) < 0) {
-		int rc = -errno;
-
-		close(ours);
-		return rc;
+		rc = -errno;
+		goto refuse;
 	}
 	return ours;
+refuse:
+	close(ours);
+	return rc;
 }
 
 /* Map a private page in the target through thread t. */
@@ -692,45 +731,34 @@ static int rpipe(struct ptrace_thread *t, struct attach *a, raddr_t fds,
 }
 
 /* Does the target's memfd fd hold exactly data[0, len)?  0 or -EIO. */
-static int memfd_holds(struct attach *a, int fd, const uint8_t *data, size_t len)
+static int memfd_holds(int fd, const uint8_t *data, size_t len)
 {
 	uint8_t buf[8192];
 	size_t off = 0;
 	ssize_t n;
-	int r = open_proc_fd(a->pid, fd, O_RDONLY), rc = 0;
 
-	if (r < 0)
-		return r;
 	for (;;) {
-		n = read(r, buf, sizeof(buf));
+		n = pread(fd, buf, sizeof(buf), (off_t)off);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		if ((size_t)n > len - off || memcmp(buf, data + off, (size_t)n) != 0) {
-			rc = -EIO;
-			break;
-		}
+		if ((size_t)n > len - off || memcmp(buf, data + off, (size_t)n) != 0)
+			return -EIO;
 		off += (size_t)n;
 	}
 	if (n < 0)
-		rc = -errno;
-	else if (rc == 0 && off != len)
-		rc = -EIO;
-	close(r);
-	return rc;
+		return -errno;
+	return off == len ? 0 : -EIO;
 }
 
-/* Write len bytes into the target's memfd fd (through a descriptor of
- * our own), seal it, and read it back: from then on nobody can change
- * it, and what a bootstrap loads is what trmtop wrote (whoever could
- * open the target's fds could write to it until the seal). */
-static int fill_memfd(struct attach *a, int fd, const void *data, size_t len,
-		      const char *what, struct trm_err *err)
+static int fill_memfd(struct attach *a, int fd, const char *name,
+		      const void *data, size_t len, const char *what,
+		      struct trm_err *err)
 {
 	int w, rc;
 
-	w = open_proc_fd(a->pid, fd, O_WRONLY);
+	w = take_fd(a, fd, O_RDWR, name);
 	if (w < 0)
 		return trm_err_set(err, w, "opening the target's memfd: %s", strerror(-w));
 	rc = wire_write_all(w, data, len);
@@ -739,7 +767,7 @@ static int fill_memfd(struct attach *a, int fd, const void *data, size_t len,
 	} else if (fcntl(w, F_ADD_SEALS, MEMFD_SEALS) < 0) {
 		rc = -errno;
 		trm_err_set(err, rc, "sealing the %s's memfd: %s", what, strerror(errno));
-	} else if ((rc = memfd_holds(a, fd, data, len)) < 0) {
+	} else if ((rc = memfd_holds(w, data, len)) < 0) {
 		trm_err_set(err, rc, "pid %d: the %s's memfd changed before it was sealed",
 			    (int)a->pid, what);
 	}
@@ -786,11 +814,11 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 	a->t_data_r = fds[2];
 	a->t_data_w = fds[3];
 
-	a->ctl_fd = open_proc_fd(a->pid, a->t_ctl_w, O_WRONLY);
+	a->ctl_fd = take_fd(a, a->t_ctl_w, O_WRONLY, NULL);
 	if (a->ctl_fd < 0)
 		return trm_err_set(err, a->ctl_fd, "opening the target's pipe: %s",
 				   strerror(-a->ctl_fd));
-	a->data_fd = open_proc_fd(a->pid, a->t_data_r, O_RDONLY);
+	a->data_fd = take_fd(a, a->t_data_r, O_RDONLY, NULL);
 	if (a->data_fd < 0)
 		return trm_err_set(err, a->data_fd, "opening the target's pipe: %s",
 				   strerror(-a->data_fd));
@@ -803,7 +831,8 @@ static int setup_resources(struct ptrace_thread *t, struct attach *a,
 
 	/* the agent's bytes into the memfd, sealed before any bootstrap can
 	 * load them: who can open the target's fds cannot swap the agent */
-	rc = fill_memfd(a, a->t_memfd, trm_agent_so, trm_agent_so_len, "agent", err);
+	rc = fill_memfd(a, a->t_memfd, name, trm_agent_so, trm_agent_so_len, "agent",
+			err);
 	if (rc < 0)
 		return rc;
 
@@ -1453,7 +1482,7 @@ static int setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
 	n = bootstrap_for(a, 0, 0, buf, sizeof(buf));
 	if (n < 0)
 		return trm_err_set(err, n, "bootstrap text too long");
-	return fill_memfd(a, a->t_script, buf, (size_t)n, "script", err);
+	return fill_memfd(a, a->t_script, name, buf, (size_t)n, "script", err);
 }
 
 /* A thread of the main interpreter that is running (state R), main

@@ -597,3 +597,73 @@ def test_duration_snapshot_checks_output_first(python, spawn, tmp_path):
         assert t.exit() == EXIT_CODE
     finally:
         subprocess.run(["umount", ro], check=True)
+
+
+# ---------------------------------------------------------------------------
+# The target's fds that trmtop takes for itself
+
+
+SWAPPER = r'''
+import os, sys, threading
+# Every new pipe or trmtop memfd of this process is replaced, as soon as it
+# shows, by an O_PATH descriptor of a file only root may write: a trmtop
+# that reopened /proc/PID/fd/N with root's rights would write into it.
+victim = os.open(sys.argv[1], os.O_PATH)
+seen = set(os.listdir("/proc/self/fd"))
+def swap():
+    while True:
+        for fd in os.listdir("/proc/self/fd"):
+            if fd in seen:
+                continue
+            try:
+                link = os.readlink("/proc/self/fd/" + fd)
+            except OSError:
+                continue
+            if link.startswith(("pipe:", "/memfd:trmtop")):
+                try:
+                    os.dup2(victim, int(fd))
+                except OSError:
+                    pass
+threading.Thread(target=swap, daemon=True).start()
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.buffer.read()  # the main thread waits here, the GIL released
+'''
+
+
+def test_swapped_fds_are_refused(debian, user, tmp_path):
+    """A hostile target swaps each fd trmtop makes in it (the memfd, the
+    pipes) for an O_PATH descriptor of a root-only file, racing trmtop.
+    Whoever wins the race, the file is never written (root trmtop used to
+    reopen /proc/PID/fd/N with its own rights and write the agent into
+    it); trmtop attaches or fails with a one-line error."""
+    d = tempfile.mkdtemp(prefix="trmtop-swap-")  # the user must reach it
+    os.chmod(d, 0o755)
+    victim = os.path.join(d, "root-only")
+    with open(victim, "wb") as f:
+        f.write(b"root's own bytes\n")
+    os.chmod(victim, 0o600)
+    script = os.path.join(d, "swapper.py")
+    with open(script, "w") as f:
+        f.write(SWAPPER)
+    os.chmod(script, 0o644)
+    proc = subprocess.Popen([debian.path, "-E", "-B", script, victim], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=d,
+                            user=user.uid, group=user.gid, extra_groups=[])
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+        refused = 0
+        for _ in range(10):
+            res = run_trmtop("start", "--pid", proc.pid, "--attach-timeout", "2", timeout=60)
+            assert res.rc in (0, 2), res
+            if res.rc == 2:
+                refused += 1
+                assert len([l for l in res.err.splitlines() if not l.startswith("hint:")]) == 1, res
+            else:
+                assert run_trmtop("stop", "--pid", proc.pid).rc in (0, 2)
+            with open(victim, "rb") as f:
+                assert f.read() == b"root's own bytes\n", "the root-only file was written"
+            assert not stopped_or_traced(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+        shutil.rmtree(d)
