@@ -86,6 +86,14 @@ struct ptrace_thread {
 	int have_sigmask;  /* ... read (else calls are not guarded) */
 	int notify_sig;    /* signal a call's end raises (ignored by the
 			      target, not blocked), 0: none usable */
+	pid_t nspid;       /* the target's pid (tgid) in its own namespace
+			      (what si_pid says of its own signals) */
+	int mask_pending;  /* stopped in a syscall that swaps the signal
+			      mask: SigBlk is not the thread's own yet */
+	int area;          /* which of the two stack areas its registers
+			      are on (-1: none) */
+	unsigned undo_gen, armed_gen; /* the undo list's version, and the
+			      one the thread's registers run */
 	int at_entry;      /* held in a syscall-entry stop (after a call) */
 	int restart_lost;  /* a syscall of ours got a new restart block */
 	int in_call;       /* a guarded call runs on its own: no restore */
@@ -148,7 +156,7 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 			  struct trm_err *err);
 
 /* Call fn(args...) (up to 7 integer args) with its stack and signal frame
- * just below sp_top.  Waits up to timeout_ms (< 0: for ever); an aborting
+ * just below sp_top (0: on the thread's own stack, below its red zone).  Waits up to timeout_ms (< 0: for ever); an aborting
  * signal to trmtop (ptrace_set_sigfd) ends the wait too.  *ret is the
  * integer result.  After the call the thread is back on its saved
  * registers, held: if trmtop dies between calls, the kernel resumes it
@@ -176,6 +184,9 @@ int ptrace_remote_chain(struct ptrace_thread *t, const struct ptrace_step *steps
 int ptrace_undo_push(struct ptrace_thread *t, raddr_t fn, int nargs, int kind0,
 		     uint64_t a0, uint64_t a1, uint64_t a2);
 void ptrace_undo_truncate(struct ptrace_thread *t, int n);
+/* Put the held thread on registers that run the undo steps as they are
+ * now (after changes no remote call follows). */
+int ptrace_undo_arm(struct ptrace_thread *t, struct trm_err *err);
 /* Forget step i alone (its resource is undone by trmtop itself next).
  * -EBUSY while a copy step refers to it or to a later one. */
 int ptrace_undo_drop(struct ptrace_thread *t, int i);

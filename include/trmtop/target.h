@@ -49,6 +49,7 @@ struct target_status {
 	uid_t uid_real, uid_eff, uid_saved;
 	gid_t gid_real, gid_eff, gid_saved;
 	pid_t nspid;     /* innermost NSpid (== pid outside containers) */
+	pid_t nstgid;    /* innermost NStgid: the process's own pid there */
 	int kthread;     /* a kernel thread: "Kthread: 1" (Linux 6.6+), or,
 			  * older kernels, a live task with no memory map (no
 			  * VmSize line) */

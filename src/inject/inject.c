@@ -27,9 +27,11 @@
 #include "trmtop/ptrace.h"
 #include "trmtop/util.h"
 
-#define PAGE_LEN 16384u         /* private page: call stack, then text */
-#define PAGE_TEXT_OFF 8192u     /* bootstrap text and scratch from here */
-#define PAGE_SCRATCH_OFF 15360u /* pipe fds, memfd name */
+#define PAGE_LEN 32768u         /* private page: call stack, then text */
+#define PAGE_TEXT_OFF 24576u    /* bootstrap text and scratch from here:
+				   below, room for a call and its signal
+				   frame with the largest XSAVE state */
+#define PAGE_SCRATCH_OFF 31744u /* pipe fds, memfd name */
 #define SEIZE_TIMEOUT_MS 2000
 #define CALL_TIMEOUT_MS 1000
 #define GIL_TIMEOUT_MS 60000
@@ -868,8 +870,10 @@ static int map_and_create(struct ptrace_thread *t, struct attach *a,
 	if (rc < 0)
 		return rc;
 	if (a->have_res) {
-		if (!a->queued && !a->script_taken)
+		if (!a->queued && !a->script_taken) {
 			cover_unowned(t, a);
+			return ptrace_undo_arm(t, err);
+		}
 		return 0;
 	}
 	*created = 1;
@@ -1114,7 +1118,7 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 		goto out;
 	}
 	PAUSE("hijack");
-	sp_top = ptrace_saved_sp(&t) - 8192;
+	sp_top = 0; /* the thread's own stack */
 	rc = ptrace_remote_call(&t, a->sym.gil_check, NULL, 0, sp_top,
 				CALL_TIMEOUT_MS, &ret, err);
 	if (rc < 0)
@@ -1522,7 +1526,7 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	char path[64];
 	pid_t tid;
 	int64_t r;
-	int rc, wait, page_undo;
+	int rc, wait, page_undo, page_undo_ok;
 
 	tid = running_python_thread(a);
 	if (!tid)
@@ -1533,6 +1537,7 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	PAUSE("seized");
 	page_undo = t.nundo;
 	rc = map_page(&t, a, &page, err);
+	page_undo_ok = t.nundo > page_undo; /* its munmap step was pushed */
 	if (rc < 0)
 		goto out;
 	if (!a->have_res) {
@@ -1547,14 +1552,15 @@ static int pep768_path(struct attach *a, struct inject_conn *c, uint64_t deadlin
 	}
 	/* the page is unmapped next, by us: its undo step goes first (a
 	 * second munmap could hit whatever is mapped there by then) */
-	if (ptrace_undo_drop(&t, page_undo) < 0)
+	if (page_undo_ok ? ptrace_undo_drop(&t, page_undo) < 0 : 0)
 		ptrace_undo_truncate(&t, 0);
 	(void)rsys(&t, a, SYS_munmap, page, PAGE_LEN, 0, 0, 0, 0, &r, NULL);
 	page = 0;
 	PAUSE("remote");
 	/* The request is written with the thread still held, after its own
 	 * registers are back (a death in between leaves the fds; one after
-	 * it leaves the request, which runs the bootstrap) */
+	 * it leaves the request, which runs the bootstrap): handed over */
+	ptrace_undo_truncate(&t, 0);
 	rc = ptrace_restore(&t, err);
 	if (rc < 0)
 		goto out;

@@ -264,10 +264,22 @@ int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 		struct target_status st;
 
 		/* the signal frame of a guarded call restores this mask */
+		long nr = arch_in_syscall(t->saved, NULL);
+
+		t->area = -1;
 		if (target_read_status(pid, tid, &st, NULL) == 0) {
 			t->sigmask = st.sigblk;
 			t->have_sigmask = 1;
+			t->nspid = st.nstgid > 0 ? st.nstgid : pid;
 			t->notify_sig = pick_notify_sig(&st);
+		}
+		/* ppoll & co. run with a mask of their own, which SigBlk
+		 * shows until the thread is resumed: the first call steps
+		 * syscalls instead of raising, and reads the mask again */
+		if (nr == SYS_ppoll || nr == SYS_pselect6 || nr == SYS_epoll_pwait ||
+		    nr == SYS_epoll_pwait2 || nr == SYS_rt_sigsuspend) {
+			t->mask_pending = 1;
+			t->notify_sig = 0;
 		}
 	}
 	return 0;
@@ -293,6 +305,11 @@ static int restore_regs(struct ptrace_thread *t)
 	if (t->at_entry) {
 		arch_regs_for_entry_stop(t->saved, t->restart_lost, t->work);
 		rc = arch_set_regs(t->tid, t->work, 0);
+	} else if (t->restart_lost) {
+		/* the kernel's restart logic runs on resume: a restart block
+		 * a call's syscall may have replaced becomes -EINTR */
+		arch_regs_restart_lost(t->saved, t->work);
+		rc = arch_set_regs(t->tid, t->work, 0);
 	} else {
 		rc = arch_set_regs(t->tid, t->saved, 0);
 	}
@@ -300,6 +317,7 @@ static int restore_regs(struct ptrace_thread *t)
 		return rc;
 	t->dirty = t->fp_dirty = 0;
 	t->undo_armed = 0;
+	t->area = -1;
 	return 0;
 }
 
@@ -333,8 +351,10 @@ int ptrace_release(struct ptrace_thread *t)
 			/* a guarded call given up on finishes and restores
 			 * the thread itself, and an armed undo chain undoes
 			 * what trmtop made first: their registers are left */
-			if (t->dirty && !t->in_call &&
-			    !(t->nundo > 0 && t->undo_armed == t->nundo))
+			if (!t->in_call && t->nundo > 0 &&
+			    ptrace_undo_arm(t, NULL) < 0)
+				t->nundo = 0; /* cannot arm: restore instead */
+			if (t->dirty && !t->in_call && t->nundo == 0)
 				(void)restore_regs(t);
 			/* a signal passed to PTRACE_DETACH is delivered only
 			 * from a signal-delivery stop, and we hold none */
@@ -355,6 +375,7 @@ int ptrace_release(struct ptrace_thread *t)
 	t->nsigs = 0;
 	t->at_entry = t->in_call = 0;
 	t->nundo = t->undo_armed = 0;
+	t->area = -1;
 	free(t->saved);
 	free(t->work);
 	t->saved = t->work = NULL;
@@ -525,11 +546,22 @@ int ptrace_gadgets_check(pid_t pid, const struct ptrace_gadgets *g)
 	uint8_t code[ARCH_GADGET_MAX];
 	size_t i;
 
+	static const enum arch_gadget_kind optional[] = {
+		ARCH_G_POP_ARG2, ARCH_G_POP_ARG3,
+	};
+
 	for (i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		raddr_t a = arch_gadget_addr(g, kinds[i]);
 
 		if (!a || target_read_mem(pid, a, code, sizeof(code)) < 0 ||
 		    !arch_check_gadget(g, kinds[i], code))
+			return 0;
+	}
+	for (i = 0; i < sizeof(optional) / sizeof(optional[0]); i++) {
+		raddr_t a = arch_gadget_addr(g, optional[i]);
+
+		if (a && (target_read_mem(pid, a, code, sizeof(code)) < 0 ||
+			  !arch_check_gadget(g, optional[i], code)))
 			return 0;
 	}
 	return 1;
@@ -557,7 +589,7 @@ static int own_notify(struct ptrace_thread *t, int sig)
 		return 0;
 	if (ptrace(PTRACE_GETSIGINFO, t->tid, 0, &si) < 0)
 		return 0;
-	return si.si_code == SI_TKILL && si.si_pid == t->pid;
+	return si.si_code == SI_TKILL && si.si_pid == t->nspid;
 }
 
 /* chain words, signal frame, and an XSAVE image of up to 16 KiB */
@@ -565,6 +597,21 @@ static uint8_t g_img[PTRACE_XSTATE_MAX + 4096];
 
 /* Lay c out below top and write it into the target; t->work is set up to
  * enter it (not yet written to the thread). */
+/* The two stack areas of calls on the thread's own stack, below its red
+ * zone: each chain goes to the one the thread's registers are not on, so
+ * that writing it never changes a chain the thread may still run. */
+#define AREA_SIZE ((raddr_t)sizeof(g_img))
+
+static raddr_t area_top(const struct ptrace_thread *t, int area)
+{
+	return arch_sp(t->saved) - 4096 - (raddr_t)area * AREA_SIZE;
+}
+
+static int free_area(const struct ptrace_thread *t)
+{
+	return t->area == 0 ? 1 : 0;
+}
+
 static int write_chain(struct ptrace_thread *t, struct arch_call *c,
 		       struct arch_image *img, struct trm_err *err)
 {
@@ -583,29 +630,49 @@ static int write_chain(struct ptrace_thread *t, struct arch_call *c,
 	return 0;
 }
 
+/* Put the held thread on registers that run its undo steps and then
+ * restore it (in the free stack area). */
+static int arm(struct ptrace_thread *t, struct trm_err *err)
+{
+	struct arch_call c = { 0 };
+	struct arch_image img;
+	int area = free_area(t), rc;
+
+	c.undo = t->undo;
+	c.nundo = t->nundo;
+	c.top = area_top(t, area);
+	rc = write_chain(t, &c, &img, err);
+	if (rc < 0)
+		return rc;
+	rc = arch_set_regs(t->tid, t->work, 0);
+	if (rc < 0)
+		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
+	t->undo_armed = t->nundo;
+	t->armed_gen = t->undo_gen;
+	t->area = area;
+	t->dirty = 1;
+	return 0;
+}
+
+int ptrace_undo_arm(struct ptrace_thread *t, struct trm_err *err)
+{
+	if (!t->stopped || t->in_call || t->nundo == 0 ||
+	    (t->undo_armed && t->armed_gen == t->undo_gen))
+		return 0;
+	return arm(t, err);
+}
+
 /* After a call, with the thread in its notify stop: hold it on registers
  * that undo what trmtop made and restore it (if anything is to undo), or
  * on its own; then move it to an interrupt stop with the signal dropped. */
-static int settle(struct ptrace_thread *t, raddr_t top, struct trm_err *err)
+static int settle(struct ptrace_thread *t, struct trm_err *err)
 {
 	int rc;
 
 	if (t->nundo > 0) {
-		struct arch_call c = { 0 };
-		struct arch_image img;
-
-		c.undo = t->undo;
-		c.nundo = t->nundo;
-		c.top = top;
-		rc = write_chain(t, &c, &img, err);
+		rc = arm(t, err);
 		if (rc < 0)
 			return rc;
-		rc = arch_set_regs(t->tid, t->work, 0);
-		if (rc < 0)
-			return trm_err_set(err, rc, "setting registers: %s",
-					   strerror(-rc));
-		t->undo_armed = t->nundo;
-		t->dirty = 1;
 	} else {
 		rc = restore_regs(t);
 		if (rc < 0)
@@ -639,7 +706,7 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 	struct arch_image img;
 	enum stop_kind kind;
 	uint64_t result = 0;
-	int rc, sig, i;
+	int rc, sig, i, area;
 
 	if (!t->stopped || t->in_call)
 		return trm_err_set(err, -EINVAL, "remote call on a running thread");
@@ -650,7 +717,8 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 	c.notify_sig = notify;
 	c.undo = t->undo;
 	c.nundo = notify ? t->nundo : 0;
-	c.top = sp_top;
+	area = sp_top ? -1 : free_area(t);
+	c.top = sp_top ? sp_top : area_top(t, area);
 	/* the frame first: from the moment the registers point into the
 	 * call, the thread can finish it without us */
 	rc = write_chain(t, &c, &img, err);
@@ -661,6 +729,7 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
 	t->dirty = 1;
 	t->undo_armed = 0;
+	t->area = area;
 	if (!keeps_fp)
 		t->fp_dirty = 1;
 	rc = resume(t, mode);
@@ -716,11 +785,21 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 			t->undo[i].kind0 = PTRACE_ARG_VALUE;
 		}
 	if (notify) {
-		rc = settle(t, sp_top, err);
+		rc = settle(t, err);
 	} else {
 		/* held in the rt_sigreturn's entry stop: the thread's own
 		 * registers instead (the rt_sigreturn is not run) */
 		t->at_entry = 1;
+		if (t->mask_pending) {
+			struct target_status st;
+
+			/* resumed once: SigBlk is the thread's own mask now */
+			if (target_read_status(t->pid, t->tid, &st, NULL) == 0) {
+				t->sigmask = st.sigblk;
+				t->notify_sig = pick_notify_sig(&st);
+				t->mask_pending = 0;
+			}
+		}
 		rc = restore_regs(t);
 		if (rc < 0)
 			rc = trm_err_set(err, rc, "restoring registers of %d: %s",
@@ -752,13 +831,16 @@ int ptrace_undo_push(struct ptrace_thread *t, raddr_t fn, int nargs, int kind0,
 	u->arg[0] = a0;
 	u->arg[1] = a1;
 	u->arg[2] = a2;
+	t->undo_gen++;
 	return t->nundo++;
 }
 
 void ptrace_undo_truncate(struct ptrace_thread *t, int n)
 {
-	if (n >= 0 && n < t->nundo)
+	if (n >= 0 && n < t->nundo) {
 		t->nundo = n;
+		t->undo_gen++;
+	}
 }
 
 int ptrace_undo_drop(struct ptrace_thread *t, int i)
@@ -774,6 +856,7 @@ int ptrace_undo_drop(struct ptrace_thread *t, int i)
 	memmove(&t->undo[i], &t->undo[i + 1],
 		(size_t)(t->nundo - i - 1) * sizeof(t->undo[0]));
 	t->nundo--;
+	t->undo_gen++;
 	return 0;
 }
 
@@ -791,6 +874,8 @@ int ptrace_remote_call(struct ptrace_thread *t, raddr_t fn,
 	if (guarded(t))
 		return guarded_call(t, &step, 1, args, nargs, sp_top, timeout_ms,
 				    0, 1, ret, err);
+	if (!sp_top)
+		sp_top = arch_sp(t->saved) - 8192;
 	return unguarded_call(t, fn, args, nargs, sp_top, timeout_ms, 0, ret,
 			      err);
 }
@@ -818,8 +903,7 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 	if (guarded(t)) {
 		struct ptrace_step step = { syscall_fn, 0 };
 
-		rc = guarded_call(t, &step, 1, a, 7, arch_sp(t->saved) - 4096,
-				  2000, 1, 0, &r, err);
+		rc = guarded_call(t, &step, 1, a, 7, 0, 2000, 1, 0, &r, err);
 	} else {
 		rc = unguarded_call(t, syscall_fn, a, 7, arch_sp(t->saved) - 4096,
 				    2000, 1, &r, err);

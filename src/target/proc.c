@@ -364,6 +364,14 @@ int target_parse_status(const char *text, struct target_status *out)
 			cur_spaces(&p);
 		}
 	}
+	out->nstgid = out->tgid;
+	p = status_field(text, "NStgid");
+	if (p) {
+		while (cur_dec(&p, &v) == 0) {
+			out->nstgid = (pid_t)v;
+			cur_spaces(&p);
+		}
+	}
 	return 0;
 }
 

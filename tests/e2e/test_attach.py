@@ -10,13 +10,15 @@ import hashlib
 import os
 import select
 import socket
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import (EXIT_CODE, HELD_BYTES, REPLY_TIMEOUT, assert_close,
-                      assert_same_outcome, baseline, maps_libpython, stats)
+from conftest import (EXIT_CODE, HELD_BYTES, PROC_TIMEOUT, REPLY_TIMEOUT, _read,
+                      assert_close, assert_same_outcome, baseline, fd_links,
+                      maps_libpython, stats, stopped_or_traced, wait_until)
 
 FRAMES = 3
 APP_FRAMES = 5  # tests/targets/app_tracemalloc.py
@@ -269,3 +271,34 @@ def test_stop_keeps_application_tracing(python, spawn, trmtop):
     assert stats(t.pid)["tracing"] == "application"
     t.check_healthy()
     assert t.exit() == EXIT_CODE
+
+
+def test_target_in_its_own_pid_namespace(python_faults, trmtop):
+    """A target in a PID namespace of its own (as in a container): the
+    signal its own remote calls raise carries its pid in that namespace,
+    not trmtop's view of it; start, stats and stop work, and it keeps no fd
+    of trmtop's."""
+    if os.getuid() != 0:
+        pytest.fail("needs root (unshare -p)")
+    proc = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", python_faults.path, "-c",
+         "import sys; sys.stdout.write('ready\\n'); sys.stdout.flush(); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+        kids = _read("/proc/%d/task/%d/children" % (proc.pid, proc.pid)).split()
+        assert len(kids) == 1, kids
+        pid = int(kids[0])
+        nspid = _read("/proc/%d/status" % pid).split("NSpid:")[1].split("\n")[0].split()
+        assert len(nspid) == 2 and int(nspid[1]) != pid, nspid
+        fds0 = fd_links(pid)
+        res = trmtop("start", "--pid", pid)
+        assert res.rc == 0, res
+        assert stats(pid)["tracing"] == "trmtop"
+        res = trmtop("stop", "--pid", pid)
+        assert res.rc == 0, res
+        wait_until(lambda: fd_links(pid) == fds0, PROC_TIMEOUT, "the target's fds back")
+        assert not stopped_or_traced(pid)
+    finally:
+        proc.kill()
+        proc.wait()

@@ -94,6 +94,11 @@ int arch_at_sigreturn(const struct ptrace_arch_regs *r,
  * returns -EINTR instead), and anything else is skipped. */
 void arch_regs_for_entry_stop(const struct ptrace_arch_regs *saved,
 			      int restart_lost, struct ptrace_arch_regs *out);
+/* out = saved, with an interrupted syscall whose restart block a call may
+ * have replaced made to return -EINTR (restored in a signal or interrupt
+ * stop, where the kernel's restart logic runs on resume). */
+void arch_regs_restart_lost(const struct ptrace_arch_regs *saved,
+			    struct ptrace_arch_regs *out);
 /* At a syscall stop: the syscall's result, at an exit stop. */
 int arch_restart_block_result(const struct ptrace_arch_regs *r);
 

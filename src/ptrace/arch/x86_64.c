@@ -457,15 +457,13 @@ int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
 
 	if (c->nundo > PTRACE_MAX_UNDO)
 		return -ENOSPC;
-	/* FP state: the kernel's own XSAVE layout as ptrace gives it, with
-	 * MAGIC2 after it; or the legacy FXSAVE image (restored alone). */
-	if (have_x) {
-		memcpy(&magic1, saved->xstate + SW_BYTES_OFF, 4);
-		memcpy(&xsize, saved->xstate + SW_BYTES_OFF + 16, 4);
-		if (magic1 != FP_XSTATE_MAGIC1 || xsize < FXSAVE_LEN + 64 ||
-		    xsize > saved->xstate_len)
-			have_x = 0;
-	}
+	/* FP state: the XSAVE image as ptrace gives it (the kernel's user
+	 * layout, xstate_len bytes), made a signal frame's: ptrace keeps
+	 * XCR0 in the first word of sw_reserved, where a frame has its
+	 * _fpx_sw_bytes; MAGIC2 follows the image.  Without XSAVE, the
+	 * legacy FXSAVE image (the kernel then resets the rest). */
+	(void)magic1;
+	xsize = have_x ? (uint32_t)saved->xstate_len : 0;
 	fplen = have_x ? (size_t)xsize + 4 : FXSAVE_LEN;
 	fp_addr = (c->top - fplen) & ~(raddr_t)63;
 	frame = (fp_addr - sizeof(fr)) & ~(raddr_t)15;
@@ -544,8 +542,20 @@ int arch_layout_call(const struct ptrace_arch_regs *saved, uint64_t sigmask,
 	fp_off = (size_t)(fp_addr - sp0);
 	if (have_x) {
 		uint32_t m2 = FP_XSTATE_MAGIC2;
+		struct {
+			uint32_t magic1, extended_size;
+			uint64_t xfeatures;
+			uint32_t xstate_size, padding[7];
+		} sw = { FP_XSTATE_MAGIC1, xsize + 4, 0, xsize, { 0 } };
+		uint64_t xcr0, bv;
 
+		memcpy(&xcr0, saved->xstate + SW_BYTES_OFF, 8);
+		memcpy(&bv, saved->xstate + FXSAVE_LEN, 8); /* XSTATE_BV */
+		/* AMX tile data only when in use (the kernel refuses a frame
+		 * that names features the thread has no permission for) */
+		sw.xfeatures = xcr0 & ~((uint64_t)3 << 17 & ~bv);
 		memcpy(img->buf + fp_off, saved->xstate, xsize);
+		memcpy(img->buf + fp_off + SW_BYTES_OFF, &sw, sizeof(sw));
 		memcpy(img->buf + fp_off + xsize, &m2, 4);
 	} else {
 		memcpy(img->buf + fp_off, &saved->fp, FXSAVE_LEN);
@@ -595,6 +605,15 @@ void arch_regs_for_entry_stop(const struct ptrace_arch_regs *saved,
 	if ((long)saved->gp.orig_rax >= 0 && rax == -ERESTART_RESTARTBLOCK)
 		out->gp.rax = (uint64_t)-EINTR;
 	out->gp.orig_rax = (uint64_t)-1; /* nothing to run: skip */
+}
+
+void arch_regs_restart_lost(const struct ptrace_arch_regs *saved,
+			    struct ptrace_arch_regs *out)
+{
+	memcpy(out, saved, sizeof(*out));
+	if ((long)saved->gp.orig_rax >= 0 &&
+	    (long)saved->gp.rax == -ERESTART_RESTARTBLOCK)
+		out->gp.rax = (uint64_t)-EINTR;
 }
 
 int arch_restart_block_result(const struct ptrace_arch_regs *r)
