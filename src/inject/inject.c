@@ -535,12 +535,30 @@ static void find_gadgets(struct attach *a, int libc)
 	};
 	size_t i;
 
-	memset(&a->gadgets, 0, sizeof(a->gadgets));
-	for (i = 0; i < 3; i++) {
-		const uint8_t *code;
-		size_t len;
-		raddr_t addr;
+	const uint8_t *code;
+	size_t len;
+	raddr_t addr, sa;
 
+	memset(&a->gadgets, 0, sizeof(a->gadgets));
+	/* glibc's trampoline sits next to sigaction: look there first (a
+	 * whole text is megabytes, and the interpreter has none) */
+	if (libc >= 0 &&
+	    elf_find_symbol(a->ep, libc, "sigaction", &sa, NULL, NULL) == 0 &&
+	    elf_module_code(a->ep, (size_t)libc, &code, &len, &addr) == 0 &&
+	    sa >= addr && sa - addr < len) {
+		struct ptrace_gadgets near = { 0 };
+		size_t off = (size_t)(sa - addr);
+		size_t lo = off > 4096 ? off - 4096 : 0;
+		size_t hi = len - off > 4096 ? off + 4096 : len;
+
+		ptrace_scan_gadgets(code + lo, hi - lo, addr + lo, &near);
+		a->gadgets.sigreturn = near.sigreturn;
+	}
+	/* the others are common: libc first (its text is the smallest, and
+	 * glibc has them all in its first few hundred KiB), then the
+	 * interpreter and the executable for what is still missing.  Each
+	 * byte scanned is a page fault of our mapping of the file. */
+	for (i = 0; i < 3; i++) {
 		if (mods[i] < 0 ||
 		    elf_module_code(a->ep, (size_t)mods[i], &code, &len, &addr) < 0)
 			continue;

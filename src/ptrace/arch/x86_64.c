@@ -303,27 +303,21 @@ void arch_scan_gadgets(const uint8_t *code, size_t len, raddr_t addr,
 		if (p)
 			g->pop_arg3 = addr + (raddr_t)(p - code);
 	}
-	/* the store: look back from each ret */
-	for (p = code; !g->store && (p = memchr(p, 0xc3, len - (size_t)(p - code)));
-	     p++) {
-		size_t back;
+	/* the store: from each mov opcode (89) behind a REX.W(B) prefix */
+	for (p = code + 1; !g->store && p < code + len &&
+	     (p = memchr(p, 0x89, len - (size_t)(p - code))) != NULL; p++) {
+		int reg, pops;
+		int32_t disp;
+		size_t avail = len - (size_t)(p - 1 - code);
 
-		for (back = 4; back <= 19 && back <= (size_t)(p - code); back++) {
-			int reg, pops;
-			int32_t disp;
-			const uint8_t *s = p - back;
-
-			if (store_gadget(s, back + 1, &reg, &disp, &pops) ==
-			    back + 1) {
-				g->store = addr + (raddr_t)(s - code);
-				g->store_reg = reg;
-				g->store_disp = disp;
-				g->store_pops = pops;
-				break;
-			}
+		if ((p[-1] == 0x48 || p[-1] == 0x49) &&
+		    store_gadget(p - 1, avail < 24 ? avail : 24, &reg, &disp,
+				 &pops) > 0) {
+			g->store = addr + (raddr_t)(p - 1 - code);
+			g->store_reg = reg;
+			g->store_disp = disp;
+			g->store_pops = pops;
 		}
-		if ((size_t)(p - code) + 1 >= len)
-			break;
 	}
 }
 
