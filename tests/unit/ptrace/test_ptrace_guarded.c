@@ -261,6 +261,27 @@ static void test_layout_undo_only(void **state)
 
 static pid_t child;
 
+/* The syscall a task waits in (/proc/PID/syscall), -1 if running or
+ * unknown. */
+static long syscall_of(pid_t pid)
+{
+	char path[64], buf[256];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0 || buf[0] < '0' || buf[0] > '9')
+		return -1;
+	buf[n] = '\0';
+	return strtol(buf, NULL, 10);
+}
+
+
 /* The child: parked in read() on a pipe nobody writes, so that it is
  * held inside an interruptible wait, as a hijacked thread is. */
 static int spawn_child(int *hold)
@@ -280,7 +301,12 @@ static int spawn_child(int *hold)
 	}
 	close(p[0]);
 	*hold = p[1];
-	return child > 0 ? 0 : -1;
+	if (child < 0)
+		return -1;
+	/* parked in its read (it closed its copy of the write end first) */
+	for (int i = 0; i < 5000 && syscall_of(child) != SYS_read; i++)
+		usleep(200);
+	return syscall_of(child) == SYS_read ? 0 : -1;
 }
 
 static int open_gadgets(pid_t pid, struct elf_proc **epp,
@@ -308,26 +334,6 @@ static int open_gadgets(pid_t pid, struct elf_proc **epp,
 	}
 	*epp = ep;
 	return ptrace_gadgets_check(pid, g) ? 0 : -1;
-}
-
-/* The syscall a task waits in (/proc/PID/syscall), -1 if running or
- * unknown. */
-static long syscall_of(pid_t pid)
-{
-	char path[64], buf[256];
-	ssize_t n;
-	int fd;
-
-	snprintf(path, sizeof(path), "/proc/%d/syscall", (int)pid);
-	fd = open(path, O_RDONLY);
-	if (fd < 0)
-		return -1;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0 || buf[0] < '0' || buf[0] > '9')
-		return -1;
-	buf[n] = '\0';
-	return strtol(buf, NULL, 10);
 }
 
 static int count_fds(pid_t pid)
@@ -428,7 +434,10 @@ static void test_tracer_killed_in_call(void **state)
 	{
 		char b;
 
-		assert_int_equal(read(sync[0], &b, 1), 1);
+		if (read(sync[0], &b, 1) != 1) {
+			assert_int_equal(waitpid(tracer, &st, 0), tracer);
+			fail_msg("the tracer ended early: status %#x", st);
+		}
 	}
 	close(sync[0]);
 	/* kill the tracer once the child sleeps in the call's nanosleep */
