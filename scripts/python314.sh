@@ -40,6 +40,8 @@ build() {
     return 0
   fi
   mkdir -p "$root" || return 1
+  # what an interrupted run left (one run at a time)
+  rm -rf "$root/.$name.staging."* "$prefix.old"
   local t0 stage work log
   t0=$(date +%s)
   stage=$(mktemp -d "$root/.$name.staging.XXXXXX") || return 1

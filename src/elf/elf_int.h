@@ -17,6 +17,7 @@ struct elf_sym {
 struct elf_mod {
 	struct target_map map; /* the mapping the file is opened through */
 	raddr_t lo, hi;        /* lowest and highest mapped address */
+	uint64_t last_off;     /* file offset of its last mapping so far */
 	raddr_t bias;
 	raddr_t vaddr0;        /* page-aligned p_vaddr of the first PT_LOAD */
 	int fd;

@@ -223,27 +223,31 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 			exe_path[l - sl] = '\0';
 	}
 
-	/* Group the file-backed mappings by object. */
+	/* Group the file-backed mappings by load of an object: a loader maps
+	 * a file's segments at increasing addresses and file offsets, so a
+	 * mapping joins the newest group of its file that it continues; any
+	 * other (the process's own mmap of a library file, say: seen with
+	 * libelf, whose read-only view of libc came first and gave every
+	 * libc symbol a wrong address) starts a group of its own, which is
+	 * not executable and is never opened. */
 	for (i = 0; i < mapsp->n; i++) {
 		const struct target_map *mp = &mapsp->v[i];
 		struct elf_mod *m = NULL;
 
 		if (!file_backed(mp))
 			continue;
-		for (j = 0; j < ep->n; j++) {
+		for (j = ep->n; j-- > 0;) {
 			if (same_object(&ep->mods[j].map, mp)) {
-				m = &ep->mods[j];
+				if (mp->offset > ep->mods[j].last_off &&
+				    mp->start >= ep->mods[j].hi)
+					m = &ep->mods[j];
 				break;
 			}
 		}
 		if (m) {
 			m->exec |= mp->perms[2] == 'x';
-			if (mp->start < m->lo)
-				m->lo = mp->start;
-			if (mp->end > m->hi)
-				m->hi = mp->end;
-			if (mp->offset < m->map.offset)
-				m->map = *mp;
+			m->hi = mp->end;
+			m->last_off = mp->offset;
 			continue;
 		}
 		if (ep->n == alloc) {
@@ -264,6 +268,7 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 		m->map = *mp;
 		m->lo = mp->start;
 		m->hi = mp->end;
+		m->last_off = mp->offset;
 		m->exec = mp->perms[2] == 'x';
 	}
 

@@ -302,3 +302,36 @@ def test_target_in_its_own_pid_namespace(python_faults, trmtop):
     finally:
         proc.kill()
         proc.wait()
+
+
+MAPS_LIBC = r'''
+import mmap, re, sys
+# map our own libc file read-only, below the loaded one (mmap goes down):
+# what a process that reads ELF files (libelf, a profiler) does
+libc = re.search(r" (/\S*/libc\.so[.\d]*)\n", open("/proc/self/maps").read()).group(1)
+with open(libc, "rb") as f:
+    view = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+sys.stdout.write("ready\n"); sys.stdout.flush()
+sys.stdin.read()
+'''
+
+
+def test_target_maps_its_own_libc(python_faults, trmtop):
+    """The target has a second, read-only mapping of its libc file at
+    offset 0, below the loaded libc: the symbols are still taken from the
+    loaded one (taken from the other, every remote call jumped into
+    non-executable memory and crashed the target)."""
+    proc = subprocess.Popen([python_faults.path, "-c", MAPS_LIBC], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+        res = trmtop("start", "--pid", proc.pid)
+        assert res.rc == 0, res
+        assert stats(proc.pid)["tracing"] == "trmtop"
+        assert trmtop("stop", "--pid", proc.pid).rc == 0
+        assert proc.poll() is None, "the target died"
+        assert not stopped_or_traced(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr.read() == b""
