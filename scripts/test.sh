@@ -32,7 +32,9 @@ for variant in plain asan; do
   opts=()
   [ "$variant" = asan ] && opts=(-Db_sanitize=address,undefined -Db_lundef=false)
   echo "=== $variant build"
-  # --reconfigure: the interpreters are found at configure time
+  # --reconfigure: the interpreters are found at configure time; a
+  # folder that is no build tree (an interrupted setup) is set up anew
+  [ -d "$dir" ] && [ ! -f "$dir/build.ninja" ] && rm -rf "$dir"
   setup=(meson setup "$dir" "${opts[@]}"); [ -d "$dir" ] && setup+=(--reconfigure)
   if ! "${setup[@]}" >/dev/null || ! ninja -C "$dir"; then
     echo "build failed ($variant)"; failed=$((failed + 1)); continue
