@@ -1,9 +1,11 @@
 /* agent.c - the _trmtop_agent extension module: init and start().
  *
  * Built once against the limited API of 3.8 and loaded into the target by
- * the bootstrap script with _imp.create_dynamic.  start() runs on the
- * target's main thread with the GIL held; it must never raise, print or
- * close an fd it has not verified to be one of trmtop's pipes. */
+ * the bootstrap script with _imp.create_dynamic.  start() runs with the
+ * GIL held on the thread that runs the bootstrap: the main thread (pending
+ * call), a hijacked thread, or the thread a PEP 768 request was written
+ * to (docs/DESIGN.md §3).  It must never raise, print or close an fd it
+ * has not verified to be one of trmtop's pipes or memfds. */
 #include "config.h"
 
 #include <errno.h>
@@ -328,8 +330,29 @@ static uint32_t hexversion(void)
 }
 
 /* start(ctl_fd, data_fd, ctl_ino, data_ino, token[, page, page_len, ctl_w,
- * data_r, memfd, script_fd]): see DESIGN.md §4.
- * Returns None on every path and never leaves an exception set. */
+ * data_r, memfd, script_fd]), all integers (docs/DESIGN.md §4.2):
+ *
+ *   ctl_fd, data_fd    the target's ends the session uses: the read end of
+ *                      the control pipe, the write end of the data pipe
+ *   ctl_ino, data_ino  the two pipes' inodes: nothing is served unless
+ *                      ctl_fd and data_fd are still those pipes
+ *   token              the attach's random u64: names the memfds, comes
+ *                      back in HELLO; a start() with the token of the
+ *                      running session does nothing (the bootstrap ran
+ *                      twice)
+ *   page, page_len     the bootstrap's private page, unmapped here (0, 0:
+ *                      none, as on the PEP 768 path)
+ *   ctl_w, data_r      the target's copies of trmtop's ends, closed here
+ *                      if still those pipes
+ *   memfd, script_fd   the agent's memfd and the PEP 768 script's (-1:
+ *                      none), closed here if still named
+ *                      trmtop-[script-]<token>
+ *
+ * The fds are closed and the page unmapped first, before the pipes are
+ * checked, whether or not a session starts.  The text that an attach
+ * which gave up leaves queued calls start(-1, -1, 0, 0, token, page,
+ * page_len): it only unmaps.  Returns None on every path and never leaves
+ * an exception set. */
 static PyObject *file_name; /* "<trmtop agent>", made at init */
 
 static PyObject *agent_start(PyObject *self, PyObject *args)
@@ -464,7 +487,8 @@ out:
 
 static PyMethodDef agent_methods[] = {
 	{ "start", agent_start, METH_VARARGS,
-	  "start(ctl_fd, data_fd, ctl_ino, data_ino, token): serve trmtop" },
+	  "start(ctl_fd, data_fd, ctl_ino, data_ino, token[, page, page_len, "
+	  "ctl_w, data_r, memfd, script_fd]): serve trmtop" },
 	{ NULL, NULL, 0, NULL },
 };
 

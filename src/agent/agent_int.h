@@ -1,6 +1,6 @@
 /* agent_int.h - private to the agent: session state shared between the
- * module code (agent.c, main thread, GIL held) and the control thread
- * (ctl.c, GIL taken only around Python calls). */
+ * module code (agent.c, on the thread that runs the bootstrap, GIL held)
+ * and the control thread (ctl.c, GIL taken only around Python calls). */
 #ifndef TRMTOP_AGENT_INT_H
 #define TRMTOP_AGENT_INT_H
 
