@@ -1,3 +1,12 @@
+/* module.c - the ELF objects mapped into one process (struct elf_proc).
+ * A module is one load of a file: its mappings at increasing addresses
+ * and offsets, so that a process's own mmap of a library file is not
+ * taken for the library.  Modules are opened lazily, as the target sees
+ * them (target_open_mapped); for each: load bias, soname and build id,
+ * the bytes of its executable segment, sections, and symbols (raw views
+ * of .dynsym and .symtab: name lookups scan them, and the first
+ * SCAN_QUERIES address lookups of a module too, before a sorted table is
+ * built). */
 #include "config.h"
 
 #include <errno.h>

@@ -1,3 +1,10 @@
+/* python.c - the module that holds the Python C API (the one defining
+ * Py_AddPendingCall; Py_InitModule4* names Python 2) and its version, by
+ * the first of these that works: _Py_DebugOffsets at the start of
+ * .PyRuntime (3.13+), the Py_Version symbol (3.11+), Py_GetVersion()'s
+ * buffer in the target's memory, PY_VERSION among the read-only strings,
+ * the soname (no micro version).  The first and the third also tell a
+ * free-threaded build.  Knows nothing else of Python. */
 #include "config.h"
 
 #include <ctype.h>

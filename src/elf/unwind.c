@@ -1,3 +1,11 @@
+/* unwind.c - native stack unwinding of one stopped thread with libdw
+ * (elf_unwind).  Every module that holds code is reported by its address
+ * range without being opened; libdw opens (find_elf, through
+ * target_open_mapped) only those a frame lands in.  Memory is read with
+ * target_read_mem, the vdso is copied for its CFI, the initial registers
+ * are the caller's (a held thread's saved DWARF registers), and no
+ * separate debug file is looked for (the host's would be wrong for a
+ * container).  Frame names come from elf_symbolize. */
 #include "config.h"
 
 #include <errno.h>

@@ -1,3 +1,9 @@
+/* mem.c - a target's memory and the files it maps.  target_read_mem and
+ * target_write_mem use process_vm_readv/writev, and /proc/PID/mem where
+ * those are refused (EPERM, ENOSYS, EACCES); target_open_mapped opens a
+ * mapped file as the target sees it: /proc/PID/map_files first, then the
+ * path inside /proc/PID/root with the mapping's inode checked (a deleted
+ * file only through map_files). */
 #include "config.h"
 
 #include <errno.h>

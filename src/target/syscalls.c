@@ -1,3 +1,6 @@
+/* syscalls.c - names of x86_64 syscall numbers (target_syscall_name),
+ * enough to say in a message what a parked thread waits in ("blocked in
+ * futex"); other numbers print as "syscall N". */
 #include "config.h"
 
 #include <stdio.h>

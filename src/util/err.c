@@ -1,3 +1,7 @@
+/* err.c - the texts of the error codes (trm_strerror: the TRM_ERRORS
+ * X-macro list of err.h, else strerror) and the setters of the detail
+ * record (trm_err_set, where the innermost cause wins; trm_err_hint;
+ * trm_err_clear).  Fixed buffers: nothing here allocates. */
 #include "config.h"
 
 #include <errno.h>
