@@ -436,8 +436,9 @@ static int parse_report(int argc, char **argv, int with,
 	memset(&all[n], 0, sizeof(all[n]));
 
 	memset(a, 0, sizeof(*a));
-	a->key = SNAP_KEY_LINENO;
-	a->limit = 10;
+	/* without the view options: every traceback (traceback, export) */
+	a->key = with & WITH_VIEW ? SNAP_KEY_LINENO : SNAP_KEY_TRACEBACK;
+	a->limit = with & WITH_VIEW ? 10 : 0;
 	a->rank = 1;
 	a->want_files = nfiles;
 	if (argp_parse(&ap, argc, argv, 0, NULL, a) != 0)
@@ -451,6 +452,23 @@ static const char *stored_source(void *arg, const char *filename,
 				 size_t filename_len, uint32_t lineno)
 {
 	return snapshot_source(arg, filename, filename_len, lineno);
+}
+
+/* The one way a command says what its report shows: the parsed view
+ * options, with the source lines stored in the snapshot src. */
+static struct snap_report_opts report_opts(const struct report_args *a,
+					   const struct snapshot *src)
+{
+	struct snap_report_opts o = { a->key, a->cumulative, a->limit,
+				      stored_source, (void *)src };
+
+	return o;
+}
+
+static enum render_format render_format(enum fmt f)
+{
+	return f == FMT_JSON ? RENDER_JSON
+	       : f == FMT_COLLAPSED ? RENDER_COLLAPSED : RENDER_TEXT;
 }
 
 /* Report a failed statistics or compare; returns the exit code.  Sums
@@ -487,8 +505,8 @@ int cmd_top(int argc, char **argv)
 	struct report_args a;
 	struct snapshot *s, *own = NULL;
 	const struct snapshot *v;
-	struct snap_stats st = { 0 };
-	struct render_opts ro;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
 	struct outfile out;
 	int ec = 0, rc;
 
@@ -503,52 +521,60 @@ int cmd_top(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	if (a.format != FMT_COLLAPSED) {
-		rc = snapshot_statistics(v, a.key, a.cumulative, &st);
-		if (rc < 0) {
-			ec = stats_failed(a.files[0], "statistics", rc);
-			goto out;
-		}
+	ro = report_opts(&a, s);
+	if (a.format == FMT_COLLAPSED)
+		rc = snapshot_report_stacks(v, &r);
+	else
+		rc = snapshot_report_top(v, &ro, &r);
+	if (rc < 0) {
+		ec = stats_failed(a.files[0], "statistics", rc);
+		goto out;
 	}
 	ec = report_open(&out);
 	if (ec)
 		goto out;
-	memset(&ro, 0, sizeof(ro));
-	ro.key = a.key;
-	ro.cumulative = a.cumulative;
-	ro.limit = a.limit;
-	ro.source = stored_source;
-	ro.source_arg = s;
-	if (a.format == FMT_COLLAPSED)
-		rc = render_collapsed(out.f, v);
-	else
-		rc = a.format == FMT_JSON ? render_top_json(out.f, &st, &ro)
-					  : render_top_text(out.f, &st, &ro);
-	ec = report_done(&out, rc);
+	ec = report_done(&out, render_report(out.f, render_format(a.format), &r));
 out:
-	snap_stats_fini(&st);
+	snap_report_fini(&r);
 	snapshot_free(own);
 	snapshot_free(s);
 	return ec;
 }
 
-/* "file:line" of the frame a diff row names, escaped into buf (cut if
- * long), or "<unknown>:0" for a row with no frame. */
-static const char *diff_loc(const struct snap_diff *e, enum snap_key key,
-			    char *buf, size_t cap)
+/* --fail-above, --fail-above-line: the exit code (3 when exceeded) and
+ * a message on what grew. */
+static int check_growth(const struct report_args *a, const struct snap_report *r)
 {
-	const struct snap_loc *l;
-	size_t want, n;
+	char loc[1024], b1[32], b2[32];
+	int ec = 0;
+	size_t i;
 
-	if (!e->nframe)
-		return "<unknown>:0";
-	l = &e->frames[key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0];
-	/* room for "...:" and the line number */
-	want = util_escape(buf, cap - 16, l->filename, l->filename_len, 0);
-	n = strlen(buf);
-	snprintf(buf + n, cap - n, "%s:%" PRIu32, want > n ? "..." : "",
-		 l->lineno);
-	return buf;
+	if (a->has_fail_above && r->total_size_diff > 0 &&
+	    (uint64_t)r->total_size_diff > a->fail_above) {
+		cli_errorf("total growth %s exceeds --fail-above %s",
+			   util_format_size(r->total_size_diff, 1, b1, sizeof(b1)),
+			   util_format_size((int64_t)a->fail_above, 0, b2, sizeof(b2)));
+		for (i = 0; i < r->nrows && i < 3 && r->rows[i].size_diff > 0; i++)
+			fprintf(stderr, "  grows: %s %s\n",
+				render_row_loc(&r->rows[i], loc, sizeof(loc)),
+				util_format_size(r->rows[i].size_diff, 1, b1, sizeof(b1)));
+		ec = EXIT_THRESHOLD;
+	}
+	if (!a->has_fail_above_line)
+		return ec;
+	/* every location, the one with no frame included */
+	for (i = 0; i < r->nrows; i++) {
+		const struct snap_row *e = &r->rows[i];
+
+		if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a->fail_above_line)
+			continue;
+		cli_errorf("%s grew by %s, more than --fail-above-line %s",
+			   render_row_loc(e, loc, sizeof(loc)),
+			   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
+			   util_format_size((int64_t)a->fail_above_line, 0, b2, sizeof(b2)));
+		ec = EXIT_THRESHOLD;
+	}
+	return ec;
 }
 
 int cmd_diff(int argc, char **argv)
@@ -556,12 +582,10 @@ int cmd_diff(int argc, char **argv)
 	struct report_args a;
 	struct snapshot *olds = NULL, *news = NULL, *own1 = NULL, *own2 = NULL;
 	const struct snapshot *vo, *vn;
-	struct snap_diffs d = { 0 };
-	struct render_opts ro;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
 	struct outfile out;
-	char loc[1024];
 	int ec = 0, rc;
-	size_t i;
 
 	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, diff_options, "OLD NEW",
 			  "Compare two snapshot files, like tracemalloc's compare_to; "
@@ -582,7 +606,8 @@ int cmd_diff(int argc, char **argv)
 	vn = vo ? filtered(news, &a, &own2, &ec) : NULL;
 	if (!vo || !vn)
 		goto out;
-	rc = snapshot_compare(vn, vo, a.key, a.cumulative, &d);
+	ro = report_opts(&a, news);
+	rc = snapshot_report_diff(vn, vo, &ro, &r);
 	if (rc < 0) {
 		char both[2 * 4096 + 8];
 
@@ -590,50 +615,15 @@ int cmd_diff(int argc, char **argv)
 		ec = stats_failed(both, "compare", rc);
 		goto out;
 	}
-	memset(&ro, 0, sizeof(ro));
-	ro.key = a.key;
-	ro.cumulative = a.cumulative;
-	ro.limit = a.limit;
-	ro.source = stored_source;
-	ro.source_arg = news;
 	ec = report_open(&out);
 	if (ec)
 		goto out;
-	rc = a.format == FMT_JSON ? render_diff_json(out.f, &d, &ro)
-				  : render_diff_text(out.f, &d, &ro);
-	ec = report_done(&out, rc);
+	ec = report_done(&out, render_report(out.f, render_format(a.format), &r));
 	if (ec)
 		goto out;
-	if (a.has_fail_above && d.total_size_diff > 0 &&
-	    (uint64_t)d.total_size_diff > a.fail_above) {
-		char b1[32], b2[32];
-
-		cli_errorf("total growth %s exceeds --fail-above %s",
-			   util_format_size(d.total_size_diff, 1, b1, sizeof(b1)),
-			   util_format_size((int64_t)a.fail_above, 0, b2, sizeof(b2)));
-		for (i = 0; i < d.n && i < 3 && d.v[i].size_diff > 0; i++)
-			fprintf(stderr, "  grows: %s %s\n",
-				diff_loc(&d.v[i], a.key, loc, sizeof(loc)),
-				util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
-		ec = EXIT_THRESHOLD;
-	}
-	if (a.has_fail_above_line) {
-		/* every location, the one with no frame included */
-		for (i = 0; i < d.n; i++) {
-			const struct snap_diff *e = &d.v[i];
-			char b1[32], b2[32];
-
-			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line)
-				continue;
-			cli_errorf("%s grew by %s, more than --fail-above-line %s",
-				   diff_loc(e, a.key, loc, sizeof(loc)),
-				   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
-				   util_format_size((int64_t)a.fail_above_line, 0, b2, sizeof(b2)));
-			ec = EXIT_THRESHOLD;
-		}
-	}
+	ec = check_growth(&a, &r);
 out:
-	snap_diffs_fini(&d);
+	snap_report_fini(&r);
 	snapshot_free(own1);
 	snapshot_free(own2);
 	snapshot_free(olds);
@@ -641,30 +631,45 @@ out:
 	return ec;
 }
 
-/* --location FILE: the whole name, or its part after a '/' (lengths, not
- * strlen: a name may hold NUL bytes). */
-static int location_matches(const struct snap_loc *l, const char *want)
+/* --location FILE:LINE into pick (file: a copy to free); 0 or the exit
+ * code. */
+static int parse_location(const char *arg, struct snap_pick *pick, char **file)
 {
-	size_t n = strlen(want), len = l->filename_len;
+	char *colon, *end;
+	unsigned long l;
 
-	if (len == n)
-		return memcmp(l->filename, want, n) == 0;
-	return len > n && memcmp(l->filename + len - n, want, n) == 0 &&
-	       l->filename[len - n - 1] == '/';
+	*file = strdup(arg);
+	colon = *file ? strrchr(*file, ':') : NULL;
+	if (!colon) {
+		cli_errorf("--location: expected FILE:LINE, not '%s'", arg);
+		goto fail;
+	}
+	*colon = '\0';
+	errno = 0;
+	l = strtoul(colon + 1, &end, 10);
+	if (errno || *end || l > UINT32_MAX) {
+		cli_errorf("--location: bad line number in '%s'", arg);
+		goto fail;
+	}
+	pick->file = *file;
+	pick->line = (uint32_t)l;
+	return 0;
+fail:
+	free(*file);
+	*file = NULL;
+	return EXIT_USAGE;
 }
 
 int cmd_traceback(int argc, char **argv)
 {
 	struct report_args a;
-	struct snapshot *s, *own = NULL;
+	struct snapshot *s = NULL, *own = NULL;
 	const struct snapshot *v;
-	struct snap_stats st = { 0 };
-	struct render_opts ro;
-	const struct snap_stat *hit = NULL;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
+	struct snap_pick pick = { 0 };
 	struct outfile out;
 	char *loc_file = NULL;
-	uint32_t loc_line = 0;
-	size_t i;
 	int ec = 0, rc;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, traceback_options, "FILE",
@@ -672,27 +677,11 @@ int cmd_traceback(int argc, char **argv)
 			  "the largest one at FILE:LINE.", 1, &a);
 	if (ec)
 		return ec;
+	pick.rank = a.rank;
 	if (a.location) {
-		char *colon;
-		char *end;
-		unsigned long l;
-
-		loc_file = strdup(a.location);
-		colon = loc_file ? strrchr(loc_file, ':') : NULL;
-		if (!colon) {
-			cli_errorf("--location: expected FILE:LINE, not '%s'", a.location);
-			free(loc_file);
-			return EXIT_USAGE;
-		}
-		*colon = '\0';
-		errno = 0;
-		l = strtoul(colon + 1, &end, 10);
-		if (errno || *end || l > UINT32_MAX) {
-			cli_errorf("--location: bad line number in '%s'", a.location);
-			free(loc_file);
-			return EXIT_USAGE;
-		}
-		loc_line = (uint32_t)l;
+		ec = parse_location(a.location, &pick, &loc_file);
+		if (ec)
+			return ec;
 	}
 	s = cli_load_snapshot(a.files[0], &ec);
 	if (!s)
@@ -700,57 +689,25 @@ int cmd_traceback(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
-	if (rc < 0) {
-		ec = stats_failed(a.files[0], "statistics", rc);
-		goto out;
-	}
-	for (i = 0; i < st.n; i++) {
-		const struct snap_stat *e = &st.v[i];
-
-		if (loc_file) {
-			const struct snap_loc *last = e->nframe ? &e->frames[e->nframe - 1] : NULL;
-
-			if (last && last->lineno == loc_line &&
-			    location_matches(last, loc_file)) {
-				hit = e;
-				break;
-			}
-		} else if (i + 1 == a.rank) {
-			hit = e;
-			break;
-		}
-	}
-	if (!hit) {
+	ro = report_opts(&a, s);
+	rc = snapshot_report_traceback(v, &pick, &ro, &r);
+	if (rc == -ENOENT) {
 		if (loc_file)
 			cli_errorf("%s: no allocation at %s", a.files[0], a.location);
 		else
 			cli_errorf("%s: only %zu allocation site%s, no rank %u", a.files[0],
-				   st.n, st.n == 1 ? "" : "s", a.rank);
+				   r.nkeys, r.nkeys == 1 ? "" : "s", a.rank);
 		ec = EXIT_USAGE;
 		goto out;
 	}
-	memset(&ro, 0, sizeof(ro));
-	ro.key = SNAP_KEY_TRACEBACK;
-	ro.source = stored_source;
-	ro.source_arg = s;
+	if (rc < 0) {
+		ec = stats_failed(a.files[0], "statistics", rc);
+		goto out;
+	}
 	ec = report_open(&out);
 	if (ec)
 		goto out;
-	if (a.format == FMT_JSON) {
-		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
-
-		rc = render_top_json(out.f, &one, &ro);
-	} else {
-		char b1[32], b2[32];
-
-		fprintf(out.f, "%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
-			hit->count == 1 ? "" : "s",
-			util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
-			util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
-					   0, b2, sizeof(b2)));
-		rc = render_traceback_text(out.f, hit->frames, hit->nframe, &ro);
-	}
+	rc = render_report(out.f, render_format(a.format), &r);
 	if (snapshot_cmeta(s)->traceback_limit <= 1)
 		fprintf(a.format == FMT_JSON ? stderr : out.f,
 			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
@@ -758,7 +715,7 @@ int cmd_traceback(int argc, char **argv)
 	ec = report_done(&out, rc);
 out:
 	free(loc_file);
-	snap_stats_fini(&st);
+	snap_report_fini(&r);
 	snapshot_free(own);
 	snapshot_free(s);
 	return ec;
@@ -770,8 +727,9 @@ int cmd_export(int argc, char **argv)
 	struct trm_err err = { 0 };
 	struct snapshot *s, *own = NULL;
 	const struct snapshot *v;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
 	struct outfile of;
-	FILE *f;
 	int ec = 0, rc = 0;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, export_options, "FILE",
@@ -789,6 +747,15 @@ int cmd_export(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
+	ro = report_opts(&a, s);
+	if (a.format == FMT_COLLAPSED)
+		rc = snapshot_report_stacks(v, &r);
+	else if (a.format == FMT_JSON)
+		rc = snapshot_report_top(v, &ro, &r);
+	if (rc < 0) {
+		ec = stats_failed(a.files[0], "statistics", rc);
+		goto out;
+	}
 	if (a.output) {
 		/* JSON carries the stored source lines; the others do not */
 		rc = outfile_open(&of, a.output, a.format == FMT_JSON ? output_mode(s) : 0666,
@@ -803,20 +770,10 @@ int cmd_export(int argc, char **argv)
 		if (ec)
 			goto out;
 	}
-	f = of.f;
-	if (a.format == FMT_TRACEMALLOC) {
-		rc = snapshot_write_tracemalloc(v, f, &err);
-	} else if (a.format == FMT_COLLAPSED) {
-		rc = render_collapsed(f, v);
-	} else {
-		struct snap_stats st = { 0 };
-		struct render_opts ro = { SNAP_KEY_TRACEBACK, 0, 0, stored_source, s };
-
-		rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
-		if (rc == 0)
-			rc = render_top_json(f, &st, &ro);
-		snap_stats_fini(&st);
-	}
+	if (a.format == FMT_TRACEMALLOC)
+		rc = snapshot_write_tracemalloc(v, of.f, &err);
+	else
+		rc = render_report(of.f, render_format(a.format), &r);
 	if (rc < 0) {
 		ec = write_failed(&of, rc, &err);
 	} else if (outfile_commit(&of, &err) < 0) {
@@ -824,6 +781,7 @@ int cmd_export(int argc, char **argv)
 		ec = EXIT_WRITE;
 	}
 out:
+	snap_report_fini(&r);
 	snapshot_free(own);
 	snapshot_free(s);
 	return ec;
