@@ -332,6 +332,17 @@ int snapshot_write_tracemalloc(const struct snapshot *s, FILE *f,
 struct snapshot *snapshot_read_tracemalloc_mem(const uint8_t *buf, size_t len,
 					       struct trm_err *err);
 
+/* A snapshot file of either format, told apart by its first bytes: a
+ * tracemalloc dump (a pickle header, protocols 2-5) or a .trm file (its
+ * magic, or a file shorter than the magic that starts like it: the reader
+ * says where it is truncated).  path must name a regular file (opened
+ * O_NONBLOCK and checked before any read: a FIFO or a device is refused,
+ * never waited on) of at most 4 GiB.  NULL with errno set (an open or
+ * read errno, ENOMEM, or TRM_EFORMAT: not a regular file, too large, not
+ * a snapshot ("magic mismatch"), or the readers' errors) and err's
+ * message saying why, without the path: the caller prefixes it. */
+struct snapshot *snapshot_load(const char *path, struct trm_err *err);
+
 /* Source lines stored in a .trm for offline reports (filename, lineno ->
  * text).  Borrowed; NULL when absent.  The text is NUL-terminated (a
  * NUL byte in it ends it). */

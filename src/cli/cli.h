@@ -1,5 +1,5 @@
 /* cli.h - shared by the CLI's subcommands: exit codes, messages, the
- * common option group and the attach helper. */
+ * common option group, the attach helper, and snapshot files. */
 #ifndef TRMTOP_CLI_H
 #define TRMTOP_CLI_H
 
@@ -86,12 +86,18 @@ int cmd_traceback(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 
+/* Snapshot files (snapfile.c). */
 struct snapshot;
 
-/* Load a snapshot file (.trm, or a tracemalloc dump recognised by its
- * pickle header).  On error prints "trmtop: PATH: why" and returns NULL
- * with *exit_code set (4 for bad input). */
+/* Load a snapshot file (snapshot_load: .trm, or a tracemalloc dump
+ * recognised by its pickle header).  On error prints "trmtop: PATH: why"
+ * and returns NULL with *exit_code set (4: bad input). */
 struct snapshot *cli_load_snapshot(const char *path, int *exit_code);
+
+/* Mode of a new file holding s (a snapshot, or its export to JSON): 0600
+ * when it holds source lines (read from a target's files: its writer's
+ * only), else 0666; less the umask either way. */
+mode_t cli_snapshot_mode(const struct snapshot *s);
 
 /* Write s as .trm to path through outfile.h (atomic, never through a
  * symlink or over a non-regular file; 0600 less the umask when s holds

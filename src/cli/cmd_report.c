@@ -4,13 +4,10 @@
 
 #include <argp.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "outfile.h"
@@ -18,195 +15,7 @@
 #include "trmtop/snapshot.h"
 #include "trmtop/util.h"
 
-#define MAX_FILE_SIZE (4ull << 30)
 #define MAX_FILTERS 64
-
-/* ---- loading and saving ---------------------------------------------- */
-
-/* The whole of an input file, read to its end (/proc and other
- * pseudo-files report a size of 0).  Opened O_NONBLOCK and checked with
- * fstat before any read: a FIFO or a device is refused instead of
- * blocking. */
-static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err *err)
-{
-	struct stat sb;
-	size_t got = 0, cap;
-	uint8_t *b = NULL;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		rc = trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = trm_err_set(err, -TRM_EFORMAT, "%s: not a regular file", path);
-		goto out;
-	}
-	cap = (uint64_t)sb.st_size < MAX_FILE_SIZE ? (size_t)sb.st_size + 4096 : 4096;
-	for (;;) {
-		ssize_t r;
-
-		if (!b || got == cap) {
-			uint8_t *nb;
-
-			if (b && (uint64_t)cap >= MAX_FILE_SIZE) {
-				rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
-				goto out;
-			}
-			if (b)
-				cap *= 2;
-			nb = realloc(b, cap);
-			if (!nb) {
-				rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
-				goto out;
-			}
-			b = nb;
-		}
-		r = read(fd, b + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	*buf = b;
-	*len = got;
-	b = NULL;
-out:
-	free(b);
-	close(fd);
-	return rc;
-}
-
-/* The .trm magic (docs/FORMATS.md) and the start of a pickle (a
- * tracemalloc dump): what trmtop can read. */
-static const uint8_t trm_magic[8] = "TRMSNAP";
-
-static int is_pickle(const uint8_t *buf, size_t len)
-{
-	return len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5;
-}
-
-/* A .trm file, or the start of one (shorter than the magic, empty even:
- * the reader says where it is truncated). */
-static int is_trm(const uint8_t *buf, size_t len)
-{
-	return memcmp(buf, trm_magic, len < 8 ? len : 8) == 0;
-}
-
-struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
-{
-	struct trm_err err = { 0 };
-	struct snapshot *s = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = read_all(path, &buf, &len, &err);
-	if (rc < 0) {
-		cli_error(&err);
-		*exit_code = rc == -ENOENT || rc == -EACCES ? EXIT_BADINPUT : EXIT_BADINPUT;
-		return NULL;
-	}
-	if (is_pickle(buf, len)) {
-		s = snapshot_read_tracemalloc_mem(buf, len, &err);
-	} else if (is_trm(buf, len)) {
-		s = snapshot_read_trm_mem(buf, len, &err);
-	} else {
-		free(buf);
-		cli_errorf("%s: not a trmtop snapshot: magic mismatch (neither a .trm "
-			   "file nor a tracemalloc dump at byte 0)", path);
-		*exit_code = EXIT_BADINPUT;
-		return NULL;
-	}
-	free(buf);
-	if (!s) {
-		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : "unreadable snapshot");
-		*exit_code = EXIT_BADINPUT;
-	}
-	return s;
-}
-
-/* Mode of a new output file: one holding source lines (read from a
- * target's files) is its writer's only, less the umask either way. */
-static mode_t output_mode(const struct snapshot *s)
-{
-	return snapshot_nsources(s) ? 0600 : 0666;
-}
-
-/* Print the error of a failed write into of (already aborted or not). */
-static int write_failed(struct outfile *of, int rc, const struct trm_err *err)
-{
-	if (outfile_reader_gone(of)) {
-		/* `| head`: the report ends there, quietly; the command's
-		 * status (a --fail-above check) is still decided */
-		outfile_abort(of);
-		return 0;
-	}
-	rc = outfile_error(of, rc);
-	if (of->werr || !err->msg[0])
-		cli_errorf("%s: %s", of->path, strerror(-rc));
-	else
-		cli_errorf("%s: %s", of->path, err->msg);
-	outfile_abort(of);
-	return EXIT_WRITE;
-}
-
-int cli_save_snapshot(const struct snapshot *s, const char *path)
-{
-	struct trm_err err = { 0 };
-	struct outfile of;
-	int rc;
-
-	rc = outfile_open(&of, path, output_mode(s), &err);
-	if (rc < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	rc = snapshot_write_trm(s, of.f, &err);
-	if (rc < 0)
-		return write_failed(&of, rc, &err);
-	trm_err_clear(&err);
-	if (outfile_commit(&of, &err) < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	return 0;
-}
-
-/* A report goes to standard output through an outfile, so that a failed
- * write is exit 5 with its errno. */
-static int report_open(struct outfile *of)
-{
-	struct trm_err err = { 0 };
-
-	if (outfile_open_stdout(of, &err) < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	return 0;
-}
-
-/* Finish a report: rc is the renderer's. */
-static int report_done(struct outfile *of, int rc)
-{
-	struct trm_err err = { 0 };
-
-	if (rc < 0)
-		return write_failed(of, rc, &err);
-	if (outfile_commit(of, &err) < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	return 0;
-}
 
 /* ---- shared report options ------------------------------------------- */
 
@@ -530,10 +339,10 @@ int cmd_top(int argc, char **argv)
 		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
-	ec = report_open(&out);
+	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		goto out;
-	ec = report_done(&out, render_report(out.f, render_format(a.format), &r));
+	ec = outfile_finish(&out, render_report(out.f, render_format(a.format), &r), NULL);
 out:
 	snap_report_fini(&r);
 	snapshot_free(own);
@@ -615,10 +424,10 @@ int cmd_diff(int argc, char **argv)
 		ec = stats_failed(both, "compare", rc);
 		goto out;
 	}
-	ec = report_open(&out);
+	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		goto out;
-	ec = report_done(&out, render_report(out.f, render_format(a.format), &r));
+	ec = outfile_finish(&out, render_report(out.f, render_format(a.format), &r), NULL);
 	if (ec)
 		goto out;
 	ec = check_growth(&a, &r);
@@ -704,7 +513,7 @@ int cmd_traceback(int argc, char **argv)
 		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
-	ec = report_open(&out);
+	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		goto out;
 	rc = render_report(out.f, render_format(a.format), &r);
@@ -712,7 +521,7 @@ int cmd_traceback(int argc, char **argv)
 		fprintf(a.format == FMT_JSON ? stderr : out.f,
 			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
 			"take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
-	ec = report_done(&out, rc);
+	ec = outfile_finish(&out, rc, NULL);
 out:
 	free(loc_file);
 	snap_report_fini(&r);
@@ -756,30 +565,15 @@ int cmd_export(int argc, char **argv)
 		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
-	if (a.output) {
-		/* JSON carries the stored source lines; the others do not */
-		rc = outfile_open(&of, a.output, a.format == FMT_JSON ? output_mode(s) : 0666,
-				  &err);
-		if (rc < 0) {
-			cli_error(&err);
-			ec = EXIT_WRITE;
-			goto out;
-		}
-	} else {
-		ec = report_open(&of);
-		if (ec)
-			goto out;
-	}
+	/* JSON carries the stored source lines; the others do not */
+	ec = outfile_start(&of, a.output, a.format == FMT_JSON ? cli_snapshot_mode(s) : 0666);
+	if (ec)
+		goto out;
 	if (a.format == FMT_TRACEMALLOC)
 		rc = snapshot_write_tracemalloc(v, of.f, &err);
 	else
 		rc = render_report(of.f, render_format(a.format), &r);
-	if (rc < 0) {
-		ec = write_failed(&of, rc, &err);
-	} else if (outfile_commit(&of, &err) < 0) {
-		cli_error(&err);
-		ec = EXIT_WRITE;
-	}
+	ec = outfile_finish(&of, rc, &err);
 out:
 	snap_report_fini(&r);
 	snapshot_free(own);
