@@ -65,6 +65,13 @@ int cli_cancel(struct inject_conn *c, const char *what, const char *done);
  * code (> 0). */
 int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
 
+/* One option table of the named options of groups[0..ngroups) (a group
+ * may be NULL; each ends at an entry with no name), in order, with its
+ * terminator: malloc'ed (the caller frees), NULL with errno ENOMEM.
+ * No limit on how many options there are. */
+struct argp_option *cli_merge_options(const struct argp_option *const *groups,
+				      size_t ngroups);
+
 /* --frames N: 1 to 65535, else an argp usage error. */
 unsigned cli_parse_frames(struct argp_state *state, const char *arg);
 

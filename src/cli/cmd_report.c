@@ -235,22 +235,24 @@ static int parse_report(int argc, char **argv, int with,
 	const struct argp_option *groups[3] = {
 		with & WITH_VIEW ? view_options : NULL,
 		with & WITH_FILTERS ? filter_options : NULL, extra };
-	struct argp_option all[48];
+	struct argp_option *all = cli_merge_options(groups, 3);
 	struct argp ap = { all, report_parse, args_doc, doc, NULL, NULL, NULL };
-	size_t i, g, n = 0;
+	size_t i;
+	int rc;
 
-	for (g = 0; g < 3; g++)
-		for (i = 0; groups[g] && groups[g][i].name && n < 47; i++)
-			all[n++] = groups[g][i];
-	memset(&all[n], 0, sizeof(all[n]));
-
+	if (!all) {
+		cli_errorf("out of memory");
+		return EXIT_TARGET;
+	}
 	memset(a, 0, sizeof(*a));
 	/* without the view options: every traceback (traceback, export) */
 	a->key = with & WITH_VIEW ? SNAP_KEY_LINENO : SNAP_KEY_TRACEBACK;
 	a->limit = with & WITH_VIEW ? 10 : 0;
 	a->rank = 1;
 	a->want_files = nfiles;
-	if (argp_parse(&ap, argc, argv, 0, NULL, a) != 0)
+	rc = argp_parse(&ap, argc, argv, 0, NULL, a);
+	free(all);
+	if (rc != 0)
 		return EXIT_USAGE;
 	for (i = 0; i < a->nfilters; i++)
 		a->filters[i].all_frames = a->all_frames;
