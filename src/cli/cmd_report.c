@@ -1,5 +1,9 @@
 /* cmd_report.c - top, diff, traceback, export, import: reports on
- * snapshot files, offline and scriptable. */
+ * snapshot files, offline and scriptable.  Owns the report options (their
+ * parsing, and report_opts: the one way a command says what its report
+ * shows) and the --fail-above gate; snapshot computes the rows
+ * (snapshot_report_*), render lays them out, snapfile.c loads and saves,
+ * outfile.h writes (exit 5). */
 #include "config.h"
 
 #include <argp.h>

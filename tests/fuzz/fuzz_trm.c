@@ -1,7 +1,6 @@
-#include "config.h"
-
 /* fuzz_trm.c - libFuzzer harness for the .trm reader and what reads its
- * result: statistics, compare, a filter, the writer, and every renderer.
+ * result: statistics, compare, a filter, the writer, and the rows of every report and
+ * every sink.
  * Seed corpus: tests/fuzz/corpus/trm (small valid files, sizes near 2^63
  * among them: tests/fuzz/make_trm_seeds.py); dictionary:
  * tests/fuzz/dict/trm.dict (varints of 2^63 +- k, 2^64 - 1, ...).
@@ -16,10 +15,12 @@
  * (so that mutations which keep the structure valid reach the code after
  * the reader).  An accepted snapshot goes through statistics (cumulative
  * ones may say -EOVERFLOW, nothing else), compare with a filtered copy both
- * ways (checked exact against 128-bit sums), every renderer (no control
- * byte in text output), and is written back and re-read: the writer must
+ * ways (checked exact against 128-bit sums), every report and sink (no
+ * control byte in text output), and is written back and re-read: the writer must
  * handle whatever the reader accepts, and the copy must have the same
  * traces. */
+
+#include "config.h"
 
 #include <errno.h>
 #include <stddef.h>
