@@ -1,8 +1,14 @@
-/* render.h - text, JSON and collapsed-stack output of snapshot results.
+/* render.h - the sinks of a report's rows: text, JSON and collapsed
+ * stacks.
  *
- * Computes nothing itself: it prints what the snapshot module computed, in
- * tracemalloc's own formats (str(Statistic), str(StatisticDiff),
- * Traceback.format()) so users recognise them.
+ * Computes nothing itself: snapshot computes the rows (snapshot.h,
+ * "report rows": sizes, counts, differences, averages, the frame each row
+ * names, its source lines, the "other" and total lines), and a sink only
+ * lays them out, in tracemalloc's own formats for text (str(Statistic),
+ * str(StatisticDiff), Traceback.format()) so users recognise them, and as
+ * docs/FORMATS.md documents for JSON and collapsed stacks.  A terminal
+ * view draws the same rows, with render_row_loc for the cell that names
+ * a row.
  *
  * Names and source lines come from the target: the text sinks print them
  * through util_fputs_escaped (util.h, "Escaping": no control character,
@@ -12,49 +18,45 @@
 #ifndef TRMTOP_RENDER_H
 #define TRMTOP_RENDER_H
 
+#include <stddef.h>
 #include <stdio.h>
 
 #include "trmtop/snapshot.h"
 
-/* Source line lookup: the stripped text of filename:lineno, or NULL
- * (filename: filename_len bytes, which may hold NULs). */
-typedef const char *(*render_source_fn)(void *arg, const char *filename,
-					size_t filename_len, uint32_t lineno);
+enum render_format { RENDER_TEXT, RENDER_JSON, RENDER_COLLAPSED };
 
-struct render_opts {
-	enum snap_key key;
-	int cumulative;
-	size_t limit;            /* rows shown; 0 = all */
-	render_source_fn source; /* may be NULL */
-	void *source_arg;
-};
+/* Text:
+ *   top (SNAP_REPORT_TOP), like the tracemalloc documentation's pretty top:
+ *     Top N lines
+ *     #1: app.py:12: size=1536 KiB, count=3, average=512 KiB
+ *         source line
+ *     N other: size=..., count=...
+ *     Total: size=..., count=...
+ *   (for the traceback key, each row's traceback instead of its line);
+ *   diff (SNAP_REPORT_DIFF): the same with str(StatisticDiff) lines,
+ *     "N other: +SIZE" and "Total growth: SIZE";
+ *   traceback (SNAP_REPORT_TRACEBACK): "N memory blocks: SIZE (average
+ *     SIZE)", then Traceback.format(): oldest call first, '  File "f",
+ *     line n' and the source line indented by four.
+ * JSON: top and traceback reports as {"key", "cumulative", "total_size",
+ *   "total_count", "stats": [...], "other"}, diffs as {"key",
+ *   "cumulative", "total_size_diff", "diffs": [...], "other"}, each row
+ *   with its frames (and their source lines).
+ * Collapsed stacks, for flame graph tools: one line per row, "file:line;
+ *   file:line size" (oldest frame first); file names escaped with
+ *   UTIL_ESC_COLLAPSED, so that ';', ' ' and newlines in a name cannot
+ *   forge frames, sizes or lines (meant for SNAP_REPORT_STACKS).
+ * 0, -EIO when f has an error, -EINVAL for a format the report has no
+ * form in (text or JSON of stacks). */
+int render_report(FILE *f, enum render_format fmt, const struct snap_report *r);
+int render_text(FILE *f, const struct snap_report *r);
+int render_json(FILE *f, const struct snap_report *r);
+int render_collapsed(FILE *f, const struct snap_report *r);
 
-/* "Top N lines" like the tracemalloc documentation's pretty top:
- *   #1: app.py:12: size=1536 KiB, count=3, average=512 KiB
- *       source line
- *   N other: size=..., count=...
- *   Total: size=..., count=... */
-int render_top_text(FILE *f, const struct snap_stats *st,
-		    const struct render_opts *o);
-int render_top_json(FILE *f, const struct snap_stats *st,
-		    const struct render_opts *o);
-
-/* The same for compare_to results (str(StatisticDiff) lines). */
-int render_diff_text(FILE *f, const struct snap_diffs *d,
-		     const struct render_opts *o);
-int render_diff_json(FILE *f, const struct snap_diffs *d,
-		     const struct render_opts *o);
-
-/* Traceback.format(): oldest call first, '  File "f", line n' and the
- * source line indented by four. frames as in struct snap_stat. */
-int render_traceback_text(FILE *f, const struct snap_loc *frames,
-			  uint32_t nframe, const struct render_opts *o);
-
-/* Collapsed stacks for flame graph tools: one line per distinct stack,
- * "file:line;file:line size" (oldest frame first), sizes summed; file
- * names escaped with UTIL_ESC_COLLAPSED, so that ';', ' ' and newlines in
- * a name cannot forge frames, sizes or lines. */
-int render_collapsed(FILE *f, const struct snapshot *s);
+/* "file:line" of the frame row names, escaped (util_escape) into buf, cut
+ * with "..." before the ":line" when long, or "<unknown>:0" for a row with
+ * no frame.  Returns buf (or that constant).  cap >= 32. */
+const char *render_row_loc(const struct snap_row *row, char *buf, size_t cap);
 
 /* A JSON string literal of s[0..len), which may hold NULs and invalid
  * UTF-8: '"', '\\', and every C0, DEL and C1 control escaped (\n, \t,

@@ -166,6 +166,119 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 		     enum snap_key key, int cumulative, struct snap_diffs *out);
 void snap_diffs_fini(struct snap_diffs *d);
 
+/* ---- report rows -------------------------------------------------------- */
+
+/* What each row of a report holds, computed here once for every sink
+ * (render.h: text, JSON, collapsed stacks, and the terminal view): the
+ * sinks format rows and compute nothing.  A report owns its rows; the
+ * locations and source lines they point to are borrowed from the
+ * snapshots it was computed from (and from the source function), which
+ * must outlive it. */
+
+/* Source line lookup: the stripped text of filename:lineno, or NULL
+ * (filename: filename_len bytes, which may hold NULs).  Borrowed at least
+ * until the report is released. */
+typedef const char *(*snap_source_fn)(void *arg, const char *filename,
+				      size_t filename_len, uint32_t lineno);
+
+enum snap_report_kind {
+	SNAP_REPORT_TOP,       /* statistics: the top allocation sites */
+	SNAP_REPORT_DIFF,      /* compare: the top differences */
+	SNAP_REPORT_TRACEBACK, /* one traceback (one row) */
+	SNAP_REPORT_STACKS,    /* one row per stored traceback (collapsed) */
+};
+
+struct snap_row {
+	size_t rank;                   /* 1-based position in the report */
+	const struct snap_loc *frames; /* the key's frames, oldest call first */
+	uint32_t nframe;
+	/* The frame the row names, as tracemalloc's pretty top shows it:
+	 * the most recent call (frames[nframe - 1]) for the traceback key,
+	 * else frames[0]; NULL when the row has no frame. */
+	const struct snap_loc *loc;
+	/* sources[i]: the source line of frames[i] (none for a lineno of
+	 * 0, an empty line, or no source function), or NULL; the array is
+	 * NULL for rows that are not shown (past the limit) and for the
+	 * rows of a stacks report. */
+	const char *const *sources;
+	const char *source;            /* loc's line, or NULL */
+	uint64_t size, count;          /* (for a diff: in the new snapshot) */
+	double average;                /* size / count; 0 when count is 0 */
+	int64_t size_diff, count_diff; /* SNAP_REPORT_DIFF only */
+};
+
+struct snap_report {
+	enum snap_report_kind kind;
+	enum snap_key key;
+	int cumulative;
+	struct snap_row *rows; /* every row, in tracemalloc's order */
+	size_t nrows;
+	size_t nshown;         /* the first nshown rows are shown (the limit) */
+	size_t nkeys;          /* keys the statistics found (= nrows, except
+				  for a traceback report: the tracebacks it
+				  picked its row from) */
+	/* The rows not shown, summed (the "N other" line): sizes and counts
+	 * saturate at SNAP_SIZE_MAX (cumulative rows count a trace once per
+	 * frame), differences at INT64_MIN/INT64_MAX. */
+	size_t nother;
+	uint64_t other_size, other_count;
+	int64_t other_size_diff;
+	/* TOP: the snapshot's traces (not the sum of the rows); TRACEBACK:
+	 * the row's; DIFF: total_size_diff = new total - old total. */
+	uint64_t total_size, total_count;
+	int64_t total_size_diff;
+	void *priv;            /* owns the rows and what they point to */
+};
+
+struct snap_report_opts {
+	enum snap_key key;
+	int cumulative;
+	size_t limit;          /* rows shown; 0 = all */
+	snap_source_fn source; /* may be NULL: no source lines */
+	void *source_arg;
+};
+
+/* The rows of snapshot_statistics(s, o->key, o->cumulative).  0 or the
+ * errors of snapshot_statistics (-EINVAL, -ENOMEM, -EOVERFLOW); *out is
+ * always initialised (fini is safe). */
+int snapshot_report_top(const struct snapshot *s,
+			const struct snap_report_opts *o, struct snap_report *out);
+
+/* The rows of snapshot_compare(new_s, old_s, o->key, o->cumulative):
+ * both snapshots must outlive the report.  Errors as for compare. */
+int snapshot_report_diff(const struct snapshot *new_s,
+			 const struct snapshot *old_s,
+			 const struct snap_report_opts *o,
+			 struct snap_report *out);
+
+/* Which traceback a traceback report shows. */
+struct snap_pick {
+	unsigned rank;    /* the rank-th largest (1: the largest) ... */
+	const char *file; /* ... or, if set, the largest whose most recent
+			     frame is file:line, file being the frame's
+			     whole name or its part after a '/' */
+	uint32_t line;
+};
+
+/* One traceback of the traceback statistics (non-cumulative; o->key,
+ * cumulative and limit are ignored), as a one-row report of rank 1 whose
+ * totals are the row's.  0, -ENOENT when no traceback is picked
+ * (out->nkeys says how many there were), or the errors of
+ * snapshot_statistics. */
+int snapshot_report_traceback(const struct snapshot *s,
+			      const struct snap_pick *pick,
+			      const struct snap_report_opts *o,
+			      struct snap_report *out);
+
+/* One row per traceback id of s holding traces whose sizes sum to more
+ * than 0, in id order (tracebacks with the same frames and another
+ * total_nframe are rows of their own), with the sizes summed and the
+ * traces counted; no source lines, no limit.  A frame whose name is
+ * missing has a NULL filename.  0 or -ENOMEM. */
+int snapshot_report_stacks(const struct snapshot *s, struct snap_report *out);
+
+void snap_report_fini(struct snap_report *r);
+
 /* ---- filters ---------------------------------------------------------- */
 
 struct snap_filter {
@@ -218,6 +331,17 @@ int snapshot_write_tracemalloc(const struct snapshot *s, FILE *f,
 			       struct trm_err *err);
 struct snapshot *snapshot_read_tracemalloc_mem(const uint8_t *buf, size_t len,
 					       struct trm_err *err);
+
+/* A snapshot file of either format, told apart by its first bytes: a
+ * tracemalloc dump (a pickle header, protocols 2-5) or a .trm file (its
+ * magic, or a file shorter than the magic that starts like it: the reader
+ * says where it is truncated).  path must name a regular file (opened
+ * O_NONBLOCK and checked before any read: a FIFO or a device is refused,
+ * never waited on) of at most 4 GiB.  NULL with errno set (an open or
+ * read errno, ENOMEM, or TRM_EFORMAT: not a regular file, too large, not
+ * a snapshot ("magic mismatch"), or the readers' errors) and err's
+ * message saying why, without the path: the caller prefixes it. */
+struct snapshot *snapshot_load(const char *path, struct trm_err *err);
 
 /* Source lines stored in a .trm for offline reports (filename, lineno ->
  * text).  Borrowed; NULL when absent.  The text is NUL-terminated (a

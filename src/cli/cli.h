@@ -1,5 +1,5 @@
 /* cli.h - shared by the CLI's subcommands: exit codes, messages, the
- * common option group and the attach helper. */
+ * common option group, the attach helper, and snapshot files. */
 #ifndef TRMTOP_CLI_H
 #define TRMTOP_CLI_H
 
@@ -65,6 +65,13 @@ int cli_cancel(struct inject_conn *c, const char *what, const char *done);
  * code (> 0). */
 int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
 
+/* One option table of the named options of groups[0..ngroups) (a group
+ * may be NULL; each ends at an entry with no name), in order, with its
+ * terminator: malloc'ed (the caller frees), NULL with errno ENOMEM.
+ * No limit on how many options there are. */
+struct argp_option *cli_merge_options(const struct argp_option *const *groups,
+				      size_t ngroups);
+
 /* --frames N: 1 to 65535, else an argp usage error. */
 unsigned cli_parse_frames(struct argp_state *state, const char *arg);
 
@@ -86,12 +93,18 @@ int cmd_traceback(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 
+/* Snapshot files (snapfile.c). */
 struct snapshot;
 
-/* Load a snapshot file (.trm, or a tracemalloc dump recognised by its
- * pickle header).  On error prints "trmtop: PATH: why" and returns NULL
- * with *exit_code set (4 for bad input). */
+/* Load a snapshot file (snapshot_load: .trm, or a tracemalloc dump
+ * recognised by its pickle header).  On error prints "trmtop: PATH: why"
+ * and returns NULL with *exit_code set (4: bad input). */
 struct snapshot *cli_load_snapshot(const char *path, int *exit_code);
+
+/* Mode of a new file holding s (a snapshot, or its export to JSON): 0600
+ * when it holds source lines (read from a target's files: its writer's
+ * only), else 0666; less the umask either way. */
+mode_t cli_snapshot_mode(const struct snapshot *s);
 
 /* Write s as .trm to path through outfile.h (atomic, never through a
  * symlink or over a non-regular file; 0600 less the umask when s holds

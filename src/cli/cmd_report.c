@@ -1,16 +1,17 @@
 /* cmd_report.c - top, diff, traceback, export, import: reports on
- * snapshot files, offline and scriptable. */
+ * snapshot files, offline and scriptable.  Owns the report options (their
+ * parsing, and report_opts: the one way a command says what its report
+ * shows) and the --fail-above gate; snapshot computes the rows
+ * (snapshot_report_*), render lays them out, snapfile.c loads and saves,
+ * outfile.h writes (exit 5). */
 #include "config.h"
 
 #include <argp.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "outfile.h"
@@ -18,195 +19,7 @@
 #include "trmtop/snapshot.h"
 #include "trmtop/util.h"
 
-#define MAX_FILE_SIZE (4ull << 30)
 #define MAX_FILTERS 64
-
-/* ---- loading and saving ---------------------------------------------- */
-
-/* The whole of an input file, read to its end (/proc and other
- * pseudo-files report a size of 0).  Opened O_NONBLOCK and checked with
- * fstat before any read: a FIFO or a device is refused instead of
- * blocking. */
-static int read_all(const char *path, uint8_t **buf, size_t *len, struct trm_err *err)
-{
-	struct stat sb;
-	size_t got = 0, cap;
-	uint8_t *b = NULL;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd < 0)
-		return trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-	if (fstat(fd, &sb) < 0) {
-		rc = trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(sb.st_mode)) {
-		rc = trm_err_set(err, -TRM_EFORMAT, "%s: not a regular file", path);
-		goto out;
-	}
-	cap = (uint64_t)sb.st_size < MAX_FILE_SIZE ? (size_t)sb.st_size + 4096 : 4096;
-	for (;;) {
-		ssize_t r;
-
-		if (!b || got == cap) {
-			uint8_t *nb;
-
-			if (b && (uint64_t)cap >= MAX_FILE_SIZE) {
-				rc = trm_err_set(err, -TRM_EFORMAT, "%s: too large", path);
-				goto out;
-			}
-			if (b)
-				cap *= 2;
-			nb = realloc(b, cap);
-			if (!nb) {
-				rc = trm_err_set(err, -ENOMEM, "%s: out of memory", path);
-				goto out;
-			}
-			b = nb;
-		}
-		r = read(fd, b + got, cap - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = trm_err_set(err, -errno, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		got += (size_t)r;
-	}
-	*buf = b;
-	*len = got;
-	b = NULL;
-out:
-	free(b);
-	close(fd);
-	return rc;
-}
-
-/* The .trm magic (docs/FORMATS.md) and the start of a pickle (a
- * tracemalloc dump): what trmtop can read. */
-static const uint8_t trm_magic[8] = "TRMSNAP";
-
-static int is_pickle(const uint8_t *buf, size_t len)
-{
-	return len >= 2 && buf[0] == 0x80 && buf[1] >= 2 && buf[1] <= 5;
-}
-
-/* A .trm file, or the start of one (shorter than the magic, empty even:
- * the reader says where it is truncated). */
-static int is_trm(const uint8_t *buf, size_t len)
-{
-	return memcmp(buf, trm_magic, len < 8 ? len : 8) == 0;
-}
-
-struct snapshot *cli_load_snapshot(const char *path, int *exit_code)
-{
-	struct trm_err err = { 0 };
-	struct snapshot *s = NULL;
-	uint8_t *buf = NULL;
-	size_t len = 0;
-	int rc;
-
-	rc = read_all(path, &buf, &len, &err);
-	if (rc < 0) {
-		cli_error(&err);
-		*exit_code = rc == -ENOENT || rc == -EACCES ? EXIT_BADINPUT : EXIT_BADINPUT;
-		return NULL;
-	}
-	if (is_pickle(buf, len)) {
-		s = snapshot_read_tracemalloc_mem(buf, len, &err);
-	} else if (is_trm(buf, len)) {
-		s = snapshot_read_trm_mem(buf, len, &err);
-	} else {
-		free(buf);
-		cli_errorf("%s: not a trmtop snapshot: magic mismatch (neither a .trm "
-			   "file nor a tracemalloc dump at byte 0)", path);
-		*exit_code = EXIT_BADINPUT;
-		return NULL;
-	}
-	free(buf);
-	if (!s) {
-		cli_errorf("%s: %s", path, err.msg[0] ? err.msg : "unreadable snapshot");
-		*exit_code = EXIT_BADINPUT;
-	}
-	return s;
-}
-
-/* Mode of a new output file: one holding source lines (read from a
- * target's files) is its writer's only, less the umask either way. */
-static mode_t output_mode(const struct snapshot *s)
-{
-	return snapshot_nsources(s) ? 0600 : 0666;
-}
-
-/* Print the error of a failed write into of (already aborted or not). */
-static int write_failed(struct outfile *of, int rc, const struct trm_err *err)
-{
-	if (outfile_reader_gone(of)) {
-		/* `| head`: the report ends there, quietly; the command's
-		 * status (a --fail-above check) is still decided */
-		outfile_abort(of);
-		return 0;
-	}
-	rc = outfile_error(of, rc);
-	if (of->werr || !err->msg[0])
-		cli_errorf("%s: %s", of->path, strerror(-rc));
-	else
-		cli_errorf("%s: %s", of->path, err->msg);
-	outfile_abort(of);
-	return EXIT_WRITE;
-}
-
-int cli_save_snapshot(const struct snapshot *s, const char *path)
-{
-	struct trm_err err = { 0 };
-	struct outfile of;
-	int rc;
-
-	rc = outfile_open(&of, path, output_mode(s), &err);
-	if (rc < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	rc = snapshot_write_trm(s, of.f, &err);
-	if (rc < 0)
-		return write_failed(&of, rc, &err);
-	trm_err_clear(&err);
-	if (outfile_commit(&of, &err) < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	return 0;
-}
-
-/* A report goes to standard output through an outfile, so that a failed
- * write is exit 5 with its errno. */
-static int report_open(struct outfile *of)
-{
-	struct trm_err err = { 0 };
-
-	if (outfile_open_stdout(of, &err) < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	return 0;
-}
-
-/* Finish a report: rc is the renderer's. */
-static int report_done(struct outfile *of, int rc)
-{
-	struct trm_err err = { 0 };
-
-	if (rc < 0)
-		return write_failed(of, rc, &err);
-	if (outfile_commit(of, &err) < 0) {
-		cli_error(&err);
-		return EXIT_WRITE;
-	}
-	return 0;
-}
 
 /* ---- shared report options ------------------------------------------- */
 
@@ -426,21 +239,24 @@ static int parse_report(int argc, char **argv, int with,
 	const struct argp_option *groups[3] = {
 		with & WITH_VIEW ? view_options : NULL,
 		with & WITH_FILTERS ? filter_options : NULL, extra };
-	struct argp_option all[48];
+	struct argp_option *all = cli_merge_options(groups, 3);
 	struct argp ap = { all, report_parse, args_doc, doc, NULL, NULL, NULL };
-	size_t i, g, n = 0;
+	size_t i;
+	int rc;
 
-	for (g = 0; g < 3; g++)
-		for (i = 0; groups[g] && groups[g][i].name && n < 47; i++)
-			all[n++] = groups[g][i];
-	memset(&all[n], 0, sizeof(all[n]));
-
+	if (!all) {
+		cli_errorf("out of memory");
+		return EXIT_TARGET;
+	}
 	memset(a, 0, sizeof(*a));
-	a->key = SNAP_KEY_LINENO;
-	a->limit = 10;
+	/* without the view options: every traceback (traceback, export) */
+	a->key = with & WITH_VIEW ? SNAP_KEY_LINENO : SNAP_KEY_TRACEBACK;
+	a->limit = with & WITH_VIEW ? 10 : 0;
 	a->rank = 1;
 	a->want_files = nfiles;
-	if (argp_parse(&ap, argc, argv, 0, NULL, a) != 0)
+	rc = argp_parse(&ap, argc, argv, 0, NULL, a);
+	free(all);
+	if (rc != 0)
 		return EXIT_USAGE;
 	for (i = 0; i < a->nfilters; i++)
 		a->filters[i].all_frames = a->all_frames;
@@ -451,6 +267,23 @@ static const char *stored_source(void *arg, const char *filename,
 				 size_t filename_len, uint32_t lineno)
 {
 	return snapshot_source(arg, filename, filename_len, lineno);
+}
+
+/* The one way a command says what its report shows: the parsed view
+ * options, with the source lines stored in the snapshot src. */
+static struct snap_report_opts report_opts(const struct report_args *a,
+					   const struct snapshot *src)
+{
+	struct snap_report_opts o = { a->key, a->cumulative, a->limit,
+				      stored_source, (void *)src };
+
+	return o;
+}
+
+static enum render_format render_format(enum fmt f)
+{
+	return f == FMT_JSON ? RENDER_JSON
+	       : f == FMT_COLLAPSED ? RENDER_COLLAPSED : RENDER_TEXT;
 }
 
 /* Report a failed statistics or compare; returns the exit code.  Sums
@@ -487,8 +320,8 @@ int cmd_top(int argc, char **argv)
 	struct report_args a;
 	struct snapshot *s, *own = NULL;
 	const struct snapshot *v;
-	struct snap_stats st = { 0 };
-	struct render_opts ro;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
 	struct outfile out;
 	int ec = 0, rc;
 
@@ -503,52 +336,60 @@ int cmd_top(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	if (a.format != FMT_COLLAPSED) {
-		rc = snapshot_statistics(v, a.key, a.cumulative, &st);
-		if (rc < 0) {
-			ec = stats_failed(a.files[0], "statistics", rc);
-			goto out;
-		}
+	ro = report_opts(&a, s);
+	if (a.format == FMT_COLLAPSED)
+		rc = snapshot_report_stacks(v, &r);
+	else
+		rc = snapshot_report_top(v, &ro, &r);
+	if (rc < 0) {
+		ec = stats_failed(a.files[0], "statistics", rc);
+		goto out;
 	}
-	ec = report_open(&out);
+	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		goto out;
-	memset(&ro, 0, sizeof(ro));
-	ro.key = a.key;
-	ro.cumulative = a.cumulative;
-	ro.limit = a.limit;
-	ro.source = stored_source;
-	ro.source_arg = s;
-	if (a.format == FMT_COLLAPSED)
-		rc = render_collapsed(out.f, v);
-	else
-		rc = a.format == FMT_JSON ? render_top_json(out.f, &st, &ro)
-					  : render_top_text(out.f, &st, &ro);
-	ec = report_done(&out, rc);
+	ec = outfile_finish(&out, render_report(out.f, render_format(a.format), &r), NULL);
 out:
-	snap_stats_fini(&st);
+	snap_report_fini(&r);
 	snapshot_free(own);
 	snapshot_free(s);
 	return ec;
 }
 
-/* "file:line" of the frame a diff row names, escaped into buf (cut if
- * long), or "<unknown>:0" for a row with no frame. */
-static const char *diff_loc(const struct snap_diff *e, enum snap_key key,
-			    char *buf, size_t cap)
+/* --fail-above, --fail-above-line: the exit code (3 when exceeded) and
+ * a message on what grew. */
+static int check_growth(const struct report_args *a, const struct snap_report *r)
 {
-	const struct snap_loc *l;
-	size_t want, n;
+	char loc[1024], b1[32], b2[32];
+	int ec = 0;
+	size_t i;
 
-	if (!e->nframe)
-		return "<unknown>:0";
-	l = &e->frames[key == SNAP_KEY_TRACEBACK ? e->nframe - 1 : 0];
-	/* room for "...:" and the line number */
-	want = util_escape(buf, cap - 16, l->filename, l->filename_len, 0);
-	n = strlen(buf);
-	snprintf(buf + n, cap - n, "%s:%" PRIu32, want > n ? "..." : "",
-		 l->lineno);
-	return buf;
+	if (a->has_fail_above && r->total_size_diff > 0 &&
+	    (uint64_t)r->total_size_diff > a->fail_above) {
+		cli_errorf("total growth %s exceeds --fail-above %s",
+			   util_format_size(r->total_size_diff, 1, b1, sizeof(b1)),
+			   util_format_size((int64_t)a->fail_above, 0, b2, sizeof(b2)));
+		for (i = 0; i < r->nrows && i < 3 && r->rows[i].size_diff > 0; i++)
+			fprintf(stderr, "  grows: %s %s\n",
+				render_row_loc(&r->rows[i], loc, sizeof(loc)),
+				util_format_size(r->rows[i].size_diff, 1, b1, sizeof(b1)));
+		ec = EXIT_THRESHOLD;
+	}
+	if (!a->has_fail_above_line)
+		return ec;
+	/* every location, the one with no frame included */
+	for (i = 0; i < r->nrows; i++) {
+		const struct snap_row *e = &r->rows[i];
+
+		if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a->fail_above_line)
+			continue;
+		cli_errorf("%s grew by %s, more than --fail-above-line %s",
+			   render_row_loc(e, loc, sizeof(loc)),
+			   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
+			   util_format_size((int64_t)a->fail_above_line, 0, b2, sizeof(b2)));
+		ec = EXIT_THRESHOLD;
+	}
+	return ec;
 }
 
 int cmd_diff(int argc, char **argv)
@@ -556,12 +397,10 @@ int cmd_diff(int argc, char **argv)
 	struct report_args a;
 	struct snapshot *olds = NULL, *news = NULL, *own1 = NULL, *own2 = NULL;
 	const struct snapshot *vo, *vn;
-	struct snap_diffs d = { 0 };
-	struct render_opts ro;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
 	struct outfile out;
-	char loc[1024];
 	int ec = 0, rc;
-	size_t i;
 
 	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, diff_options, "OLD NEW",
 			  "Compare two snapshot files, like tracemalloc's compare_to; "
@@ -582,7 +421,8 @@ int cmd_diff(int argc, char **argv)
 	vn = vo ? filtered(news, &a, &own2, &ec) : NULL;
 	if (!vo || !vn)
 		goto out;
-	rc = snapshot_compare(vn, vo, a.key, a.cumulative, &d);
+	ro = report_opts(&a, news);
+	rc = snapshot_report_diff(vn, vo, &ro, &r);
 	if (rc < 0) {
 		char both[2 * 4096 + 8];
 
@@ -590,50 +430,15 @@ int cmd_diff(int argc, char **argv)
 		ec = stats_failed(both, "compare", rc);
 		goto out;
 	}
-	memset(&ro, 0, sizeof(ro));
-	ro.key = a.key;
-	ro.cumulative = a.cumulative;
-	ro.limit = a.limit;
-	ro.source = stored_source;
-	ro.source_arg = news;
-	ec = report_open(&out);
+	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		goto out;
-	rc = a.format == FMT_JSON ? render_diff_json(out.f, &d, &ro)
-				  : render_diff_text(out.f, &d, &ro);
-	ec = report_done(&out, rc);
+	ec = outfile_finish(&out, render_report(out.f, render_format(a.format), &r), NULL);
 	if (ec)
 		goto out;
-	if (a.has_fail_above && d.total_size_diff > 0 &&
-	    (uint64_t)d.total_size_diff > a.fail_above) {
-		char b1[32], b2[32];
-
-		cli_errorf("total growth %s exceeds --fail-above %s",
-			   util_format_size(d.total_size_diff, 1, b1, sizeof(b1)),
-			   util_format_size((int64_t)a.fail_above, 0, b2, sizeof(b2)));
-		for (i = 0; i < d.n && i < 3 && d.v[i].size_diff > 0; i++)
-			fprintf(stderr, "  grows: %s %s\n",
-				diff_loc(&d.v[i], a.key, loc, sizeof(loc)),
-				util_format_size(d.v[i].size_diff, 1, b1, sizeof(b1)));
-		ec = EXIT_THRESHOLD;
-	}
-	if (a.has_fail_above_line) {
-		/* every location, the one with no frame included */
-		for (i = 0; i < d.n; i++) {
-			const struct snap_diff *e = &d.v[i];
-			char b1[32], b2[32];
-
-			if (e->size_diff <= 0 || (uint64_t)e->size_diff <= a.fail_above_line)
-				continue;
-			cli_errorf("%s grew by %s, more than --fail-above-line %s",
-				   diff_loc(e, a.key, loc, sizeof(loc)),
-				   util_format_size(e->size_diff, 1, b1, sizeof(b1)),
-				   util_format_size((int64_t)a.fail_above_line, 0, b2, sizeof(b2)));
-			ec = EXIT_THRESHOLD;
-		}
-	}
+	ec = check_growth(&a, &r);
 out:
-	snap_diffs_fini(&d);
+	snap_report_fini(&r);
 	snapshot_free(own1);
 	snapshot_free(own2);
 	snapshot_free(olds);
@@ -641,30 +446,45 @@ out:
 	return ec;
 }
 
-/* --location FILE: the whole name, or its part after a '/' (lengths, not
- * strlen: a name may hold NUL bytes). */
-static int location_matches(const struct snap_loc *l, const char *want)
+/* --location FILE:LINE into pick (file: a copy to free); 0 or the exit
+ * code. */
+static int parse_location(const char *arg, struct snap_pick *pick, char **file)
 {
-	size_t n = strlen(want), len = l->filename_len;
+	char *colon, *end;
+	unsigned long l;
 
-	if (len == n)
-		return memcmp(l->filename, want, n) == 0;
-	return len > n && memcmp(l->filename + len - n, want, n) == 0 &&
-	       l->filename[len - n - 1] == '/';
+	*file = strdup(arg);
+	colon = *file ? strrchr(*file, ':') : NULL;
+	if (!colon) {
+		cli_errorf("--location: expected FILE:LINE, not '%s'", arg);
+		goto fail;
+	}
+	*colon = '\0';
+	errno = 0;
+	l = strtoul(colon + 1, &end, 10);
+	if (errno || *end || l > UINT32_MAX) {
+		cli_errorf("--location: bad line number in '%s'", arg);
+		goto fail;
+	}
+	pick->file = *file;
+	pick->line = (uint32_t)l;
+	return 0;
+fail:
+	free(*file);
+	*file = NULL;
+	return EXIT_USAGE;
 }
 
 int cmd_traceback(int argc, char **argv)
 {
 	struct report_args a;
-	struct snapshot *s, *own = NULL;
+	struct snapshot *s = NULL, *own = NULL;
 	const struct snapshot *v;
-	struct snap_stats st = { 0 };
-	struct render_opts ro;
-	const struct snap_stat *hit = NULL;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
+	struct snap_pick pick = { 0 };
 	struct outfile out;
 	char *loc_file = NULL;
-	uint32_t loc_line = 0;
-	size_t i;
 	int ec = 0, rc;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, traceback_options, "FILE",
@@ -672,27 +492,11 @@ int cmd_traceback(int argc, char **argv)
 			  "the largest one at FILE:LINE.", 1, &a);
 	if (ec)
 		return ec;
+	pick.rank = a.rank;
 	if (a.location) {
-		char *colon;
-		char *end;
-		unsigned long l;
-
-		loc_file = strdup(a.location);
-		colon = loc_file ? strrchr(loc_file, ':') : NULL;
-		if (!colon) {
-			cli_errorf("--location: expected FILE:LINE, not '%s'", a.location);
-			free(loc_file);
-			return EXIT_USAGE;
-		}
-		*colon = '\0';
-		errno = 0;
-		l = strtoul(colon + 1, &end, 10);
-		if (errno || *end || l > UINT32_MAX) {
-			cli_errorf("--location: bad line number in '%s'", a.location);
-			free(loc_file);
-			return EXIT_USAGE;
-		}
-		loc_line = (uint32_t)l;
+		ec = parse_location(a.location, &pick, &loc_file);
+		if (ec)
+			return ec;
 	}
 	s = cli_load_snapshot(a.files[0], &ec);
 	if (!s)
@@ -700,65 +504,33 @@ int cmd_traceback(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
-	if (rc < 0) {
-		ec = stats_failed(a.files[0], "statistics", rc);
-		goto out;
-	}
-	for (i = 0; i < st.n; i++) {
-		const struct snap_stat *e = &st.v[i];
-
-		if (loc_file) {
-			const struct snap_loc *last = e->nframe ? &e->frames[e->nframe - 1] : NULL;
-
-			if (last && last->lineno == loc_line &&
-			    location_matches(last, loc_file)) {
-				hit = e;
-				break;
-			}
-		} else if (i + 1 == a.rank) {
-			hit = e;
-			break;
-		}
-	}
-	if (!hit) {
+	ro = report_opts(&a, s);
+	rc = snapshot_report_traceback(v, &pick, &ro, &r);
+	if (rc == -ENOENT) {
 		if (loc_file)
 			cli_errorf("%s: no allocation at %s", a.files[0], a.location);
 		else
 			cli_errorf("%s: only %zu allocation site%s, no rank %u", a.files[0],
-				   st.n, st.n == 1 ? "" : "s", a.rank);
+				   r.nkeys, r.nkeys == 1 ? "" : "s", a.rank);
 		ec = EXIT_USAGE;
 		goto out;
 	}
-	memset(&ro, 0, sizeof(ro));
-	ro.key = SNAP_KEY_TRACEBACK;
-	ro.source = stored_source;
-	ro.source_arg = s;
-	ec = report_open(&out);
+	if (rc < 0) {
+		ec = stats_failed(a.files[0], "statistics", rc);
+		goto out;
+	}
+	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		goto out;
-	if (a.format == FMT_JSON) {
-		struct snap_stats one = { (struct snap_stat *)hit, 1, hit->size, hit->count, NULL };
-
-		rc = render_top_json(out.f, &one, &ro);
-	} else {
-		char b1[32], b2[32];
-
-		fprintf(out.f, "%" PRIu64 " memory block%s: %s (average %s)\n", hit->count,
-			hit->count == 1 ? "" : "s",
-			util_format_size((int64_t)hit->size, 0, b1, sizeof(b1)),
-			util_format_size_f(hit->count ? (double)hit->size / (double)hit->count : 0,
-					   0, b2, sizeof(b2)));
-		rc = render_traceback_text(out.f, hit->frames, hit->nframe, &ro);
-	}
+	rc = render_report(out.f, render_format(a.format), &r);
 	if (snapshot_cmeta(s)->traceback_limit <= 1)
 		fprintf(a.format == FMT_JSON ? stderr : out.f,
 			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
 			"take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
-	ec = report_done(&out, rc);
+	ec = outfile_finish(&out, rc, NULL);
 out:
 	free(loc_file);
-	snap_stats_fini(&st);
+	snap_report_fini(&r);
 	snapshot_free(own);
 	snapshot_free(s);
 	return ec;
@@ -770,8 +542,9 @@ int cmd_export(int argc, char **argv)
 	struct trm_err err = { 0 };
 	struct snapshot *s, *own = NULL;
 	const struct snapshot *v;
+	struct snap_report r = { 0 };
+	struct snap_report_opts ro;
 	struct outfile of;
-	FILE *f;
 	int ec = 0, rc = 0;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, export_options, "FILE",
@@ -789,41 +562,26 @@ int cmd_export(int argc, char **argv)
 	v = filtered(s, &a, &own, &ec);
 	if (!v)
 		goto out;
-	if (a.output) {
-		/* JSON carries the stored source lines; the others do not */
-		rc = outfile_open(&of, a.output, a.format == FMT_JSON ? output_mode(s) : 0666,
-				  &err);
-		if (rc < 0) {
-			cli_error(&err);
-			ec = EXIT_WRITE;
-			goto out;
-		}
-	} else {
-		ec = report_open(&of);
-		if (ec)
-			goto out;
-	}
-	f = of.f;
-	if (a.format == FMT_TRACEMALLOC) {
-		rc = snapshot_write_tracemalloc(v, f, &err);
-	} else if (a.format == FMT_COLLAPSED) {
-		rc = render_collapsed(f, v);
-	} else {
-		struct snap_stats st = { 0 };
-		struct render_opts ro = { SNAP_KEY_TRACEBACK, 0, 0, stored_source, s };
-
-		rc = snapshot_statistics(v, SNAP_KEY_TRACEBACK, 0, &st);
-		if (rc == 0)
-			rc = render_top_json(f, &st, &ro);
-		snap_stats_fini(&st);
-	}
+	ro = report_opts(&a, s);
+	if (a.format == FMT_COLLAPSED)
+		rc = snapshot_report_stacks(v, &r);
+	else if (a.format == FMT_JSON)
+		rc = snapshot_report_top(v, &ro, &r);
 	if (rc < 0) {
-		ec = write_failed(&of, rc, &err);
-	} else if (outfile_commit(&of, &err) < 0) {
-		cli_error(&err);
-		ec = EXIT_WRITE;
+		ec = stats_failed(a.files[0], "statistics", rc);
+		goto out;
 	}
+	/* JSON carries the stored source lines; the others do not */
+	ec = outfile_start(&of, a.output, a.format == FMT_JSON ? cli_snapshot_mode(s) : 0666);
+	if (ec)
+		goto out;
+	if (a.format == FMT_TRACEMALLOC)
+		rc = snapshot_write_tracemalloc(v, of.f, &err);
+	else
+		rc = render_report(of.f, render_format(a.format), &r);
+	ec = outfile_finish(&of, rc, &err);
 out:
+	snap_report_fini(&r);
 	snapshot_free(own);
 	snapshot_free(s);
 	return ec;

@@ -1,4 +1,5 @@
-/* outfile.c - atomic, non-following file output for every CLI writer (see
+/* outfile.c - atomic, non-following file output for every CLI writer, and
+ * the start and end of a command's output with its exit status 5 (see
  * outfile.h). */
 #include "config.h"
 
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "outfile.h"
 
 #define TMP_TRIES 64
@@ -265,4 +267,44 @@ int outfile_commit(struct outfile *of, struct trm_err *err)
 out:
 	outfile_abort(of);
 	return rc;
+}
+
+int outfile_start(struct outfile *of, const char *path, mode_t mode)
+{
+	struct trm_err err = { 0 };
+	int rc;
+
+	rc = path ? outfile_open(of, path, mode, &err) : outfile_open_stdout(of, &err);
+	if (rc < 0) {
+		cli_error(&err);
+		return EXIT_WRITE;
+	}
+	return 0;
+}
+
+int outfile_finish(struct outfile *of, int rc, const struct trm_err *err)
+{
+	struct trm_err cerr = { 0 };
+
+	if (rc < 0) {
+		if (outfile_reader_gone(of)) {
+			/* `| head`: the report ends there, quietly; the
+			 * command's status (a --fail-above check) is still
+			 * decided */
+			outfile_abort(of);
+			return 0;
+		}
+		rc = outfile_error(of, rc);
+		if (of->werr || !err || !err->msg[0])
+			cli_errorf("%s: %s", of->path, strerror(-rc));
+		else
+			cli_errorf("%s: %s", of->path, err->msg);
+		outfile_abort(of);
+		return EXIT_WRITE;
+	}
+	if (outfile_commit(of, &cerr) < 0) {
+		cli_error(&cerr);
+		return EXIT_WRITE;
+	}
+	return 0;
 }

@@ -1,5 +1,7 @@
 /* outfile.h - the one way the CLI writes a file (snapshot -o, import -o,
- * export -o): atomically, and never through what is already there.
+ * export -o) or a report: atomically, and never through what is already
+ * there; and how a command starts and ends an output (its messages and
+ * exit status 5, EXIT_WRITE).
  *
  * The data goes to a new temporary file in the same directory (created
  * O_EXCL|O_NOFOLLOW, with the caller's mode less the umask), which is
@@ -64,5 +66,20 @@ int outfile_error(const struct outfile *of, int rc);
  * there, quietly (SIGPIPE is ignored, so writes fail with EPIPE).
  * outfile_commit returns 0 for it. */
 int outfile_reader_gone(const struct outfile *of);
+
+/* ---- for the commands: messages and exit status 5 -------------------- */
+
+/* Open path (NULL: standard output) for a command's output, mode as for
+ * outfile_open.  0, or EXIT_WRITE with the error printed. */
+int outfile_start(struct outfile *of, const char *path, mode_t mode);
+
+/* End a command's output; rc is its writer's (err, or NULL, the writer's
+ * message).  rc < 0: the data is dropped (the destination untouched) and
+ * the error printed, the first write errno first ("No space left on
+ * device"); else the output is committed.  A reader of standard output
+ * that went away (`| head`) is no error: the report ends there, quietly.
+ * 0, or EXIT_WRITE: every write error of a command is exit 5, never the
+ * target-error code. */
+int outfile_finish(struct outfile *of, int rc, const struct trm_err *err);
 
 #endif

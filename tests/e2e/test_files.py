@@ -527,15 +527,38 @@ def test_full_disk_keeps_the_previous_file(tmp_path, big_dump, small_fs):
 
 def test_report_to_a_full_stdout(big_dump):
     """A report that cannot be written to standard output: exit 5 and the
-    errno, not the target-error code."""
+    errno, not the target-error code, whatever the command and format."""
     for args in (["top", big_dump, "--limit", "0"], ["export", big_dump, "--to", "json"],
-                 ["diff", big_dump, big_dump, "--limit", "0"]):
+                 ["diff", big_dump, big_dump, "--limit", "0"],
+                 ["top", big_dump, "--limit", "0", "--format", "json"],
+                 ["top", big_dump, "--format", "collapsed"],
+                 ["diff", big_dump, big_dump, "--limit", "0", "--format", "json"],
+                 ["traceback", big_dump], ["traceback", big_dump, "--format", "json"],
+                 ["export", big_dump, "--to", "collapsed"],
+                 ["export", big_dump, "--to", "tracemalloc"]):
         with open("/dev/full", "w") as full:
             r = subprocess.run([trmtop_path()] + args, stdin=subprocess.DEVNULL, stdout=full,
                                stderr=subprocess.PIPE, timeout=120)
         err = r.stderr.decode(errors="replace")
         assert r.returncode == EXIT_WRITE, (args, r.returncode, err)
-        assert err.startswith("trmtop: ") and "No space left on device" in err, (args, err)
+        # (traceback's note on a 1-frame snapshot may come first)
+        lines = [l for l in err.splitlines() if not l.startswith("note: ")]
+        assert lines and lines[0].startswith("trmtop: ") and \
+            "No space left on device" in lines[0], (args, err)
+
+
+def test_write_errors_are_exit_5(tmp_path):
+    """Every -o that cannot be written (its directory missing, a directory
+    in its place): exit 5 with the reason, never the target-error code 2."""
+    missing = str(tmp_path / "no" / "such" / "out")
+    for args in (["import", SMALL_DUMP, "-o", missing],
+                 ["export", SMALL_DUMP, "--to", "json", "-o", missing],
+                 ["export", SMALL_DUMP, "--to", "collapsed", "-o", missing],
+                 ["export", SMALL_DUMP, "--to", "tracemalloc", "-o", missing]):
+        check_write_error(run_trmtop(*args), missing)
+    for args in (["import", SMALL_DUMP, "-o", str(tmp_path)],
+                 ["export", SMALL_DUMP, "--to", "json", "-o", str(tmp_path)]):
+        check_write_error(run_trmtop(*args), str(tmp_path), "not a regular file")
 
 
 def test_fifo_as_input(tmp_path):

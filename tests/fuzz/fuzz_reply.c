@@ -265,9 +265,8 @@ static void check_text(const char *buf, size_t len)
 static void use(const struct snapshot *s, const struct snapshot *prev)
 {
 	const struct snap_trace *t = snapshot_traces(s);
-	struct render_opts o = { SNAP_KEY_TRACEBACK, 0, 5, NULL, NULL };
-	struct snap_stats st;
-	struct snap_diffs d;
+	struct snap_report_opts o = { SNAP_KEY_TRACEBACK, 0, 5, NULL, NULL };
+	struct snap_report r;
 	uint64_t sum = 0;
 	char *buf = NULL;
 	size_t len = 0;
@@ -282,28 +281,30 @@ static void use(const struct snapshot *s, const struct snapshot *prev)
 		return;
 	for (int key = SNAP_KEY_FILENAME; key <= SNAP_KEY_TRACEBACK; key++) {
 		int cum = key != SNAP_KEY_TRACEBACK && (sum & 1);
-		int rc = snapshot_statistics(s, key, cum, &st);
+		int rc;
 
+		o.key = key;
+		o.cumulative = cum;
+		rc = snapshot_report_top(s, &o, &r);
 		if (rc == 0) {
-			o.key = key;
-			o.cumulative = cum;
-			render_top_text(f, &st, &o);
-			render_top_json(f, &st, &o);
-			snap_stats_fini(&st);
+			render_text(f, &r);
+			render_json(f, &r);
+			snap_report_fini(&r);
 		} else if (rc != -EOVERFLOW && rc != -ENOMEM) {
 			abort();
 		}
-		if (prev && snapshot_compare(s, prev, key, cum, &d) == 0) {
-			if (d.total_size_diff != (__int128)snapshot_total_size(s) -
+		if (prev && snapshot_report_diff(s, prev, &o, &r) == 0) {
+			if (r.total_size_diff != (__int128)snapshot_total_size(s) -
 							 (__int128)snapshot_total_size(prev))
 				abort();
-			o.key = key;
-			o.cumulative = cum;
-			render_diff_text(f, &d, &o);
-			snap_diffs_fini(&d);
+			render_text(f, &r);
+			snap_report_fini(&r);
 		}
 	}
-	render_collapsed(f, s);
+	if (snapshot_report_stacks(s, &r) == 0) {
+		render_collapsed(f, &r);
+		snap_report_fini(&r);
+	}
 	fclose(f);
 	check_text(buf, len);
 	free(buf);

@@ -1,7 +1,6 @@
-#include "config.h"
-
 /* fuzz_trm.c - libFuzzer harness for the .trm reader and what reads its
- * result: statistics, compare, a filter, the writer, and every renderer.
+ * result: statistics, compare, a filter, the writer, and the rows of every report and
+ * every sink.
  * Seed corpus: tests/fuzz/corpus/trm (small valid files, sizes near 2^63
  * among them: tests/fuzz/make_trm_seeds.py); dictionary:
  * tests/fuzz/dict/trm.dict (varints of 2^63 +- k, 2^64 - 1, ...).
@@ -16,10 +15,12 @@
  * (so that mutations which keep the structure valid reach the code after
  * the reader).  An accepted snapshot goes through statistics (cumulative
  * ones may say -EOVERFLOW, nothing else), compare with a filtered copy both
- * ways (checked exact against 128-bit sums), every renderer (no control
- * byte in text output), and is written back and re-read: the writer must
+ * ways (checked exact against 128-bit sums), every report and sink (no
+ * control byte in text output), and is written back and re-read: the writer must
  * handle whatever the reader accepts, and the copy must have the same
  * traces. */
+
+#include "config.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -58,29 +59,38 @@ static void check_text(const char *buf, size_t len)
 	}
 }
 
-/* Render into memory and check. */
-static void render_all(const struct snap_stats *st, const struct snap_diffs *d,
-		       const struct snapshot *s, enum snap_key key)
+/* Render into memory and check: every report of s (or the diff d). */
+static void render_all(const struct snap_report *d, const struct snapshot *s,
+		       enum snap_key key, int cum)
 {
-	struct render_opts o = { key, 0, 3, NULL, NULL };
+	struct snap_report_opts o = { key, cum, 3, NULL, NULL };
+	struct snap_pick pick = { 1, NULL, 0 };
+	struct snap_report r;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
 	if (!f)
 		return;
-	if (st) {
-		render_top_text(f, st, &o);
-		render_top_json(f, st, &o);
-		if (st->n)
-			render_traceback_text(f, st->v[0].frames, st->v[0].nframe, &o);
+	if (s && snapshot_report_top(s, &o, &r) == 0) {
+		render_text(f, &r);
+		render_json(f, &r);
+		snap_report_fini(&r);
+	}
+	if (s && key == SNAP_KEY_TRACEBACK &&
+	    snapshot_report_traceback(s, &pick, &o, &r) == 0) {
+		render_text(f, &r);
+		render_json(f, &r);
+		snap_report_fini(&r);
 	}
 	if (d) {
-		render_diff_text(f, d, &o);
-		render_diff_json(f, d, &o);
+		render_text(f, d);
+		render_json(f, d);
 	}
-	if (s)
-		render_collapsed(f, s);
+	if (s && key == SNAP_KEY_LINENO && !cum && snapshot_report_stacks(s, &r) == 0) {
+		render_collapsed(f, &r);
+		snap_report_fini(&r);
+	}
 	fclose(f);
 	check_text(buf, len);
 	free(buf);
@@ -113,8 +123,16 @@ static void compare_checked(const struct snapshot *a, const struct snapshot *b,
 	}
 	if (!cum && sum != d.total_size_diff)
 		abort();
-	render_all(NULL, &d, NULL, key);
 	snap_diffs_fini(&d);
+	{
+		struct snap_report_opts o = { key, cum, 3, NULL, NULL };
+		struct snap_report r;
+
+		if (snapshot_report_diff(a, b, &o, &r) == 0) {
+			render_all(&r, NULL, key, cum);
+			snap_report_fini(&r);
+		}
+	}
 }
 
 static void exercise(struct snapshot *s)
@@ -140,14 +158,13 @@ static void exercise(struct snapshot *s)
 			if (rc == 0) {
 				if (st.total_size != snapshot_total_size(s))
 					abort();
-				render_all(&st, NULL, NULL, key);
 				snap_stats_fini(&st);
+				render_all(NULL, s, key, cum);
 			} else if (!(cum && key == SNAP_KEY_TRACEBACK) &&
 				   !(cum && rc == -EOVERFLOW) && rc != -ENOMEM) {
 				abort();
 			}
 		}
-	render_all(NULL, NULL, s, SNAP_KEY_LINENO);
 	f = snapshot_filter(s, filters, 3);
 	if (f) {
 		for (key = SNAP_KEY_FILENAME; key <= SNAP_KEY_TRACEBACK; key++)

@@ -80,9 +80,9 @@ static char *capture(sink_fn fn, void *arg, size_t *len)
 	return buf;
 }
 
-static struct render_opts opts(enum snap_key key, struct snapshot *s)
+static struct snap_report_opts opts(enum snap_key key, struct snapshot *s)
 {
-	struct render_opts o = { key, 0, 0, source, s };
+	struct snap_report_opts o = { key, 0, 0, source, s };
 
 	return o;
 }
@@ -90,15 +90,23 @@ static struct render_opts opts(enum snap_key key, struct snapshot *s)
 static int top_text(FILE *f, void *arg)
 {
 	struct snapshot *s = arg;
-	struct snap_stats st;
+	struct snap_report r;
+	struct snap_pick pick = { 1, NULL, 0 };
 	int rc = 0;
 
 	for (int key = SNAP_KEY_FILENAME; key <= SNAP_KEY_TRACEBACK; key++) {
-		struct render_opts o = opts((enum snap_key)key, s);
+		struct snap_report_opts o = opts((enum snap_key)key, s);
 
-		assert_int_equal(snapshot_statistics(s, (enum snap_key)key, 0, &st), 0);
-		rc |= render_top_text(f, &st, &o);
-		snap_stats_fini(&st);
+		assert_int_equal(snapshot_report_top(s, &o, &r), 0);
+		rc |= render_text(f, &r);
+		snap_report_fini(&r);
+	}
+	{
+		struct snap_report_opts o = opts(SNAP_KEY_TRACEBACK, s);
+
+		assert_int_equal(snapshot_report_traceback(s, &pick, &o, &r), 0);
+		rc |= render_text(f, &r);
+		snap_report_fini(&r);
 	}
 	return rc;
 }
@@ -106,16 +114,16 @@ static int top_text(FILE *f, void *arg)
 static int diff_text(FILE *f, void *arg)
 {
 	struct snapshot *s = arg, *empty = snapshot_new();
-	struct snap_diffs d;
+	struct snap_report r;
 	int rc = 0;
 
 	assert_non_null(empty);
 	for (int key = SNAP_KEY_FILENAME; key <= SNAP_KEY_TRACEBACK; key++) {
-		struct render_opts o = opts((enum snap_key)key, s);
+		struct snap_report_opts o = opts((enum snap_key)key, s);
 
-		assert_int_equal(snapshot_compare(s, empty, (enum snap_key)key, 0, &d), 0);
-		rc |= render_diff_text(f, &d, &o);
-		snap_diffs_fini(&d);
+		assert_int_equal(snapshot_report_diff(s, empty, &o, &r), 0);
+		rc |= render_text(f, &r);
+		snap_report_fini(&r);
 	}
 	snapshot_free(empty);
 	return rc;
@@ -123,7 +131,13 @@ static int diff_text(FILE *f, void *arg)
 
 static int collapsed(FILE *f, void *arg)
 {
-	return render_collapsed(f, arg);
+	struct snap_report r;
+	int rc;
+
+	assert_int_equal(snapshot_report_stacks(arg, &r), 0);
+	rc = render_collapsed(f, &r);
+	snap_report_fini(&r);
+	return rc;
 }
 
 static void test_text_sinks_clean(void **state)
@@ -223,13 +237,13 @@ static void test_json_strings(void **state)
 static int top_json(FILE *f, void *arg)
 {
 	struct snapshot *s = arg;
-	struct snap_stats st;
-	struct render_opts o = opts(SNAP_KEY_TRACEBACK, s);
+	struct snap_report r;
+	struct snap_report_opts o = opts(SNAP_KEY_TRACEBACK, s);
 	int rc;
 
-	assert_int_equal(snapshot_statistics(s, SNAP_KEY_TRACEBACK, 0, &st), 0);
-	rc = render_top_json(f, &st, &o);
-	snap_stats_fini(&st);
+	assert_int_equal(snapshot_report_top(s, &o, &r), 0);
+	rc = render_json(f, &r);
+	snap_report_fini(&r);
 	return rc;
 }
 
