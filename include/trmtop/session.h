@@ -45,6 +45,10 @@ struct session_opts {
 	int attach_timeout_ms; /* give up after this long without HELLO */
 	int verbose;           /* attach progress on stderr (inject.h) */
 	struct trm_abort *abort; /* the caller's; NULL today (see above) */
+	/* frames one session_step reads at most, so that other sessions and
+	 * the terminal get their turn (0: 64; a step also stops after
+	 * 256 KiB) */
+	unsigned step_frames;
 };
 
 /* Attach to pid and connect to its agent: a first attach injects the
@@ -103,8 +107,7 @@ enum session_status {
 	SESSION_DONE = 1,  /* the request in flight has its whole reply */
 	SESSION_AGAIN = 2, /* in flight, more already read: step again
 			    * without waiting (one step reads a bounded
-			    * number of frames, so that other sessions and
-			    * the terminal get their turn) */
+			    * number of frames: session_opts.step_frames) */
 };
 
 /* The fd to poll for POLLIN; -1 once the session is cancelled. */

@@ -197,7 +197,7 @@ void cli_target_opts_init(struct cli_target_opts *o)
 
 int cli_attach(const struct cli_target_opts *o, struct session **s)
 {
-	struct session_opts so = { o->attach_timeout_ms, o->verbose, NULL };
+	struct session_opts so = { o->attach_timeout_ms, o->verbose, NULL, 0 };
 	struct trm_err err = { 0 };
 	const struct inject_conn *c;
 	int rc;

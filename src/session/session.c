@@ -16,14 +16,16 @@
 #include "trmtop/ptrace.h"
 #include "trmtop/session.h"
 
-/* What one session_step reads at most before it lets others run: frames,
- * and bytes (a snapshot chunk is up to 256 KiB, WIRE_SNAP_CHUNK). */
+/* What one session_step reads at most before it lets others run: frames
+ * (unless session_opts.step_frames says), and bytes (a snapshot chunk is
+ * up to 256 KiB, WIRE_SNAP_CHUNK). */
 #define STEP_FRAMES 64
 #define STEP_BYTES (256u << 10)
 
 struct session {
 	struct inject_conn c;
 	struct trm_abort *abort; /* the caller's (session.h) */
+	unsigned step_frames;
 	struct snapfetch *sf;    /* the connection's tables, at the first
 				  * snapshot */
 	enum session_op op;      /* in flight */
@@ -47,6 +49,7 @@ int session_open(pid_t pid, const struct session_opts *o,
 	if (!s)
 		return trm_err_set(err, -ENOMEM, "pid %d: out of memory", (int)pid);
 	s->abort = o->abort;
+	s->step_frames = o->step_frames ? o->step_frames : STEP_FRAMES;
 	rc = inject_attach(pid, &io, &s->c, err);
 	if (rc < 0) {
 		if (!err || !err->msg[0])
@@ -246,12 +249,13 @@ int session_step(struct session *s, struct trm_err *err)
 {
 	struct wire_msg msg;
 	size_t bytes = 0;
-	int rc, n;
+	unsigned n;
+	int rc;
 
 	if (s->c.data_fd < 0)
 		return trm_err_set(err, -EBADF, "pid %d: the session has ended",
 				   (int)s->c.target.pid);
-	for (n = 0; n < STEP_FRAMES && bytes < STEP_BYTES; n++) {
+	for (n = 0; n < s->step_frames && bytes < STEP_BYTES; n++) {
 		/* timeout 0: what is buffered or readable now, no wait */
 		rc = wire_read_frame(&s->c.rd, &msg, 0);
 		if (rc == -ETIMEDOUT)
