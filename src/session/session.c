@@ -154,6 +154,9 @@ int session_request_async(struct session *s, const struct session_req *req,
 		s->want = WIRE_STATE;
 		break;
 	case SESSION_OP_SNAPSHOT:
+		if (!req->into)
+			return trm_err_set(err, -EINVAL, "pid %d: no snapshot to "
+					   "fill", pid);
 		if (!s->sf && !(s->sf = snapfetch_new()))
 			return trm_err_set(err, -ENOMEM, "pid %d: out of memory", pid);
 		rc = snapfetch_begin(s->sf, req->into, req->progress, req->arg);
