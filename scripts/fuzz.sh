@@ -18,15 +18,15 @@ flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefine
 declare -A srcs=(
   [fuzz_trm]="src/snapshot/*.c src/render/*.c src/util/*.c"
   [fuzz_tmdump]="src/snapshot/*.c src/util/*.c"
-  [fuzz_wire]="src/snapshot/*.c src/util/*.c src/wire/*.c src/cli/snapfetch.c"
-  [fuzz_reply]="src/snapshot/*.c src/render/*.c src/util/*.c src/wire/*.c src/cli/snapfetch.c"
+  [fuzz_wire]="src/snapshot/*.c src/util/*.c src/wire/*.c src/session/snapfetch.c"
+  [fuzz_reply]="src/snapshot/*.c src/render/*.c src/util/*.c src/wire/*.c src/session/snapfetch.c"
 )
 passed=0; failed=0
 for h in fuzz_trm fuzz_tmdump fuzz_wire fuzz_reply; do
   [ -f "tests/fuzz/$h.c" ] || continue
   files=()
   for pat in ${srcs[$h]}; do for f in $pat; do [ -f "$f" ] && files+=("$f"); done; done
-  if ! $CC "${flags[@]}" -Isrc/wire -Isrc/snapshot -Isrc/cli "tests/fuzz/$h.c" "${files[@]}" -lm -o "$out/$h" 2> "$out/$h.build.log"; then
+  if ! $CC "${flags[@]}" -Isrc/wire -Isrc/snapshot -Isrc/session "tests/fuzz/$h.c" "${files[@]}" -lm -o "$out/$h" 2> "$out/$h.build.log"; then
     echo "fuzz $h: BUILD FAILED"; sed -n 1,20p "$out/$h.build.log"; failed=$((failed + 1)); continue
   fi
   corpus="$out/$h.corpus"; rm -rf "$corpus"; mkdir -p "$corpus"

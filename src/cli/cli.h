@@ -1,5 +1,6 @@
 /* cli.h - shared by the CLI's subcommands: exit codes, messages, the
- * common option group, the attach helper, and snapshot files. */
+ * common option group, opening and ending sessions (session.h) with the
+ * messages they print, and snapshot files. */
 #ifndef TRMTOP_CLI_H
 #define TRMTOP_CLI_H
 
@@ -8,7 +9,7 @@
 #include <sys/types.h>
 
 #include "trmtop/err.h"
-#include "trmtop/inject.h"
+#include "trmtop/session.h"
 
 enum cli_exit {
 	EXIT_OK = 0,
@@ -51,19 +52,19 @@ void cli_target_opts_init(struct cli_target_opts *o);
 int cli_signals_setup(void);
 
 /* After an aborting signal (a wait returned -TRM_EINTR): end the session
- * with the agent (inject_cancel: the agent finishes the request at hand,
- * then undoes the tracing the session owns; waited for 2 s at most, less
- * after a second signal), and print "pid N: cancelled while <what>
- * (SIGINT); <done>", or, when the agent has not ended its session yet,
- * that it will, "with <done>", and a hint.  done says where tracing ends
- * up once the request at hand is carried out (NULL: "tracing left as
- * found", for every request but STOP and the START that keeps tracing
+ * with the agent (session_cancel: the agent finishes the request at
+ * hand, then undoes the tracing the session owns; waited for 2 s at
+ * most, less after a second signal), and print "pid N: cancelled while
+ * <what> (SIGINT); <done>", or, when the agent has not ended its session
+ * yet, that it will, "with <done>", and a hint.  done says where tracing
+ * ends up once the request at hand is carried out (NULL: "tracing left
+ * as found", for every request but STOP and the START that keeps tracing
  * on).  Returns the exit code, 128 + the first signal. */
-int cli_cancel(struct inject_conn *c, const char *what, const char *done);
+int cli_cancel(struct session *s, const char *what, const char *done);
 
-/* Attach (or reconnect) to o->pid; on error prints and returns the exit
- * code (> 0). */
-int cli_attach(const struct cli_target_opts *o, struct inject_conn *c);
+/* Open a session to o->pid (attach, or reconnect: session_open), after
+ * cli_signals_setup; on error prints and returns the exit code (> 0). */
+int cli_attach(const struct cli_target_opts *o, struct session **s);
 
 /* One option table of the named options of groups[0..ngroups) (a group
  * may be NULL; each ends at an entry with no name), in order, with its
@@ -75,13 +76,11 @@ struct argp_option *cli_merge_options(const struct argp_option *const *groups,
 /* --frames N: 1 to 65535, else an argp usage error. */
 unsigned cli_parse_frames(struct argp_state *state, const char *arg);
 
-/* Send a control request (START, STOP: len from its encoder, < 0 on an
- * encoding error) and decode the STATE reply.  On error prints and returns
- * the exit code (> 0); cancelled by a signal, cli_cancel(c, what, done)
- * (what: "waiting for the agent to start tracing", ...). */
-struct wire_state;
-int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
-		const char *what, const char *done, struct wire_state *st);
+/* A request of s failed with rc (< 0) and err: cancelled by a signal
+ * (-TRM_EINTR), cli_cancel(s, what, done) (what: "waiting for the agent
+ * to start tracing", ...); else print err.  Returns the exit code. */
+int cli_request_failed(struct session *s, int rc, const struct trm_err *err,
+		       const char *what, const char *done);
 
 int cmd_start(int argc, char **argv);
 int cmd_stats(int argc, char **argv);

@@ -1,5 +1,6 @@
 /* cmd_attach.c - start, stats, stop: the subcommands that talk to the
- * agent in a live process. */
+ * agent in a live process, each one request or two on a session
+ * (session.h), and what they print. */
 #include "config.h"
 
 #include <argp.h>
@@ -14,7 +15,8 @@
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
 
-#define REQUEST_TIMEOUT_MS 60000
+#define REQUEST_TIMEOUT_MS 60000 /* STATS */
+#define CONTROL_TIMEOUT_MS 60000 /* START, STOP */
 
 enum { OPT_JSON = 0x200, OPT_FRAMES };
 
@@ -107,11 +109,13 @@ static const char *tracing_text(unsigned t)
 
 int cmd_start(int argc, char **argv)
 {
+	static const char *what_start = "waiting for the agent to start tracing";
+	static const char *what_keep = "waiting for the agent to keep tracing on";
+	static const char *done_keep = "tracing left on, as asked";
 	struct attach_args a;
-	struct inject_conn c;
-	struct wire_start req;
+	struct session *s;
 	struct wire_state st;
-	uint8_t buf[WIRE_CTL_MAX];
+	struct trm_err err = { 0 };
 	int rc;
 
 	rc = parse_args(argc, argv, start_options,
@@ -119,21 +123,20 @@ int cmd_start(int argc, char **argv)
 			"stays on after trmtop exits, until 'trmtop stop'.", &a);
 	if (rc)
 		return rc;
-	rc = cli_attach(&a.target, &c);
+	rc = cli_attach(&a.target, &s);
 	if (rc)
 		return rc;
 	/* Started without KEEP, the tracing is the session's: should trmtop
 	 * be cancelled or die before the second START (KEEP) is answered,
 	 * the agent turns it off again when the session ends. */
-	req.nframe = a.frames;
-	req.flags = 0;
-	rc = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
-			 "waiting for the agent to start tracing", NULL, &st);
+	rc = session_start(s, a.frames, 0, &st, CONTROL_TIMEOUT_MS, &err);
+	if (rc < 0)
+		rc = cli_request_failed(s, rc, &err, what_start, NULL);
 	if (rc == 0 && st.tracing == WIRE_TRACING_TRMTOP) {
-		req.flags = WIRE_START_KEEP;
-		rc = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
-				 "waiting for the agent to keep tracing on",
-				 "tracing left on, as asked", &st);
+		rc = session_start(s, a.frames, WIRE_START_KEEP, &st,
+				   CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			rc = cli_request_failed(s, rc, &err, what_keep, done_keep);
 	}
 	if (rc == 0) {
 		if (st.tracing == WIRE_TRACING_APPLICATION)
@@ -149,16 +152,16 @@ int cmd_start(int argc, char **argv)
 			rc = EXIT_TARGET;
 		}
 	}
-	inject_close(&c);
+	session_close(s);
 	return rc;
 }
 
 int cmd_stop(int argc, char **argv)
 {
 	struct attach_args a;
-	struct inject_conn c;
+	struct session *s;
 	struct wire_state st;
-	uint8_t buf[WIRE_CTL_MAX];
+	struct trm_err err = { 0 };
 	int rc;
 
 	rc = parse_args(argc, argv, NULL,
@@ -166,12 +169,14 @@ int cmd_stop(int argc, char **argv)
 			"by the application is left on.", &a);
 	if (rc)
 		return rc;
-	rc = cli_attach(&a.target, &c);
+	rc = cli_attach(&a.target, &s);
 	if (rc)
 		return rc;
-	rc = cli_control(&c, buf, wire_enc_empty(buf, sizeof(buf), WIRE_STOP),
-			 "waiting for the agent to stop tracing",
-			 "the stop carried out", &st);
+	rc = session_stop(s, &st, CONTROL_TIMEOUT_MS, &err);
+	if (rc < 0)
+		rc = cli_request_failed(s, rc, &err,
+					"waiting for the agent to stop tracing",
+					"the stop carried out");
 	if (rc == 0) {
 		if (st.tracing == WIRE_TRACING_APPLICATION)
 			printf("pid %d: tracing was started by the application: left on\n",
@@ -179,7 +184,7 @@ int cmd_stop(int argc, char **argv)
 		else
 			printf("pid %d: tracing off\n", (int)a.target.pid);
 	}
-	inject_close(&c);
+	session_close(s);
 	return rc;
 }
 
@@ -246,35 +251,25 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 int cmd_stats(int argc, char **argv)
 {
 	struct attach_args a;
-	struct inject_conn c;
-	struct wire_stats s;
-	struct wire_msg msg;
+	struct session *s;
+	struct wire_stats st;
 	struct trm_err err = { 0 };
-	uint8_t buf[WIRE_CTL_MAX];
-	int rc, n;
+	int rc;
 
 	rc = parse_args(argc, argv, stats_options,
 			"Show what the agent in a running process sees now; "
 			"does not turn tracing on.", &a);
 	if (rc)
 		return rc;
-	rc = cli_attach(&a.target, &c);
+	rc = cli_attach(&a.target, &s);
 	if (rc)
 		return rc;
-	n = wire_enc_empty(buf, sizeof(buf), WIRE_STATS_REQ);
-	rc = inject_request(&c, buf, (size_t)n, WIRE_STATS, &msg,
-			    REQUEST_TIMEOUT_MS, &err);
-	if (rc == 0 && wire_dec_stats(&msg, &s) < 0)
-		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed stats",
-				 (int)a.target.pid);
-	if (rc == -TRM_EINTR) {
-		rc = cli_cancel(&c, "waiting for the agent's statistics", NULL);
-	} else if (rc < 0) {
-		cli_error(&err);
-		rc = cli_exit_for(rc);
-	} else {
-		print_stats(&c, &s, a.json); /* main checks stdout */
-	}
-	inject_close(&c);
+	rc = session_stats(s, &st, REQUEST_TIMEOUT_MS, &err);
+	if (rc < 0)
+		rc = cli_request_failed(s, rc, &err,
+					"waiting for the agent's statistics", NULL);
+	else
+		print_stats(session_conn(s), &st, a.json); /* main checks stdout */
+	session_close(s);
 	return rc;
 }

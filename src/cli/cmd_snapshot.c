@@ -1,4 +1,7 @@
-/* cmd_snapshot.c - one-shot snapshot of a live process into a .trm file. */
+/* cmd_snapshot.c - one-shot snapshot of a live process into a .trm file:
+ * a session (session.h) that turns tracing on if needed, waits, fetches
+ * the snapshot, and leaves tracing as asked; source lines and the file
+ * are added here. */
 #include "config.h"
 
 #include <argp.h>
@@ -13,15 +16,15 @@
 
 #include "cli.h"
 #include "outfile.h"
-#include "snapfetch.h"
 #include "source.h"
-#include "trmtop/ptrace.h"
+#include "trmtop/session.h"
 #include "trmtop/snapshot.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
 
 #define DEFAULT_WAIT_MS 10000u
 #define SNAPSHOT_TIMEOUT_MS 600000
+#define CONTROL_TIMEOUT_MS 60000
 #define SOURCE_TOP_LINES 100
 #define SOURCE_TOP_TRACEBACKS 50
 
@@ -165,16 +168,17 @@ int cmd_snapshot(int argc, char **argv)
 	struct argp ap = { options, parse, NULL,
 			   "Take a snapshot of a running process's traced allocations "
 			   "and write it to a .trm file.", children, NULL, NULL };
+	static const char *what_start = "waiting for the agent to start tracing";
+	static const char *what_stop = "waiting for the agent to stop tracing";
+	static const char *what_keep = "waiting for the agent to keep tracing on";
 	struct snap_args a;
-	struct inject_conn c;
-	struct wire_start req;
+	struct session *ss;
+	const struct inject_conn *c;
 	struct wire_state st;
-	struct snapfetch *sf = NULL;
 	struct snapshot *s = NULL;
 	struct trm_err err = { 0 };
 	struct progress prog = { 0 };
 	struct snapshot_meta *m;
-	uint8_t buf[WIRE_CTL_MAX];
 	struct target_creds creds = { 0 };
 	char path[512];
 	int ec, rc, started = 0, has_creds;
@@ -192,36 +196,35 @@ int cmd_snapshot(int argc, char **argv)
 		cli_error(&err);
 		return EXIT_WRITE;
 	}
-	ec = cli_attach(&a.target, &c);
+	ec = cli_attach(&a.target, &ss);
 	if (ec)
 		return ec;
+	c = session_conn(ss);
 	/* The target's credentials while it runs the agent: its source files
 	 * are read with these, and only if they have not changed by then. */
 	has_creds = target_read_creds(a.target.pid, &creds, NULL) == 0;
-	sf = snapfetch_new();
 	s = snapshot_new();
-	if (!sf || !s) {
+	if (!s) {
 		cli_errorf("out of memory");
 		ec = EXIT_TARGET;
 		goto out;
 	}
-	if (c.hello.tracing == WIRE_TRACING_OFF) {
+	if (c->hello.tracing == WIRE_TRACING_OFF) {
 		/* without KEEP: the session's until the snapshot is written
 		 * (below), so that a cancelled or failed snapshot, or a trmtop
 		 * killed, leaves tracing off again */
-		req.nframe = a.frames;
-		req.flags = 0;
-		ec = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
-				 "waiting for the agent to start tracing", NULL, &st);
-		if (ec)
+		rc = session_start(ss, a.frames, 0, &st, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0) {
+			ec = cli_request_failed(ss, rc, &err, what_start, NULL);
 			goto out;
+		}
 		started = st.tracing == WIRE_TRACING_TRMTOP;
 		wait_ms = a.has_duration ? a.duration_ms : DEFAULT_WAIT_MS;
 	} else {
-		if (c.hello.tracing == WIRE_TRACING_APPLICATION && a.frames != 1 &&
-		    c.hello.traceback_limit != a.frames)
+		if (c->hello.tracing == WIRE_TRACING_APPLICATION && a.frames != 1 &&
+		    c->hello.traceback_limit != a.frames)
 			fprintf(stderr, "trmtop: the application traces with %u frame%s: kept\n",
-				c.hello.traceback_limit, c.hello.traceback_limit == 1 ? "" : "s");
+				c->hello.traceback_limit, c->hello.traceback_limit == 1 ? "" : "s");
 		wait_ms = a.has_duration ? a.duration_ms : 0;
 	}
 	prog.tty = isatty(STDERR_FILENO);
@@ -230,17 +233,17 @@ int cmd_snapshot(int argc, char **argv)
 
 		while (left) {
 			/* whole seconds on a terminal (the countdown), else
-			 * hours at most (inject_sleep takes an int) */
+			 * hours at most (session_sleep takes an int) */
 			uint64_t most = prog.tty ? 1000 : 3600000;
 			uint64_t step = left > most ? most : left;
 
 			if (prog.tty)
 				fprintf(stderr, "\rtracing pid %d: snapshot in %" PRIu64 "s ",
 					(int)a.target.pid, (left + 999) / 1000);
-			if (inject_sleep((int)step) < 0) {
+			if (session_sleep(ss, (int)step) < 0) {
 				if (prog.tty)
 					fputc('\n', stderr);
-				ec = cli_cancel(&c, "tracing before the snapshot", NULL);
+				ec = cli_cancel(ss, "tracing before the snapshot", NULL);
 				goto out;
 			}
 			left -= step;
@@ -248,36 +251,28 @@ int cmd_snapshot(int argc, char **argv)
 		if (prog.tty)
 			fputs("\r\033[K", stderr);
 	}
-	rc = snapfetch_take(sf, &c, s, show_progress, &prog, SNAPSHOT_TIMEOUT_MS, &err);
+	rc = session_snapshot(ss, s, show_progress, &prog, SNAPSHOT_TIMEOUT_MS, &err);
 	if (prog.shown)
 		fputs("\n", stderr);
-	if (rc == -TRM_EINTR) {
-		ec = cli_cancel(&c, "waiting for the agent's snapshot", NULL);
-		goto out;
-	}
-	if (rc == -TRM_EAGENT && !snapfetch_agent_error(sf)) {
-		trm_err_clear(&err); /* hung up: say whether the target is gone */
-		inject_agent_gone(a.target.pid, &err);
-	}
 	if (rc < 0) {
 		/* no more requests: the agent undoes the session's tracing */
-		cli_error(&err);
-		ec = cli_exit_for(rc);
+		ec = cli_request_failed(ss, rc, &err, "waiting for the agent's snapshot",
+					NULL);
 		goto out;
 	}
 	if (a.target.verbose) {
 		uint64_t gil, gil_max;
 
-		snapfetch_gil_time(sf, &gil, &gil_max);
+		session_gil_time(ss, &gil, &gil_max);
 		fprintf(stderr, "trmtop: the agent held the GIL %.1f ms in all, "
 			"%.1f ms at the longest\n", (double)gil / 1e6, (double)gil_max / 1e6);
 	}
 	m = snapshot_meta(s);
 	m->pid = (int32_t)a.target.pid;
 	/* truncation is fine for metadata */
-	memcpy(m->executable, c.target.exe, sizeof(m->executable) - 1);
+	memcpy(m->executable, c->target.exe, sizeof(m->executable) - 1);
 	m->executable[sizeof(m->executable) - 1] = '\0';
-	memcpy(m->python_version, c.target.py.version, sizeof(m->python_version) - 1);
+	memcpy(m->python_version, c->target.py.version, sizeof(m->python_version) - 1);
 	m->python_version[sizeof(m->python_version) - 1] = '\0';
 	if (gethostname(m->host, sizeof(m->host)) < 0)
 		m->host[0] = '\0';
@@ -290,8 +285,8 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (has_creds)
 		store_sources(s, a.target.pid, &creds);
-	if (ptrace_check_signals()) {
-		ec = cli_cancel(&c, "reading source lines for the snapshot", NULL);
+	if (session_aborted(ss)) {
+		ec = cli_cancel(ss, "reading source lines for the snapshot", NULL);
 		goto out;
 	}
 	if (!a.output)
@@ -305,28 +300,27 @@ int cmd_snapshot(int argc, char **argv)
 		       snapshot_ntraces(s),
 		       util_format_size((int64_t)snapshot_total_size(s), 0, b1, sizeof(b1)),
 		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid);
-		util_fprint_escaped(stdout, c.target.py.version);
+		util_fprint_escaped(stdout, c->target.py.version);
 		fputs(")\n", stdout);
 	}
 	if (ec)
 		goto out;
 	if (started && !a.keep) {
-		int n = wire_enc_empty(buf, sizeof(buf), WIRE_STOP);
-
-		ec = cli_control(&c, buf, n, "waiting for the agent to stop tracing",
-				 "tracing turned off again (the snapshot was written)", &st);
+		rc = session_stop(ss, &st, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			ec = cli_request_failed(ss, rc, &err, what_stop,
+						"tracing turned off again (the snapshot was written)");
 	} else if (started) {
 		/* --keep-tracing: the tracing is no longer the session's */
-		req.nframe = a.frames;
-		req.flags = WIRE_START_KEEP;
-		ec = cli_control(&c, buf, wire_enc_start(buf, sizeof(buf), &req),
-				 "waiting for the agent to keep tracing on",
-				 "tracing left on, as asked (the snapshot was written)", &st);
+		rc = session_start(ss, a.frames, WIRE_START_KEEP, &st,
+				   CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			ec = cli_request_failed(ss, rc, &err, what_keep,
+						"tracing left on, as asked (the snapshot was written)");
 	}
 out:
 	target_creds_fini(&creds);
 	snapshot_free(s);
-	snapfetch_free(sf);
-	inject_close(&c);
+	session_close(ss);
 	return ec;
 }

@@ -1,7 +1,7 @@
 /* msg.c - what every subcommand shares: error messages (escaped: they
  * may quote what a target said or named), exit codes, signals (the
- * signalfd every wait polls, and cancelling on them), the target option
- * group, attaching and control requests. */
+ * signalfd every wait polls, and the messages of a session cancelled on
+ * them), the target option group, and opening a session. */
 #include "config.h"
 
 #include <errno.h>
@@ -19,7 +19,6 @@
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
 
-#define CONTROL_TIMEOUT_MS 60000
 #define CANCEL_TIMEOUT_MS 2000
 
 void cli_errorf(const char *fmt, ...)
@@ -113,16 +112,16 @@ int cli_signals_setup(void)
 	return 0;
 }
 
-int cli_cancel(struct inject_conn *c, const char *what, const char *done)
+int cli_cancel(struct session *s, const char *what, const char *done)
 {
-	int sig = abort_signal(), pid = (int)c->target.pid;
+	int sig = abort_signal(), pid = (int)session_conn(s)->target.pid;
 	char name[32];
 	int rc;
 
 	cli_signal_name(sig, name, sizeof(name));
 	if (!done)
 		done = "tracing left as found";
-	rc = inject_cancel(c, CANCEL_TIMEOUT_MS);
+	rc = session_cancel(s, CANCEL_TIMEOUT_MS);
 	if (rc == 0) {
 		cli_errorf("pid %d: cancelled while %s (%s); %s", pid, what, name, done);
 	} else if (rc == -TRM_ETIMEOUT) {
@@ -196,10 +195,11 @@ void cli_target_opts_init(struct cli_target_opts *o)
 	o->attach_timeout_ms = 5000;
 }
 
-int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
+int cli_attach(const struct cli_target_opts *o, struct session **s)
 {
-	struct inject_opts io = { o->attach_timeout_ms, o->verbose };
+	struct session_opts so = { o->attach_timeout_ms, o->verbose, NULL, 0 };
 	struct trm_err err = { 0 };
+	const struct inject_conn *c;
 	int rc;
 
 	rc = cli_signals_setup();
@@ -207,11 +207,11 @@ int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
 		cli_errorf("signal setup: %s", strerror(-rc));
 		return EXIT_TARGET;
 	}
-	rc = inject_attach(o->pid, &io, c, &err);
+	rc = session_open(o->pid, &so, s, &err);
 	if (rc == -TRM_EINTR) {
 		char name[32];
 
-		/* inject_attach undid its stops, and a bootstrap still queued
+		/* the attach undid its stops, and a bootstrap still queued
 		 * in the target finds trmtop gone and does nothing */
 		cli_errorf("pid %d: cancelled while attaching (%s); nothing of "
 			   "trmtop's is left running in the target", (int)o->pid,
@@ -219,11 +219,10 @@ int cli_attach(const struct cli_target_opts *o, struct inject_conn *c)
 		return cli_exit_for(rc);
 	}
 	if (rc < 0) {
-		if (!err.msg[0])
-			trm_err_set(&err, rc, "pid %d: %s", (int)o->pid, trm_strerror(rc));
 		cli_error(&err);
 		return cli_exit_for(rc);
 	}
+	c = session_conn(*s);
 	if (o->verbose)
 		fprintf(stderr, "trmtop: attached to %d by %s in %.2f ms "
 			"(a thread held %.2f ms)\n", (int)o->pid,
@@ -244,27 +243,11 @@ unsigned cli_parse_frames(struct argp_state *state, const char *arg)
 	return (unsigned)v;
 }
 
-int cli_control(struct inject_conn *c, const uint8_t *frame, int len,
-		const char *what, const char *done, struct wire_state *st)
+int cli_request_failed(struct session *s, int rc, const struct trm_err *err,
+		       const char *what, const char *done)
 {
-	struct trm_err err = { 0 };
-	struct wire_msg msg;
-	int rc;
-
-	if (len < 0) {
-		cli_errorf("encoding a request: %s", strerror(-len));
-		return EXIT_TARGET;
-	}
-	rc = inject_request(c, frame, (size_t)len, WIRE_STATE, &msg,
-			    CONTROL_TIMEOUT_MS, &err);
 	if (rc == -TRM_EINTR)
-		return cli_cancel(c, what, done);
-	if (rc == 0 && wire_dec_state(&msg, st) < 0)
-		rc = trm_err_set(&err, -TRM_EPROTO, "pid %d: malformed reply",
-				 (int)c->target.pid);
-	if (rc < 0) {
-		cli_error(&err);
-		return cli_exit_for(rc);
-	}
-	return 0;
+		return cli_cancel(s, what, done);
+	cli_error(err);
+	return cli_exit_for(rc);
 }

@@ -19,7 +19,7 @@
  *
  * Build from the source root (B: a dir with config.h):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -IB -Iinclude -Isrc/cli tests/fuzz/fuzz_reply.c src/cli/snapfetch.c \
+ *     -IB -Iinclude -Isrc/session tests/fuzz/fuzz_reply.c src/session/snapfetch.c \
  *     src/wire/\*.c src/snapshot/\*.c src/render/\*.c src/util/\*.c -lm
  *   ./a.out -max_total_time=60 tests/fuzz/corpus/reply
  * Seeds (tests/fuzz/corpus/reply): programs for a valid reply, two replies

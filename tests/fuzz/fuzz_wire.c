@@ -2,16 +2,16 @@
  *
  * The input is a byte stream as the agent writes it on the data pipe:
  * frames are cut with wire_parse_frame, every frame goes through the
- * fixed-layout decoders, and the frames are fed to snapfetch_feed (the
- * I/O-free part of snapfetch_take) as the replies to consecutive
+ * fixed-layout decoders, and the frames are fed to snapfetch_feed (as the
+ * session does with what it reads) as the replies to consecutive
  * SNAPSHOT_REQs of one connection: after a complete snapshot, or an ERROR
  * reply, the next frame begins the next reply, with the connection's
  * interning tables kept.  Completed snapshots are read back.
  *
  * Build from the source root with every .c file of src/wire, src/snapshot
- * and src/util, plus src/cli/snapfetch.c (B: a configured build dir):
+ * and src/util, plus src/session/snapfetch.c (B: a configured build dir):
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE \
- *     -IB -Iinclude -Isrc/cli tests/fuzz/fuzz_wire.c src/cli/snapfetch.c \
+ *     -IB -Iinclude -Isrc/session tests/fuzz/fuzz_wire.c src/session/snapfetch.c \
  *     $WIRE_C $SNAPSHOT_C $UTIL_C -lm -o fuzz_wire
  *   ./fuzz_wire -max_total_time=30 tests/fuzz/corpus/wire
  * Seeds: a real two-snapshot stream captured from the agent (3.12),

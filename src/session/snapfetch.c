@@ -449,6 +449,16 @@ static int on_end(struct snapfetch *sf, const struct wire_msg *msg,
 	return 1;
 }
 
+void snapfetch_abandon(struct snapfetch *sf)
+{
+	sf->state = SF_BROKEN;
+}
+
+uint64_t snapfetch_offset(const struct snapfetch *sf)
+{
+	return sf->off;
+}
+
 void snapfetch_gil_time(const struct snapfetch *sf, uint64_t *total_ns,
 			uint64_t *max_ns)
 {
@@ -518,63 +528,4 @@ int snapfetch_feed(struct snapfetch *sf, const struct wire_msg *msg,
 out:
 	sf->off += WIRE_HDR_SIZE + (uint64_t)msg->len;
 	return rc;
-}
-
-int snapfetch_take(struct snapfetch *sf, struct inject_conn *c,
-		   struct snapshot *into, snapfetch_progress_fn *progress,
-		   void *arg, int timeout_ms, struct trm_err *err)
-{
-	uint8_t req[WIRE_HDR_SIZE];
-	struct wire_msg msg;
-	int rc;
-
-	rc = snapfetch_begin(sf, into, progress, arg);
-	if (rc < 0)
-		return trm_err_set(err, rc,
-				   "pid %d: connection out of step after an "
-				   "earlier error", (int)c->target.pid);
-	rc = wire_enc_empty(req, sizeof(req), WIRE_SNAPSHOT_REQ);
-	if (rc < 0)
-		return fail(sf, rc, err);
-	rc = wire_write_all(c->ctl_fd, req, (size_t)rc);
-	if (rc < 0) {
-		sf->state = SF_BROKEN;
-		if (rc == -EPIPE)
-			return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent went "
-					   "away (the target may have exited)",
-					   (int)c->target.pid);
-		return trm_err_set(err, -TRM_EAGENT, "pid %d: writing to the agent: %s",
-				   (int)c->target.pid, strerror(-rc));
-	}
-	for (;;) {
-		/* c->rd wakes on trmtop's signals (inject.h, "Waiting") */
-		rc = wire_read_frame(&c->rd, &msg, timeout_ms);
-		if (rc == 1) {
-			rc = snapfetch_feed(sf, &msg, err);
-			if (rc == 1)
-				return 0;
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		sf->state = SF_BROKEN;
-		if (rc == -EINTR)
-			return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted waiting "
-					   "for the snapshot", (int)c->target.pid);
-		if (rc == 0)
-			return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent went "
-					   "away (the target may have exited)",
-					   (int)c->target.pid);
-		if (rc == -ETIMEDOUT)
-			return trm_err_set(err, -TRM_ETIMEOUT,
-					   "pid %d: no snapshot data from the agent",
-					   (int)c->target.pid);
-		if (rc == -EPROTO)
-			return trm_err_set(err, -TRM_EPROTO,
-					   "pid %d: snapshot reply: byte %llu: bad "
-					   "frame header", (int)c->target.pid,
-					   (unsigned long long)sf->off);
-		return trm_err_set(err, rc, "pid %d: reading from the agent: %s",
-				   (int)c->target.pid, strerror(-rc));
-	}
 }

@@ -1,4 +1,4 @@
-/* test_wire_snapfetch.c - the CLI's snapshot receiver (src/cli/snapfetch.c)
+/* test_session_snapfetch.c - the snapshot receiver (src/session/snapfetch.c)
  * fed with streams made by the wire encoders the way the agent makes
  * them: round trips, a second snapshot sending only new entries, every
  * truncation and every single-byte corruption of a stream, bad ids. */
