@@ -71,6 +71,23 @@ def fd_open(fd):
         return False
 
 
+def fd_is(fd, ino):
+    """fd is open on the pipe with inode ino.  The agent's pipe ends are
+    fds of this very process, whose numbers another thread may take again
+    as soon as the agent has closed them: a number alone proves nothing."""
+    try:
+        return os.fstat(fd).st_ino == ino
+    except OSError:
+        return False
+
+
+def fd_what(fd):
+    try:
+        return os.readlink("/proc/self/fd/%d" % fd)
+    except OSError as e:
+        return "closed (%s)" % e.strerror
+
+
 def run_bootstrap(text):
     """Run text as trmtop does: PyRun_SimpleString when ctypes has it."""
     try:
@@ -91,7 +108,8 @@ class Session:
         self.token = (0xA5A5 << 48) | (os.getpid() << 16) | Session.token_seq
         self.ctl_r, self.ctl_w = os.pipe2(os.O_CLOEXEC)     # trmtop -> agent
         self.data_r, self.data_w = os.pipe2(os.O_CLOEXEC)   # agent -> trmtop
-        self.ctl_ino = os.fstat(self.ctl_r).st_ino if ino_ctl is None else ino_ctl
+        self.real_ctl_ino = os.fstat(self.ctl_r).st_ino
+        self.ctl_ino = self.real_ctl_ino if ino_ctl is None else ino_ctl
         self.data_ino = os.fstat(self.data_w).st_ino
         self.buf = b""
         self.tables = {"strings": [], "frames": [], "tracebacks": []}
@@ -271,8 +289,14 @@ class Session:
     def wait_closed(self):
         """The agent closed its ends: EOF on data, its fds are gone."""
         check(self.recv() is None, "expected EOF on data")
-        check(not fd_open(self.ctl_r) and not fd_open(self.data_w),
-              "agent fds still open after detach")
+        self.check_closed("after detach")
+
+    def check_closed(self, when):
+        check(not fd_is(self.ctl_r, self.real_ctl_ino) and
+              not fd_is(self.data_w, self.data_ino),
+              "agent fds still open %s: ctl %d -> %s, data %d -> %s"
+              % (when, self.ctl_r, fd_what(self.ctl_r), self.data_w,
+                 fd_what(self.data_w)))
 
     def detach(self):
         self.send(DETACH)
@@ -376,10 +400,10 @@ def test_reconnect_keep_and_eof():
     check(s.start(1) == (TRMTOP, 1), "START 4")
     os.close(s.data_r)
     deadline = 200
-    while fd_open(s.data_w) and deadline:
+    while fd_is(s.data_w, s.data_ino) and deadline:
         select.select([], [], [], 0.05)
         deadline -= 1
-    check(not fd_open(s.data_w) and not fd_open(s.ctl_r),
+    check(not fd_is(s.data_w, s.data_ino) and not fd_is(s.ctl_r, s.real_ctl_ino),
           "agent did not detach on a closed data pipe")
     check(not tracemalloc.is_tracing(), "EPIPE did not stop tracing")
     os.close(s.ctl_w)
@@ -392,7 +416,7 @@ def test_twice_and_busy():
     # The same bootstrap again (same token): nothing happens.
     a.start_direct()
     check(nothing_on(a.data_r), "second run with the same token spoke")
-    check(fd_open(a.ctl_r) and fd_open(a.data_w), "same token closed fds")
+    check(fd_is(a.ctl_r, a.real_ctl_ino) and fd_is(a.data_w, a.data_ino), "same token closed fds")
     # Another trmtop: BUSY on its data pipe, its fds closed.
     b = Session()
     b.bootstrap(load=False)
@@ -407,7 +431,7 @@ def test_twice_and_busy():
 def test_wrong_inode():
     s = Session(ino_ctl=12345)
     s.bootstrap(load=False)
-    check(fd_open(s.ctl_r) and fd_open(s.data_w), "fds closed on bad inode")
+    check(fd_is(s.ctl_r, s.real_ctl_ino) and fd_is(s.data_w, s.data_ino), "fds closed on bad inode")
     check(nothing_on(s.data_r), "agent spoke on bad inode")
     check(not tracemalloc.is_tracing(), "tracing changed")
     # Not pipes at all (fds reused by the application).
@@ -440,7 +464,7 @@ def test_abandoned():
     s = Session()
     os.close(s.ctl_w)
     s.bootstrap(load=False)
-    check(not fd_open(s.ctl_r) and not fd_open(s.data_w),
+    check(not fd_is(s.ctl_r, s.real_ctl_ino) and not fd_is(s.data_w, s.data_ino),
           "abandoned: fds not closed")
     check(s.recv() is None, "abandoned: agent spoke")
     check(tracemalloc.is_tracing() and tracemalloc.get_traceback_limit() == 4,
@@ -475,7 +499,7 @@ def test_fork():
         code = 0
         try:
             # The agent's inherited ends are closed in the child...
-            check(not fd_open(s.ctl_r) and not fd_open(s.data_w),
+            check(not fd_is(s.ctl_r, s.real_ctl_ino) and not fd_is(s.data_w, s.data_ino),
                   "child kept agent fds")
             # ...and a new session works there.
             c = Session()
@@ -664,10 +688,10 @@ def test_snapshot_detach_mid_stream():
     s.expect(SNAP_HEAD)
     os.close(s.data_r)
     deadline = 200
-    while fd_open(s.data_w) and deadline:
+    while fd_is(s.data_w, s.data_ino) and deadline:
         select.select([], [], [], 0.05)
         deadline -= 1
-    check(not fd_open(s.data_w) and not fd_open(s.ctl_r),
+    check(not fd_is(s.data_w, s.data_ino) and not fd_is(s.ctl_r, s.real_ctl_ino),
           "agent did not detach mid-snapshot")
     check(not tracemalloc.is_tracing(), "tracing left on")
     os.close(s.ctl_w)
