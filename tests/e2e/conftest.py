@@ -320,6 +320,30 @@ def syscall_nr(pid, tid=None):
     return int(s.split()[0])
 
 
+def spin_flag(tmp_path):
+    """The flag file of c_spin and c_spin_worker: byte 0 ends the spin,
+    byte 1 says it began."""
+    flag = os.path.join(str(tmp_path), "flag")
+    with open(flag, "wb") as f:
+        f.write(b"\0\0")
+    return flag
+
+
+def wait_spinning(t, flag):
+    """Until t's main thread is in its C spin: it said so in the flag file
+    just before entering it, and runs in user space."""
+    def spinning():
+        with open(flag, "rb") as f:
+            began = f.read(2)[1:] == b"\1"
+        return began and task_state(t.pid, t.pid) == "R" and syscall_nr(t.pid) is None
+    wait_until(spinning, PROC_TIMEOUT, "the target's main thread to spin in C")
+
+
+def end_spin(flag):
+    with open(flag, "r+b") as f:
+        f.write(b"\1")
+
+
 def maps_libpython(pid):
     s = _read("/proc/%d/maps" % pid) or ""
     return re.search(r"/libpython3[^/\s]*\.so", s) is not None

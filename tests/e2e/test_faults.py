@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from conftest import (EXIT_CODE, PROC_TIMEOUT, STAGES, TRMTOP_TIMEOUT, Paused, Result,
+from conftest import (end_spin, spin_flag, wait_spinning, EXIT_CODE, PROC_TIMEOUT, STAGES, TRMTOP_TIMEOUT, Paused, Result,
                       assert_same_outcome, baseline, check_error, fd_count,
                       fd_links, rss_bytes, stats, stopped_or_traced,
                       syscall_nr, thread_count, trmtop_path, wait_until, _env)
@@ -77,17 +77,15 @@ def test_abandoned_pending_call(python_faults, stage, sig, spawn, trmtop, tmp_pa
     queued by trmtop cannot run; trmtop is killed at `stage`; then the spin
     ends, the left-behind call runs, and it must find trmtop gone and leave
     tracing off."""
-    flag = os.path.join(str(tmp_path), "flag")
-    with open(flag, "wb") as f:
-        f.write(b"\0")
+    flag = spin_flag(tmp_path)
     t = spawn(python_faults, "c_spin", args=[flag])
+    wait_spinning(t, flag)
     p = Paused(["start", "--pid", t.pid, "--attach-timeout", "60"], stage, str(tmp_path))
     if not p.paused:
         pytest.skip("this attach path never reached %s: %r" % (stage, p.result))
     check_killed(p.kill(sig), sig)
     t.check_healthy()
-    with open(flag, "r+b") as f:
-        f.write(b"\1")
+    end_spin(flag)
     truth = t.truth()  # served by the main thread after the spin
     assert truth["ticks"] == 1
     assert truth["tracing"] is False, "abandoned pending call turned tracing on: %r" % truth
@@ -257,10 +255,9 @@ def test_killed_inside_a_remote_call(python_faults, spawn, trmtop, tmp_path):
     spin ends, the worker finishes the call by itself (the bootstrap finds
     trmtop gone), restores itself and serves again: nothing of trmtop's
     stays, tracing is off, the target exits as it would have."""
-    flag = os.path.join(str(tmp_path), "flag")
-    with open(flag, "wb") as f:
-        f.write(b"\0")
+    flag = spin_flag(tmp_path)
     t = spawn(python_faults, "c_spin_worker", args=[flag])
+    wait_spinning(t, flag)
     fds0, threads0 = fd_links(t.pid), thread_count(t.pid)
     proc = subprocess.Popen([trmtop_path(), "start", "--pid", str(t.pid), "--attach-timeout", "60"],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
@@ -294,8 +291,7 @@ def test_killed_inside_a_remote_call(python_faults, spawn, trmtop, tmp_path):
             proc.kill()
             proc.wait()
     t.check_healthy()
-    with open(flag, "r+b") as f:
-        f.write(b"\1")
+    end_spin(flag)
     assert t.truth()["tracing"] is False  # served by the main thread, after the spin
     assert t.cmd("worker") == "ok"
     wait_until(lambda: fd_links(t.pid) == fds0 and thread_count(t.pid) == threads0,

@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (EXIT_CODE, PROC_TIMEOUT, Result, TRMTOP_TIMEOUT, _env,
+from conftest import (end_spin, spin_flag, wait_spinning, EXIT_CODE, PROC_TIMEOUT, Result, TRMTOP_TIMEOUT, _env,
                       assert_same_outcome, baseline, fd_links, run_trmtop,
                       stopped_or_traced, syscall_nr, tids, trmtop_path,
                       wait_until)
@@ -122,18 +122,6 @@ def sustained(pred, n=3):
         hist.append(bool(pred()))
         return hist[-n:] == [True] * n
     return check
-
-
-def spin_flag(tmp_path):
-    flag = os.path.join(str(tmp_path), "flag")
-    with open(flag, "wb") as f:
-        f.write(b"\0")
-    return flag
-
-
-def end_spin(flag):
-    with open(flag, "r+b") as f:
-        f.write(b"\1")
 
 
 def check_c_spin_after(t, trmtop):
@@ -279,6 +267,7 @@ def test_cancel_waiting_for_bootstrap(python, sig, spawn, trmtop, bg, tmp_path):
     the wait at once; the call left queued does nothing when it runs."""
     flag = spin_flag(tmp_path)
     t = spawn(python, "c_spin", args=[flag])
+    wait_spinning(t, flag)
     fds0 = fd_links(t.pid)
     p = bg("snapshot", "--pid", t.pid, "--attach-timeout", "60", "-o",
            os.path.join(str(tmp_path), "never.trm"))

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import (EXIT_CODE, HELD_BYTES, MIB, PROC_TIMEOUT, TARGETS,
+from conftest import (end_spin, spin_flag, wait_spinning, EXIT_CODE, HELD_BYTES, MIB, PROC_TIMEOUT, TARGETS,
                       assert_close, assert_same_outcome, baseline,
                       stopped_or_traced, syscall_nr, task_state, tids, wait_until)
 
@@ -141,15 +141,11 @@ def test_c_busy(python, spawn):
 
 
 def test_c_spin(python, spawn, tmp_path):
-    flag = os.path.join(str(tmp_path), "flag")
-    with open(flag, "wb") as f:
-        f.write(b"\0")
+    flag = spin_flag(tmp_path)
     t = spawn(python, "c_spin", args=[flag])
-    wait_until(lambda: task_state(t.pid, t.pid) == "R" and syscall_nr(t.pid) is None, PROC_TIMEOUT,
-               "c_spin to spin")
+    wait_spinning(t, flag)
     assert len(tids(t.pid)) == 1
-    with open(flag, "r+b") as f:
-        f.write(b"\1")
+    end_spin(flag)
     truth = t.truth()
     assert truth["ticks"] == 1 and not truth["tracing"]
     assert t.exit() == EXIT_CODE

@@ -1,7 +1,9 @@
 """Shape: the main thread spins in one C call holding the GIL -- sum() over
 iter(partial(operator.getitem, flag, 0), 1), where flag is a shared mapping
 of the file named by the first extra argument -- until the test writes a
-byte 1 at offset 0 of that file.
+byte 1 at offset 0 of that file.  It writes 1 at offset 1 just before the
+spin begins (the file holds two bytes: spin_flag() in the tests), so a test
+can wait for the spin itself (wait_spinning) rather than for the start.
 
 /proc shows the thread running (state R), so trmtop queues a pending call,
 which cannot run before the spin ends: this is how a test leaves a pending
@@ -39,7 +41,7 @@ class CSpin(_common.Shape):
     def __init__(self, argv):
         _common.Shape.__init__(self, argv)
         fd = os.open(argv[0], os.O_RDWR)
-        self.flag = mmap.mmap(fd, 1)
+        self.flag = mmap.mmap(fd, 2)
         os.close(fd)
         self.commands_after_main = True
         self.after_tracing = argv[1:2] == ["after-tracing"]
@@ -48,6 +50,7 @@ class CSpin(_common.Shape):
     def main(self):
         while self.after_tracing and not tracemalloc.is_tracing():
             time.sleep(0.001)
+        self.flag[1] = 1  # about to spin: wait_spinning() in the tests
         self.spun = sum(iter(functools.partial(operator.getitem, self.flag, 0), 1))
         self.work = _spin(2000)
         self.tick()

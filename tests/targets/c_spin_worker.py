@@ -38,6 +38,7 @@ class CSpinWorker(CSpin):
             os.write(self.from_worker[1], b)
 
     def main(self):
+        self.flag[1] = 1  # about to spin: wait_spinning() in the tests
         self.spun = sum(iter(functools.partial(operator.getitem, self.flag, 0), 1))
         self.tick()
 
