@@ -15,7 +15,7 @@
 #include "outfile.h"
 #include "snapfetch.h"
 #include "source.h"
-#include "trmtop/ptrace.h"
+#include "trmtop/abort.h"
 #include "trmtop/snapshot.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
@@ -237,7 +237,7 @@ int cmd_snapshot(int argc, char **argv)
 			if (prog.tty)
 				fprintf(stderr, "\rtracing pid %d: snapshot in %" PRIu64 "s ",
 					(int)a.target.pid, (left + 999) / 1000);
-			if (inject_sleep((int)step) < 0) {
+			if (inject_sleep(cli_abort(), (int)step) < 0) {
 				if (prog.tty)
 					fputc('\n', stderr);
 				ec = cli_cancel(&c, "tracing before the snapshot", NULL);
@@ -290,7 +290,7 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (has_creds)
 		store_sources(s, a.target.pid, &creds);
-	if (ptrace_check_signals()) {
+	if (trm_abort_check(cli_abort())) {
 		ec = cli_cancel(&c, "reading source lines for the snapshot", NULL);
 		goto out;
 	}
