@@ -22,6 +22,7 @@
 #define PTRACE_XSTATE_MAX 16384
 
 struct ptrace_arch_regs; /* arch/<arch>.h */
+struct trm_abort;       /* trmtop/abort.h */
 
 /* Code in the target that remote calls return through (addresses of
  * executable bytes; 0: not found). */
@@ -103,30 +104,22 @@ struct ptrace_thread {
 			      this many steps (0: not) */
 	struct ptrace_arch_regs *saved; /* owned */
 	struct ptrace_arch_regs *work;  /* owned scratch copy */
+	uint8_t *img;      /* owned scratch for a call's stack image */
+	struct trm_abort *abort; /* the caller's (ptrace_seize); NULL: none */
 };
-
-/* Use fd (a signalfd reading at least SIGCHLD, and the signals that should
- * abort waiting: SIGINT, SIGTERM, SIGHUP) for all waits.  Without it, waits
- * poll.  When an aborting signal is read, the wait returns -TRM_EINTR and
- * ptrace_abort_signal() tells which (the first one read).  The signalfd is
- * process-wide, and the only reader of it is here: a wait on anything
- * else polls ptrace_sigfd() alongside and then calls
- * ptrace_check_signals() (inject.h, "Waiting"). */
-void ptrace_set_sigfd(int fd);
-int ptrace_abort_signal(void);
-/* The fd given to ptrace_set_sigfd, -1 if none. */
-int ptrace_sigfd(void);
-/* Read the signalfd now, without blocking; returns ptrace_abort_signal(). */
-int ptrace_check_signals(void);
-/* How many aborting signals have been read so far (a second one cuts a
- * clean-up's waiting short). */
-int ptrace_abort_count(void);
 
 /* Seize tid of process pid, interrupt it and wait (up to timeout_ms) for it
  * to stop; save its registers.  -EPERM, -ESRCH, -TRM_ETIMEOUT,
- * -TRM_EEXITED, -TRM_EINTR. */
+ * -TRM_EEXITED, -TRM_EINTR.
+ *
+ * ab (the caller's, may be NULL: waits then poll, and nothing aborts
+ * them) is kept in t->abort for the life of the hold: every wait on the
+ * thread reads it (trm_abort_check, which also consumes the SIGCHLD its
+ * signalfd holds) and polls its fd; an aborting signal ends the
+ * interruptible ones (the seize, resume_briefly, remote calls) with
+ * -TRM_EINTR, and ab->first_sig tells which. */
 int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
-		 int timeout_ms, struct trm_err *err);
+		 struct trm_abort *ab, int timeout_ms, struct trm_err *err);
 
 /* Write the saved registers back (if changed), detach and re-deliver held
  * signals.  A guarded call that was given up on (in_call) is left to
@@ -156,8 +149,9 @@ int ptrace_remote_syscall(struct ptrace_thread *t, raddr_t syscall_fn, long nr,
 			  struct trm_err *err);
 
 /* Call fn(args...) (up to 7 integer args) with its stack and signal frame
- * just below sp_top (0: on the thread's own stack, below its red zone).  Waits up to timeout_ms (< 0: for ever); an aborting
- * signal to trmtop (ptrace_set_sigfd) ends the wait too.  *ret is the
+ * just below sp_top (0: on the thread's own stack, below its red zone).
+ * Waits up to timeout_ms (< 0: for ever); an aborting signal (t->abort)
+ * ends the wait too.  *ret is the
  * integer result.  After the call the thread is back on its saved
  * registers, held: if trmtop dies between calls, the kernel resumes it
  * unharmed.  On timeout (-TRM_ETIMEOUT) or abort (-TRM_EINTR) a guarded

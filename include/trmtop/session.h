@@ -21,10 +21,7 @@
  * unit/session/session_pair.c does it).  The abort (signals to trmtop)
  * belongs to the caller and is given at open (struct session_opts.abort);
  * every wait of a session ends on it with -TRM_EINTR, and session_step
- * returns -TRM_EINTR once it has come.  Until inject takes a caller-owned
- * abort, that is the process-wide signalfd of ptrace.h
- * (ptrace_set_sigfd), whatever .abort says: the only uses of it are
- * in the "abort" part of src/session/session.c.
+ * returns -TRM_EINTR once it has come (abort.h: NULL means none).
  *
  * Errors are trm_err with "pid N: ..." messages; nothing is printed. */
 #ifndef TRMTOP_SESSION_H
@@ -39,16 +36,21 @@
 #include "trmtop/wire.h"
 
 struct session;
-struct trm_abort; /* the caller's abort state (see above) */
+struct trm_abort; /* abort.h: the caller's aborting signals */
 
 struct session_opts {
 	int attach_timeout_ms; /* give up after this long without HELLO */
 	int verbose;           /* attach progress on stderr (inject.h) */
-	struct trm_abort *abort; /* the caller's; NULL today (see above) */
+	struct trm_abort *abort; /* the caller's (abort.h), NULL: none */
 	/* frames one session_step reads at most, so that other sessions and
 	 * the terminal get their turn (0: 64; a step also stops after
 	 * 256 KiB) */
 	unsigned step_frames;
+	/* the attach's progress (inject.h, struct inject_opts): trace its
+	 * stages; where progress lines go (NULL: nowhere) */
+	int trace;
+	void (*progress)(void *ctx, const char *line);
+	void *progress_ctx;
 };
 
 /* Attach to pid and connect to its agent: a first attach injects the

@@ -108,6 +108,17 @@ struct target_fd {
 };
 int target_read_fd(pid_t pid, int fd, struct target_fd *out);
 
+/* A descriptor of our own for fd of pid: the same open file, taken with
+ * pidfd_getfd where the kernel has it (5.6+; a refusal is returned as it
+ * is), else reopened through /proc/PID/fd/FD with flags | O_CLOEXEC |
+ * O_NONBLOCK | O_NOCTTY (with the caller's rights: check what it is).
+ * Returns the fd or -errno. */
+int target_take_fd(pid_t pid, int fd, int flags);
+
+/* The text of /proc/self/fd/FD (what one of our own fds refers to) into
+ * buf, NUL-terminated.  Its length, or -errno. */
+int target_own_fd_link(int fd, char *buf, size_t len);
+
 /* Executable path (readlink /proc/PID/exe) into buf. */
 int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err);
 

@@ -45,11 +45,15 @@ struct cli_target_opts {
 extern const struct argp cli_target_argp;
 void cli_target_opts_init(struct cli_target_opts *o);
 
-/* Block SIGINT/SIGTERM/SIGHUP/SIGCHLD and route them to one
- * process-wide signalfd (ptrace_set_sigfd) that every wait polls
- * (inject.h, "Waiting"), so a signal ends any wait, and never leaves a
- * target stopped.  (main ignores SIGPIPE for every command.) */
-int cli_signals_setup(void);
+/* Block SIGINT/SIGTERM/SIGHUP/SIGCHLD and route them to one signalfd,
+ * put into ab (once: a no-op when ab has one), which is passed to every
+ * wait (inject.h, "Waiting"), so a signal ends any wait, and never leaves
+ * a target stopped.  (main ignores SIGPIPE for every command.) */
+struct trm_abort;
+int cli_signals_setup(struct trm_abort *ab);
+/* The command's struct trm_abort (cli_attach sets it up and hands it to
+ * inject; a wait of the CLI's own passes it too). */
+struct trm_abort *cli_abort(void);
 
 /* After an aborting signal (a wait returned -TRM_EINTR): end the session
  * with the agent (session_cancel: the agent finishes the request at

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
-#include "trmtop/ptrace.h"
+#include "trmtop/abort.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
 
@@ -62,11 +62,20 @@ void cli_error(const struct trm_err *err)
 	}
 }
 
+/* The command's aborting signals (cli_signals_setup), which every wait
+ * below it is given: one command runs per process. */
+static struct trm_abort cli_abort_state = TRM_ABORT_INIT;
+
+struct trm_abort *cli_abort(void)
+{
+	return &cli_abort_state;
+}
+
 /* The first aborting signal (SIGINT when none was read: a caller that
  * got -TRM_EINTR had one). */
 static int abort_signal(void)
 {
-	int sig = ptrace_abort_signal();
+	int sig = cli_abort_state.first_sig;
 
 	return sig ? sig : SIGINT;
 }
@@ -91,12 +100,12 @@ int cli_exit_for(int code)
 	return EXIT_TARGET;
 }
 
-int cli_signals_setup(void)
+int cli_signals_setup(struct trm_abort *ab)
 {
 	sigset_t set;
 	int fd;
 
-	if (ptrace_sigfd() >= 0)
+	if (ab->fd >= 0)
 		return 0;
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
@@ -108,7 +117,7 @@ int cli_signals_setup(void)
 	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (fd < 0)
 		return -errno;
-	ptrace_set_sigfd(fd);
+	ab->fd = fd;
 	return 0;
 }
 
@@ -195,14 +204,27 @@ void cli_target_opts_init(struct cli_target_opts *o)
 	o->attach_timeout_ms = 5000;
 }
 
+/* inject's progress lines, on stderr */
+static void print_progress(void *ctx, const char *line)
+{
+	(void)ctx;
+	fprintf(stderr, "trmtop: %s\n", line);
+}
+
 int cli_attach(const struct cli_target_opts *o, struct session **s)
 {
-	struct session_opts so = { o->attach_timeout_ms, o->verbose, NULL, 0 };
+	struct session_opts so = {
+		.attach_timeout_ms = o->attach_timeout_ms,
+		.verbose = o->verbose,
+		.trace = getenv("TRMTOP_TRACE") != NULL, /* the attach's stages */
+		.progress = print_progress,
+		.abort = cli_abort(),
+	};
 	struct trm_err err = { 0 };
 	const struct inject_conn *c;
 	int rc;
 
-	rc = cli_signals_setup();
+	rc = cli_signals_setup(so.abort);
 	if (rc < 0) {
 		cli_errorf("signal setup: %s", strerror(-rc));
 		return EXIT_TARGET;

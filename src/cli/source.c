@@ -42,6 +42,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "source.h"
 #include "trmtop/inject.h"
 #include "trmtop/util.h"
@@ -415,7 +416,8 @@ static int recv_until(int fd, void *buf, size_t len, uint64_t deadline)
 
 		if (now >= deadline)
 			return -1;
-		r = inject_wait_fd(fd, POLLIN, (int)((deadline - now) / 1000000u) + 1);
+		r = inject_wait_fd(cli_abort(), fd, POLLIN,
+				   (int)((deadline - now) / 1000000u) + 1);
 		if (r <= 0)
 			return -1;
 		r = recv(fd, (char *)buf + got, len - got, MSG_DONTWAIT);

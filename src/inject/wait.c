@@ -1,7 +1,7 @@
 /* wait.c - every wait of trmtop on a target and its agent, and the one
  * way they end early: an aborting signal (SIGINT, SIGTERM, SIGHUP) read
- * from the process-wide signalfd that ptrace owns (ptrace_set_sigfd),
- * polled alongside whatever is waited for.  Also how a cancelled session
+ * from the caller's signalfd (struct trm_abort, abort.h), polled
+ * alongside whatever is waited for.  Also how a cancelled session
  * ends (bounded) and how a vanished agent is reported.  inject.h,
  * "Waiting". */
 #include "config.h"
@@ -11,32 +11,33 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "trmtop/abort.h"
 #include "trmtop/inject.h"
-#include "trmtop/ptrace.h"
 #include "trmtop/target.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
 
 /* Has an aborting signal arrived (after `seen` of them)?  Reads the
  * signalfd: a SIGCHLD it holds is consumed, nothing else is lost. */
-static int aborted(int seen)
+static int aborted(struct trm_abort *ab, int seen)
 {
-	(void)ptrace_check_signals();
-	return ptrace_abort_count() > seen;
+	(void)trm_abort_check(ab);
+	return ab && ab->count > seen;
 }
 
 /* inject_wait_fd, ending on the (seen+1)-th aborting signal. */
-static int wait_fd(int fd, short events, int timeout_ms, int seen)
+static int wait_fd(struct trm_abort *ab, int fd, short events, int timeout_ms,
+		   int seen)
 {
 	uint64_t deadline = timeout_ms < 0 ? 0
 		: util_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	int sfd = ptrace_sigfd();
+	int sfd = trm_abort_fd(ab);
 
 	for (;;) {
 		struct pollfd p[2] = { { fd, events, 0 }, { sfd, POLLIN, 0 } };
 		int wait = -1, n;
 
-		if (aborted(seen))
+		if (aborted(ab, seen))
 			return -TRM_EINTR;
 		if (timeout_ms >= 0) {
 			uint64_t now = util_now_ns();
@@ -55,22 +56,21 @@ static int wait_fd(int fd, short events, int timeout_ms, int seen)
 	}
 }
 
-int inject_wait_fd(int fd, short events, int timeout_ms)
+int inject_wait_fd(struct trm_abort *ab, int fd, short events, int timeout_ms)
 {
-	return wait_fd(fd, events, timeout_ms, 0);
+	return wait_fd(ab, fd, events, timeout_ms, 0);
 }
 
-int inject_sleep(int ms)
+int inject_sleep(struct trm_abort *ab, int ms)
 {
-	int rc = wait_fd(-1, 0, ms, 0);
+	int rc = wait_fd(ab, -1, 0, ms, 0);
 
 	return rc < 0 ? rc : 0;
 }
 
-int inject_wake_on_signal(void *unused)
+int inject_wake_on_signal(void *ab)
 {
-	(void)unused;
-	return ptrace_check_signals() != 0;
+	return trm_abort_check(ab) != 0;
 }
 
 int inject_agent_gone(pid_t pid, struct trm_err *err)
@@ -90,7 +90,7 @@ int inject_agent_gone(pid_t pid, struct trm_err *err)
 int inject_cancel(struct inject_conn *c, int timeout_ms)
 {
 	uint64_t deadline = util_now_ns() + (uint64_t)timeout_ms * 1000000u;
-	int seen = ptrace_abort_count();
+	int seen = c->abort ? c->abort->count : 0;
 	uint8_t hdr[WIRE_HDR_SIZE];
 	char junk[16384];
 	int rc = 0, n;
@@ -114,8 +114,8 @@ int inject_cancel(struct inject_conn *c, int timeout_ms)
 			rc = -TRM_ETIMEOUT;
 			break;
 		}
-		rc = wait_fd(c->data_fd, POLLIN, (int)((deadline - now) / 1000000u) + 1,
-			     seen);
+		rc = wait_fd(c->abort, c->data_fd, POLLIN,
+			     (int)((deadline - now) / 1000000u) + 1, seen);
 		if (rc < 0)
 			break; /* a second signal: no more waiting */
 		if (rc == 0)

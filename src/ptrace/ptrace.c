@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ptrace.h>
-#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -17,60 +16,15 @@
 #include <unistd.h>
 
 #include "arch/arch.h"
+#include "trmtop/abort.h"
 #include "trmtop/ptrace.h"
 #include "trmtop/util.h"
 
 #define SPIN_NS 300000u
-
-static int g_sigfd = -1;
-static volatile int g_abort_sig;
-static int g_abort_count;
-
-void ptrace_set_sigfd(int fd)
-{
-	g_sigfd = fd;
-}
-
-int ptrace_abort_signal(void)
-{
-	return g_abort_sig;
-}
-
-/* Drain the signalfd; note aborting signals (the first one, and how many).
- * Returns 1 if one arrived. */
-static int drain_sigfd(void)
-{
-	struct signalfd_siginfo si;
-	int got = 0;
-
-	if (g_sigfd < 0)
-		return g_abort_sig != 0;
-	while (read(g_sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
-		if (si.ssi_signo != SIGCHLD) {
-			if (!g_abort_sig)
-				g_abort_sig = (int)si.ssi_signo;
-			g_abort_count++;
-			got = 1;
-		}
-	}
-	return got || g_abort_sig != 0;
-}
-
-int ptrace_sigfd(void)
-{
-	return g_sigfd;
-}
-
-int ptrace_check_signals(void)
-{
-	(void)drain_sigfd();
-	return g_abort_sig;
-}
-
-int ptrace_abort_count(void)
-{
-	return g_abort_count;
-}
+/* chain words, signal frame, and an XSAVE image of up to 16 KiB: the
+ * scratch buffer of a thread's call layouts, and the size of each of the
+ * two stack areas its calls use */
+#define IMG_MAX (PTRACE_XSTATE_MAX + 4096)
 
 enum stop_kind {
 	STOP_EVENT,   /* PTRACE_EVENT_STOP: interrupt or group stop */
@@ -94,7 +48,7 @@ static int wait_stop(struct ptrace_thread *t, int timeout_ms, int interruptible,
 		pid_t r;
 		/* drain before waitpid: a SIGCHLD read here belongs to a stop
 		 * that waitpid sees; one that comes later wakes the poll */
-		int aborted = drain_sigfd();
+		int aborted = trm_abort_check(t->abort) != 0;
 
 		r = waitpid(t->tid, &status, __WALL | WNOHANG);
 		if (r < 0) {
@@ -133,23 +87,23 @@ static int wait_stop(struct ptrace_thread *t, int timeout_ms, int interruptible,
 		if (util_now_ns() - start < SPIN_NS)
 			continue;
 		{
-			int wait_ms = 1;
-			struct pollfd pfd = { g_sigfd, POLLIN, 0 };
+			int wait_ms = 1, sfd = trm_abort_fd(t->abort);
+			struct pollfd pfd = { sfd, POLLIN, 0 };
 
 			if (timeout_ms >= 0) {
 				uint64_t now = util_now_ns();
 
 				if (now >= deadline)
 					return -TRM_ETIMEOUT;
-				if (g_sigfd >= 0) {
+				if (sfd >= 0) {
 					wait_ms = (int)((deadline - now) / 1000000u) + 1;
 					if (wait_ms > 100)
 						wait_ms = 100;
 				}
-			} else if (g_sigfd >= 0) {
+			} else if (sfd >= 0) {
 				wait_ms = 100;
 			}
-			if (g_sigfd >= 0) {
+			if (sfd >= 0) {
 				poll(&pfd, 1, wait_ms);
 			} else {
 				struct timespec ts = { 0, 200000 };
@@ -221,7 +175,7 @@ static int pick_notify_sig(const struct target_status *st)
 }
 
 int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
-		 int timeout_ms, struct trm_err *err)
+		 struct trm_abort *ab, int timeout_ms, struct trm_err *err)
 {
 	size_t sz = arch_regs_size();
 	int rc;
@@ -229,10 +183,12 @@ int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 	memset(t, 0, sizeof(*t));
 	t->pid = pid;
 	t->tid = tid;
+	t->abort = ab;
 	t->t_seize = util_now_ns();
 	t->saved = calloc(1, sz);
 	t->work = calloc(1, sz);
-	if (!t->saved || !t->work) {
+	t->img = malloc(IMG_MAX);
+	if (!t->saved || !t->work || !t->img) {
 		rc = trm_err_set(err, -ENOMEM, "ptrace: out of memory");
 		goto fail;
 	}
@@ -378,7 +334,9 @@ int ptrace_release(struct ptrace_thread *t)
 	t->area = -1;
 	free(t->saved);
 	free(t->work);
+	free(t->img);
 	t->saved = t->work = NULL;
+	t->img = NULL;
 	return rc;
 }
 
@@ -592,15 +550,10 @@ static int own_notify(struct ptrace_thread *t, int sig)
 	return si.si_code == SI_TKILL && si.si_pid == t->nspid;
 }
 
-/* chain words, signal frame, and an XSAVE image of up to 16 KiB */
-static uint8_t g_img[PTRACE_XSTATE_MAX + 4096];
-
-/* Lay c out below top and write it into the target; t->work is set up to
- * enter it (not yet written to the thread). */
 /* The two stack areas of calls on the thread's own stack, below its red
  * zone: each chain goes to the one the thread's registers are not on, so
  * that writing it never changes a chain the thread may still run. */
-#define AREA_SIZE ((raddr_t)sizeof(g_img))
+#define AREA_SIZE ((raddr_t)IMG_MAX)
 
 static raddr_t area_top(const struct ptrace_thread *t, int area)
 {
@@ -612,13 +565,18 @@ static int free_area(const struct ptrace_thread *t)
 	return t->area == 0 ? 1 : 0;
 }
 
-static int write_chain(struct ptrace_thread *t, struct arch_call *c,
+/* Lay c out (below c->top, in stack area `area`; -1: the caller's own
+ * stack), write it into the target, then put the held thread's registers
+ * on it.  The frame first: from the moment the registers point into the
+ * chain, the thread can run it without us.  img tells where the result
+ * and the final stack pointer are. */
+static int enter_chain(struct ptrace_thread *t, struct arch_call *c, int area,
 		       struct arch_image *img, struct trm_err *err)
 {
 	int rc;
 
-	img->buf = g_img;
-	img->cap = sizeof(g_img);
+	img->buf = t->img;
+	img->cap = IMG_MAX;
 	rc = arch_layout_call(t->saved, t->sigmask, t->gadgets, c, t->work, img);
 	if (rc < 0)
 		return trm_err_set(err, rc, "laying out the call frame: %s",
@@ -627,6 +585,11 @@ static int write_chain(struct ptrace_thread *t, struct arch_call *c,
 	if (rc < 0)
 		return trm_err_set(err, rc, "writing the call frame: %s",
 				   strerror(-rc));
+	rc = arch_set_regs(t->tid, t->work, 0);
+	if (rc < 0)
+		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
+	t->dirty = 1;
+	t->area = area;
 	return 0;
 }
 
@@ -641,16 +604,11 @@ static int arm(struct ptrace_thread *t, struct trm_err *err)
 	c.undo = t->undo;
 	c.nundo = t->nundo;
 	c.top = area_top(t, area);
-	rc = write_chain(t, &c, &img, err);
+	rc = enter_chain(t, &c, area, &img, err);
 	if (rc < 0)
 		return rc;
-	rc = arch_set_regs(t->tid, t->work, 0);
-	if (rc < 0)
-		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
 	t->undo_armed = t->nundo;
 	t->armed_gen = t->undo_gen;
-	t->area = area;
-	t->dirty = 1;
 	return 0;
 }
 
@@ -719,17 +677,10 @@ static int guarded_call(struct ptrace_thread *t, const struct ptrace_step *steps
 	c.nundo = notify ? t->nundo : 0;
 	area = sp_top ? -1 : free_area(t);
 	c.top = sp_top ? sp_top : area_top(t, area);
-	/* the frame first: from the moment the registers point into the
-	 * call, the thread can finish it without us */
-	rc = write_chain(t, &c, &img, err);
+	rc = enter_chain(t, &c, area, &img, err);
 	if (rc < 0)
 		return rc;
-	rc = arch_set_regs(t->tid, t->work, 0);
-	if (rc < 0)
-		return trm_err_set(err, rc, "setting registers: %s", strerror(-rc));
-	t->dirty = 1;
 	t->undo_armed = 0;
-	t->area = area;
 	if (!keeps_fp)
 		t->fp_dirty = 1;
 	rc = resume(t, mode);

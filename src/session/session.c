@@ -3,8 +3,8 @@
  * reply, read frame by frame either without blocking (session_step) or
  * waiting (session_wait); the snapshot receiver (snapfetch.c) and its
  * interning tables, kept for the connection's life.  Every error says
- * "pid N: ..." in a trm_err; nothing is printed.  The caller's abort is
- * used in one place only, the "abort" part at the end. */
+ * "pid N: ..." in a trm_err; nothing is printed.  The caller's abort
+ * (abort.h) ends every wait. */
 #include "config.h"
 
 #include <errno.h>
@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "snapfetch.h"
-#include "trmtop/ptrace.h"
+#include "trmtop/abort.h"
 #include "trmtop/session.h"
 
 /* What one session_step reads at most before it lets others run: frames
@@ -40,7 +40,14 @@ static void abort_wake(struct session *s);
 int session_open(pid_t pid, const struct session_opts *o,
 		 struct session **out, struct trm_err *err)
 {
-	struct inject_opts io = { o->attach_timeout_ms, o->verbose };
+	struct inject_opts io = {
+		.attach_timeout_ms = o->attach_timeout_ms,
+		.verbose = o->verbose,
+		.trace = o->trace,
+		.progress = o->progress,
+		.progress_ctx = o->progress_ctx,
+		.abort = o->abort,
+	};
 	struct session *s;
 	int rc;
 
@@ -184,41 +191,19 @@ int session_request_async(struct session *s, const struct session_req *req,
 	return finish(s, rc, err);
 }
 
-/* A read of the reader failed (rc from wire_read_frame, not 1). */
+/* A read of the reader failed (rc from wire_read_frame, not 1): the one
+ * mapping of inject_read_error, but for a snapshot's bad frame header,
+ * which says where in the reply it was. */
 static int read_failed(struct session *s, int rc, struct trm_err *err)
 {
-	int pid = (int)s->c.target.pid;
-
-	if (s->op == SESSION_OP_SNAPSHOT) {
-		snapfetch_abandon(s->sf);
-		if (rc == -EINTR)
-			return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted "
-					   "waiting for the snapshot", pid);
-		if (rc == 0)
-			return trm_err_set(err, -TRM_EAGENT, "pid %d: the agent "
-					   "went away (the target may have exited)",
-					   pid);
-		if (rc == -ETIMEDOUT)
-			return trm_err_set(err, -TRM_ETIMEOUT, "pid %d: no snapshot "
-					   "data from the agent", pid);
-		if (rc == -EPROTO)
-			return trm_err_set(err, -TRM_EPROTO, "pid %d: snapshot reply: "
-					   "byte %llu: bad frame header", pid,
-					   (unsigned long long)snapfetch_offset(s->sf));
-		return trm_err_set(err, rc, "pid %d: reading from the agent: %s",
-				   pid, strerror(-rc));
-	}
-	if (rc == 0)
-		return inject_agent_gone(s->c.target.pid, err);
-	if (rc == -EINTR)
-		return trm_err_set(err, -TRM_EINTR, "pid %d: interrupted waiting "
-				   "for the agent's answer", pid);
-	if (rc == -ETIMEDOUT)
-		return trm_err_set(err, -TRM_ETIMEOUT, "pid %d: no answer from "
-				   "the agent", pid);
-	return trm_err_set(err, rc == -EPROTO ? -TRM_EPROTO : rc,
-			   "pid %d: reading from the agent: %s", pid,
-			   strerror(-rc));
+	if (s->op != SESSION_OP_SNAPSHOT)
+		return inject_read_error(&s->c, rc, "answer", err);
+	snapfetch_abandon(s->sf);
+	if (rc == -EPROTO)
+		return trm_err_set(err, -TRM_EPROTO, "pid %d: snapshot reply: "
+				   "byte %llu: bad frame header", (int)s->c.target.pid,
+				   (unsigned long long)snapfetch_offset(s->sf));
+	return inject_read_error(&s->c, rc, "snapshot data", err);
 }
 
 /* One frame of the reply: 0 more, 1 done, or an error. */
@@ -351,29 +336,24 @@ int session_snapshot(struct session *s, struct snapshot *into,
 
 /* ---- the abort ---------------------------------------------------------
  *
- * The caller's abort, s->abort.  Until inject takes a caller-owned one
- * (issue 10), it is the process-wide signalfd of ptrace.h behind inject's
- * waits, whatever s->abort is: these functions are the only places that
- * use it, so that switching is done here. */
+ * The caller's abort, s->abort (abort.h): every wait ends on it. */
 
 /* Make every read of the connection end on the abort (inject_attach has
  * already set it: kept as the one place that says so). */
 static void abort_wake(struct session *s)
 {
-	wire_reader_set_wake(&s->c.rd, ptrace_sigfd(), inject_wake_on_signal,
-			     NULL);
+	wire_reader_set_wake(&s->c.rd, trm_abort_fd(s->abort),
+			     inject_wake_on_signal, s->abort);
 }
 
 int session_sleep(struct session *s, int ms)
 {
-	(void)s;
-	return inject_sleep(ms);
+	return inject_sleep(s->abort, ms);
 }
 
 int session_aborted(struct session *s)
 {
-	(void)s;
-	return ptrace_check_signals() != 0;
+	return trm_abort_check(s->abort) != 0;
 }
 
 int session_cancel(struct session *s, int timeout_ms)

@@ -1,6 +1,6 @@
 /* proc.c - what /proc says about a process: maps, status, threads, the
- * syscall a thread is in, its executable, fds, dumpability, PID namespace
- * and the system's Yama ptrace scope.  Parsing is kept apart from reading
+ * syscall a thread is in, its executable, fds (and taking one of them),
+ * dumpability, PID namespace and the system's Yama ptrace scope.  Parsing is kept apart from reading
  * (target_parse_*, unit-tested on fixed texts). */
 #include "config.h"
 
@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "target_int.h"
@@ -609,6 +610,41 @@ int target_read_fd(pid_t pid, int fd, struct target_fd *out)
 	out->ino = (unsigned long)sb.st_ino;
 	out->mode = (unsigned)sb.st_mode;
 	return 0;
+}
+
+int target_take_fd(pid_t pid, int fd, int flags)
+{
+	char path[64];
+	int ours = -1, pidfd, rc;
+
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd >= 0) {
+		ours = (int)syscall(SYS_pidfd_getfd, pidfd, fd, 0);
+		rc = ours < 0 ? -errno : 0;
+		close(pidfd);
+		if (ours >= 0)
+			return ours;
+		if (rc != -ENOSYS)
+			return rc;
+	}
+	snprintf(path, sizeof(path), "/proc/%d/fd/%d", (int)pid, fd);
+	ours = open(path, flags | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	return ours < 0 ? -errno : ours;
+}
+
+int target_own_fd_link(int fd, char *buf, size_t len)
+{
+	char path[64];
+	ssize_t n;
+
+	if (len == 0)
+		return -EINVAL;
+	snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
+	n = readlink(path, buf, len - 1);
+	if (n < 0)
+		return -errno;
+	buf[n] = '\0';
+	return (int)n;
 }
 
 int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err)

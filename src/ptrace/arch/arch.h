@@ -19,13 +19,6 @@ int arch_set_regs(pid_t tid, const struct ptrace_arch_regs *r, int with_ext);
 int arch_set_ext_regs(pid_t tid, const struct ptrace_arch_regs *r);
 size_t arch_regs_size(void);
 
-/* Prepare a syscall at gadget; the syscall-restart logic is disabled. */
-void arch_setup_syscall(struct ptrace_arch_regs *r, raddr_t gadget, long nr,
-			const uint64_t args[6]);
-int64_t arch_syscall_result(const struct ptrace_arch_regs *r);
-/* Syscall number at a syscall-entry stop. */
-long arch_syscall_nr(const struct ptrace_arch_regs *r);
-
 /* Prepare a call of fn; returns the stack address where the 8-byte return
  * address (0) must be written. */
 raddr_t arch_setup_call(struct ptrace_arch_regs *r, raddr_t fn,

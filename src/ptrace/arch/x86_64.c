@@ -68,30 +68,6 @@ int arch_set_ext_regs(pid_t tid, const struct ptrace_arch_regs *r)
 	return 0;
 }
 
-void arch_setup_syscall(struct ptrace_arch_regs *r, raddr_t gadget, long nr,
-			const uint64_t args[6])
-{
-	r->gp.rip = gadget;
-	r->gp.rax = (uint64_t)nr;
-	r->gp.orig_rax = (uint64_t)-1; /* no restart of what was interrupted */
-	r->gp.rdi = args[0];
-	r->gp.rsi = args[1];
-	r->gp.rdx = args[2];
-	r->gp.r10 = args[3];
-	r->gp.r8 = args[4];
-	r->gp.r9 = args[5];
-}
-
-int64_t arch_syscall_result(const struct ptrace_arch_regs *r)
-{
-	return (int64_t)r->gp.rax;
-}
-
-long arch_syscall_nr(const struct ptrace_arch_regs *r)
-{
-	return (long)r->gp.orig_rax;
-}
-
 raddr_t arch_setup_call(struct ptrace_arch_regs *r, raddr_t fn,
 			const uint64_t *args, int nargs, raddr_t sp_top)
 {

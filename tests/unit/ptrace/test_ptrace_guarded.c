@@ -363,7 +363,7 @@ static void test_live_call_and_undo(void **state)
 	assert_int_equal(spawn_child(&hold), 0);
 	assert_int_equal(open_gadgets(child, &ep, &g, &sys, &cls), 0);
 	fds0 = count_fds(child);
-	assert_int_equal(ptrace_seize(&t, child, child, 2000, &err), 0);
+	assert_int_equal(ptrace_seize(&t, child, child, NULL, 2000, &err), 0);
 	t.gadgets = &g;
 	assert_true(t.notify_sig > 0);
 	/* getpid, guarded: the child's own pid */
@@ -413,7 +413,7 @@ static void test_tracer_killed_in_call(void **state)
 		int64_t r;
 		raddr_t scratch;
 
-		if (ptrace_seize(&t, child, child, 2000, &err) < 0)
+		if (ptrace_seize(&t, child, child, NULL, 2000, &err) < 0)
 			_exit(2);
 		t.gadgets = &g;
 		/* a dup(0) to undo, then a nanosleep whose timespec sits

@@ -181,7 +181,7 @@ int main(int argc, char **argv)
 {
 	/* one frame a step: a reply of a few frames already takes several
 	 * steps, and the two sessions' steps interleave */
-	struct session_opts so = { 5000, 0, NULL, 1 };
+	struct session_opts so = { .attach_timeout_ms = 5000, .step_frames = 1 };
 	struct pair p[N];
 	struct trm_err err = { 0 };
 	struct session_req req;
