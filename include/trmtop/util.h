@@ -1,8 +1,8 @@
 /* util.h - small helpers shared by the other modules: sizes, durations,
  * monotonic time, saturating arithmetic, growable arrays, hashing, and the
- * escaping of text that came from a target before it reaches a terminal.
- * Growable arrays and hashing (grow.c, hash.c) are libc only: the agent
- * compiles them into itself. */
+ * escaping of text that came from a target before it reaches a terminal
+ * or a JSON document.  Growable arrays and hashing (grow.c, hash.c) are
+ * libc only: the agent compiles them into itself. */
 #ifndef TRMTOP_UTIL_H
 #define TRMTOP_UTIL_H
 
@@ -139,5 +139,14 @@ size_t util_escape(char *out, size_t cap, const void *s, size_t len,
 int util_fputs_escaped(FILE *f, const void *s, size_t len, unsigned flags);
 /* The same for a NUL-terminated s (NULL prints nothing). */
 int util_fprint_escaped(FILE *f, const char *s);
+
+/* Write s[0..len), which may hold NULs and invalid UTF-8, to f as a JSON
+ * string literal (quotes included): '"', '\\', and every C0, DEL and C1
+ * control escaped (\n, \t, \r, else \u00XX); each byte of an invalid
+ * UTF-8 sequence as \udcXX (the lone surrogate Python's surrogateescape
+ * gives it, so that json.loads returns Python's own str); valid UTF-8 as
+ * it is.  Always valid JSON; the same bytes always give the same text, and
+ * the bytes can be had back from it.  0, or -1 on a write error. */
+int util_fputs_json(FILE *f, const void *s, size_t len);
 
 #endif
