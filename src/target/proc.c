@@ -1,7 +1,8 @@
 /* proc.c - what /proc says about a process: maps, status, threads, the
- * syscall a thread is in, its executable, fds, dumpability, PID namespace
- * and the system's Yama ptrace scope.  Parsing is kept apart from reading
- * (target_parse_*, unit-tested on fixed texts). */
+ * syscall a thread is in, its executable (path and identity), fds,
+ * dumpability, PID namespace and the system's Yama ptrace scope.  Parsing
+ * is kept apart from reading (target_parse_*, unit-tested on fixed
+ * texts). */
 #include "config.h"
 
 #include <ctype.h>
@@ -13,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "target_int.h"
@@ -636,6 +638,20 @@ int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err)
 	buf[r] = '\0';
 out:
 	return rc;
+}
+
+int target_stat_exe(pid_t pid, struct target_file_id *out)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) < 0)
+		return -errno;
+	out->dev_major = major(st.st_dev);
+	out->dev_minor = minor(st.st_dev);
+	out->inode = (unsigned long)st.st_ino;
+	return 0;
 }
 
 int target_alive(pid_t pid)

@@ -1,3 +1,8 @@
+/* test_target_proc.c - the target module against fixed /proc texts
+ * (maps lines, status, syscall, credentials, cwd in root) and against
+ * this process and its children: maps, status, threads, memory access
+ * (process_vm_* and the /proc/PID/mem fallback), mapped files, the
+ * executable's path and identity, fds, the filesystem view. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +17,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -531,6 +537,34 @@ static void test_read_exe(void **state)
 			 -ENAMETOOLONG);
 }
 
+static void test_stat_exe(void **state)
+{
+	struct target_file_id id;
+	struct target_maps maps;
+	char exe[TARGET_PATH_MAX];
+	struct stat st;
+	size_t i, seen = 0;
+
+	(void)state;
+	assert_int_equal(target_stat_exe(getpid(), &id), 0);
+	assert_int_equal(stat("/proc/self/exe", &st), 0);
+	assert_int_equal(id.inode, (unsigned long)st.st_ino);
+	assert_int_equal(id.dev_major, major(st.st_dev));
+	assert_int_equal(id.dev_minor, minor(st.st_dev));
+	/* the identity maps shows for the executable's mappings */
+	assert_int_equal(target_read_exe(getpid(), exe, sizeof(exe), NULL), 0);
+	assert_int_equal(target_read_maps(getpid(), &maps, NULL), 0);
+	for (i = 0; i < maps.n; i++) {
+		if (strcmp(maps.v[i].path, exe) != 0)
+			continue;
+		assert_int_equal(maps.v[i].inode, id.inode);
+		seen++;
+	}
+	assert_true(seen > 0);
+	target_maps_fini(&maps);
+	assert_int_equal(target_stat_exe(999999999, &id), -ENOENT);
+}
+
 static void test_parse_creds(void **state)
 {
 	struct target_creds c;
@@ -651,6 +685,7 @@ int main(void)
 		cmocka_unit_test(test_open_mapped),
 		cmocka_unit_test(test_rss_fds),
 		cmocka_unit_test(test_read_exe),
+		cmocka_unit_test(test_stat_exe),
 		cmocka_unit_test(test_parse_creds),
 		cmocka_unit_test(test_read_creds_self),
 		cmocka_unit_test(test_cwd_in_root),
