@@ -1,8 +1,9 @@
 /* target.h - what /proc says about a process; memory access.
  *
- * Owns /proc parsing (maps, status, credentials, root and cwd, task list,
- * per-thread syscall/wchan) and process_vm_readv/writev.  Never calls
- * ptrace. */
+ * Owns /proc: no other module reads it.  Parsing of maps, status,
+ * credentials, root and cwd, the task list, per-thread syscall/wchan, the
+ * executable's path and identity, fds; process_vm_readv/writev (with
+ * /proc/PID/mem as the fallback).  Never calls ptrace. */
 #ifndef TRMTOP_TARGET_H
 #define TRMTOP_TARGET_H
 
@@ -121,6 +122,16 @@ int target_own_fd_link(int fd, char *buf, size_t len);
 
 /* Executable path (readlink /proc/PID/exe) into buf. */
 int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err);
+
+/* The identity of a file, as maps shows it (struct target_map). */
+struct target_file_id {
+	unsigned dev_major, dev_minor;
+	unsigned long inode;
+};
+
+/* The executable's identity: stat(2) through /proc/PID/exe, which leads to
+ * the file itself (even deleted, or outside our root).  0 or -errno. */
+int target_stat_exe(pid_t pid, struct target_file_id *out);
 
 /* Memory access.  Short reads are errors (-EFAULT).  Falls back to
  * /proc/PID/mem when process_vm_* is refused. */

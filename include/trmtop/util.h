@@ -1,6 +1,8 @@
-/* util.h - small helpers shared by the CLI-side modules: sizes, durations,
- * monotonic time, saturating arithmetic, and the escaping of text that came
- * from a target before it reaches a terminal. */
+/* util.h - small helpers shared by the other modules: sizes, durations,
+ * monotonic time, saturating arithmetic, growable arrays, hashing, and the
+ * escaping of text that came from a target before it reaches a terminal
+ * or a JSON document.  Growable arrays and hashing (grow.c, hash.c) are
+ * libc only: the agent compiles them into itself. */
 #ifndef TRMTOP_UTIL_H
 #define TRMTOP_UTIL_H
 
@@ -47,6 +49,61 @@ static inline int64_t util_sat_add_i64(int64_t a, int64_t b)
 	return b > 0 ? INT64_MAX : INT64_MIN;
 }
 
+/* ---- growable arrays ------------------------------------------------
+ *
+ * An array that grows by appending keeps its elements in *arr and its
+ * capacity, in elements, in *cap (0 with *arr NULL to start; free(*arr)
+ * when done).  Before appending, ask for room for `need` elements: */
+
+/* Make *arr (elements of elem bytes, room for *cap of them) hold at least
+ * need.  Nothing changes when need <= *cap; otherwise the capacity, `first`
+ * for an empty array, doubles until it reaches need, never beyond max
+ * elements, and *arr is realloc'ed to it.  0, or -ENOMEM (need above max,
+ * a size in bytes beyond SIZE_MAX, or realloc failed: *arr and *cap are
+ * then unchanged, and *arr still valid). */
+int util_grow_max(void **arr, size_t *cap, size_t need, size_t elem,
+		  size_t first, size_t max);
+
+/* The same with no limit but the size of memory. */
+static inline int util_grow(void **arr, size_t *cap, size_t need,
+			    size_t elem, size_t first)
+{
+	return util_grow_max(arr, cap, need, elem, first, SIZE_MAX);
+}
+
+/* util_grow for a typed array (T *arr; size_t cap, both lvalues, arr
+ * evaluated twice): no cast at the call, and the new pointer is stored
+ * through its own type.  0 or -ENOMEM, as util_grow. */
+#define UTIL_GROW(arr, cap, need, first)                                 \
+	__extension__({                                                  \
+		void *p_ = (arr);                                        \
+		int rc_ = util_grow(&p_, &(cap), (need), sizeof(*(arr)), \
+				    (first));                            \
+		(arr) = p_;                                              \
+		rc_;                                                     \
+	})
+
+/* ---- hashing ---------------------------------------------------------
+ *
+ * For open-addressing tables in memory (interning): fast, well spread in
+ * the low bits, not cryptographic, and not stable across versions (never
+ * store or send a hash). */
+
+/* MurmurHash3's 64-bit finaliser: every input bit changes each output bit
+ * with probability about 1/2.  A bijection; util_mix64(0) == 0. */
+static inline uint64_t util_mix64(uint64_t x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return x;
+}
+
+/* The hash of p[0..len) (any alignment; p may be NULL when len is 0). */
+uint32_t util_hash_bytes(const void *p, size_t len);
+
 /* ---- escaping --------------------------------------------------------
  *
  * Everything a target hands us (file names, source lines, its messages) is
@@ -82,5 +139,14 @@ size_t util_escape(char *out, size_t cap, const void *s, size_t len,
 int util_fputs_escaped(FILE *f, const void *s, size_t len, unsigned flags);
 /* The same for a NUL-terminated s (NULL prints nothing). */
 int util_fprint_escaped(FILE *f, const char *s);
+
+/* Write s[0..len), which may hold NULs and invalid UTF-8, to f as a JSON
+ * string literal (quotes included): '"', '\\', and every C0, DEL and C1
+ * control escaped (\n, \t, \r, else \u00XX); each byte of an invalid
+ * UTF-8 sequence as \udcXX (the lone surrogate Python's surrogateescape
+ * gives it, so that json.loads returns Python's own str); valid UTF-8 as
+ * it is.  Always valid JSON; the same bytes always give the same text, and
+ * the bytes can be had back from it.  0, or -1 on a write error. */
+int util_fputs_json(FILE *f, const void *s, size_t len);
 
 #endif

@@ -10,7 +10,6 @@
 #include <string.h>
 
 #include "cli.h"
-#include "trmtop/render.h"
 #include "trmtop/target.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
@@ -188,11 +187,6 @@ int cmd_stop(int argc, char **argv)
 	return rc;
 }
 
-static void json_str(FILE *f, const char *s)
-{
-	render_json_str(f, s, strlen(s));
-}
-
 /* "<label><text>\n", text escaped: the target chose its executable's
  * name and can craft its version string. */
 static void print_field(const char *label, const char *text)
@@ -210,9 +204,9 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 
 	if (json) {
 		printf("{\"pid\": %d, \"executable\": ", (int)t->pid);
-		json_str(stdout, t->exe);
+		util_fputs_json(stdout, t->exe, strlen(t->exe));
 		printf(", \"python_version\": ");
-		json_str(stdout, t->py.version);
+		util_fputs_json(stdout, t->py.version, strlen(t->py.version));
 		printf(", \"libpython\": \"%s\", \"pie\": %s, \"tracing\": \"%s\", "
 		       "\"traceback_limit\": %u, \"traced_current\": %llu, "
 		       "\"traced_peak\": %llu, \"tracemalloc_memory\": %llu, "

@@ -6,13 +6,14 @@
  * reads.  So:
  *
  * - a reader child is forked per snapshot; it drops to the target's
- *   credentials (setgroups, setresgid, setresuid to its fsuid/fsgid; a
- *   target with uid 0 keeps no capability it lacks) before it opens
- *   anything, and it is not dumpable;
+ *   credentials (target_read_creds: setgroups, setresgid, setresuid to its
+ *   fsuid/fsgid; a target with uid 0 keeps no capability it lacks) before
+ *   it opens anything, and it is not dumpable;
  * - names are resolved inside the target's root (a directory fd of
- *   /proc/PID/root opened by the parent): openat2 with RESOLVE_IN_ROOT and
- *   no magic links; without openat2, a walk of the components with
- *   O_NOFOLLOW (".." stops at the root, symlinks are refused);
+ *   /proc/PID/root opened by the parent with target_open_fs: this file
+ *   reads no /proc itself): openat2 with RESOLVE_IN_ROOT and no magic
+ *   links; without openat2, a walk of the components with O_NOFOLLOW
+ *   (".." stops at the root, symlinks are refused);
  * - relative names are taken from the target's working directory, as a
  *   path inside that root;
  * - only regular files, opened O_NONBLOCK, checked with fstat before any

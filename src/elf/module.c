@@ -1,7 +1,9 @@
 /* module.c - the ELF objects mapped into one process (struct elf_proc).
  * A module is one load of a file: its mappings at increasing addresses
  * and offsets, so that a process's own mmap of a library file is not
- * taken for the library.  Modules are opened lazily, as the target sees
+ * taken for the library.  The executable's module is found by the
+ * identity target gives it (target_stat_exe) and put first: this file
+ * reads no /proc itself.  Modules are opened lazily, as the target sees
  * them (target_open_mapped); for each: load bias, soname and build id,
  * the bytes of its executable segment, sections, and symbols (raw views
  * of .dynsym and .symtab: name lookups scan them, and the first
@@ -13,8 +15,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "elf_int.h"
@@ -182,12 +182,12 @@ out:
 }
 
 /* Is the group m the process's executable? */
-static int is_exe_map(const struct target_map *map, const struct stat *exe_st,
-		      const char *exe_path)
+static int is_exe_map(const struct target_map *map,
+		      const struct target_file_id *exe_id, const char *exe_path)
 {
-	if (exe_st && map->inode == (unsigned long)exe_st->st_ino) {
-		if (map->dev_major == major(exe_st->st_dev) &&
-		    map->dev_minor == minor(exe_st->st_dev))
+	if (exe_id && map->inode == exe_id->inode) {
+		if (map->dev_major == exe_id->dev_major &&
+		    map->dev_minor == exe_id->dev_minor)
 			return 1;
 		/* overlayfs shows another device in maps than in stat */
 		if (exe_path && strcmp(map->path, exe_path) == 0)
@@ -200,9 +200,9 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 {
 	struct target_maps *mapsp;
 	struct elf_proc *ep = NULL;
-	char exe_link[64], exe_path[TARGET_PATH_MAX];
-	struct stat exe_st;
-	int have_st, have_path, exe_idx = -1;
+	char exe_path[TARGET_PATH_MAX];
+	struct target_file_id exe_id;
+	int have_id, have_path, exe_idx = -1;
 	size_t i, j, alloc = 0;
 	int rc;
 
@@ -221,8 +221,7 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 	if (rc < 0)
 		goto out;
 
-	snprintf(exe_link, sizeof(exe_link), "/proc/%d/exe", (int)pid);
-	have_st = stat(exe_link, &exe_st) == 0;
+	have_id = target_stat_exe(pid, &exe_id) == 0;
 	have_path = target_read_exe(pid, exe_path, sizeof(exe_path), NULL) == 0;
 	if (have_path) {
 		size_t l = strlen(exe_path);
@@ -284,7 +283,7 @@ struct elf_proc *elf_proc_open(pid_t pid, struct trm_err *err)
 	/* Objects are opened lazily (elf_mod_ensure): find the executable
 	 * by its inode only. */
 	for (i = 0; i < ep->n && exe_idx < 0; i++)
-		if (is_exe_map(&ep->mods[i].map, have_st ? &exe_st : NULL,
+		if (is_exe_map(&ep->mods[i].map, have_id ? &exe_id : NULL,
 			       have_path ? exe_path : NULL))
 			exe_idx = (int)i;
 	if (exe_idx < 0 && have_path) {

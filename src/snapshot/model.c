@@ -7,6 +7,9 @@
 #include <string.h>
 
 #include "snapshot_int.h"
+#include "trmtop/util.h"
+
+#define FIRST_CAP 64 /* elements of an array's first allocation */
 
 /* ---- arena ------------------------------------------------------------ */
 
@@ -64,43 +67,14 @@ void snap_arena_fini(struct snap_arena *a)
 
 /* ---- hashing ---------------------------------------------------------- */
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return x;
-}
-
-static uint32_t hash_bytes(const void *p, size_t len)
-{
-	const unsigned char *c = p;
-	uint64_t h = 0x9e3779b97f4a7c15ULL ^ len;
-	uint64_t w;
-
-	while (len >= 8) {
-		memcpy(&w, c, 8);
-		h = (h ^ mix64(w)) * 0x100000001b3ULL;
-		c += 8;
-		len -= 8;
-	}
-	w = 0;
-	if (len)
-		memcpy(&w, c, len);
-	h = mix64(h ^ mix64(w + len));
-	return (uint32_t)h;
-}
-
 static uint32_t hash_frame(uint32_t filename, uint32_t lineno)
 {
-	return (uint32_t)mix64(((uint64_t)filename << 32) | lineno);
+	return (uint32_t)util_mix64(((uint64_t)filename << 32) | lineno);
 }
 
 static uint32_t hash_frames(const uint32_t *f, uint32_t n)
 {
-	return hash_bytes(f, (size_t)n * sizeof(*f));
+	return util_hash_bytes(f, (size_t)n * sizeof(*f));
 }
 
 /* Grow tab (load <= 1/2) and rehash with hashof(ctx, id). */
@@ -159,39 +133,6 @@ static uint32_t src_hashof(const struct snapshot *s, uint32_t id)
 {
 	return hash_frame(s->srcs[id].filename, s->srcs[id].lineno);
 }
-
-/* Make room in a plain array for one more element: 0 or -ENOMEM (the
- * array is then unchanged).  A macro so that the realloc'd pointer is
- * stored through its own type. */
-static size_t grow_cap(size_t cap, size_t n, size_t elem)
-{
-	size_t ncap;
-
-	if (n < cap)
-		return cap;
-	ncap = cap ? cap * 2 : 64;
-	if (ncap > SIZE_MAX / elem)
-		return 0;
-	return ncap;
-}
-
-#define GROW(arr, cap, n)                                                   \
-	__extension__({                                                     \
-		size_t ncap_ = grow_cap((cap), (n), sizeof(*(arr)));        \
-		int rc_ = 0;                                                \
-		if (!ncap_) {                                               \
-			rc_ = -ENOMEM;                                      \
-		} else if (ncap_ != (cap)) {                                \
-			void *nv_ = realloc((arr), ncap_ * sizeof(*(arr))); \
-			if (nv_) {                                          \
-				(arr) = nv_;                                \
-				(cap) = ncap_;                              \
-			} else {                                            \
-				rc_ = -ENOMEM;                              \
-			}                                                   \
-		}                                                           \
-		rc_;                                                        \
-	})
 
 /* ---- lifecycle --------------------------------------------------------- */
 
@@ -263,7 +204,7 @@ uint32_t snap_lookup_str(const struct snapshot *s, const char *p, size_t len)
 
 	if (len > SNAP_STR_MAX)
 		return SNAP_NONE;
-	return find_str(s, p, len, hash_bytes(p, len), &slot);
+	return find_str(s, p, len, util_hash_bytes(p, len), &slot);
 }
 
 uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len)
@@ -276,12 +217,12 @@ uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len)
 		return SNAP_NONE;
 	if (!str)
 		str = "";
-	h = hash_bytes(str, len);
+	h = util_hash_bytes(str, len);
 	id = find_str(s, str, len, h, &slot);
 	if (id != SNAP_NONE)
 		return id;
 	if (s->nstrs >= SNAP_ID_MAX ||
-	    GROW(s->strs, s->capstrs, s->nstrs))
+	    UTIL_GROW(s->strs, s->capstrs, s->nstrs + 1, FIRST_CAP))
 		return SNAP_NONE;
 	if (htab_need(&s->strtab, s, str_hashof) < 0)
 		return SNAP_NONE;
@@ -342,7 +283,7 @@ uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 	if (id != SNAP_NONE)
 		return id;
 	if (s->nframes >= SNAP_ID_MAX ||
-	    GROW(s->frames, s->capframes, s->nframes))
+	    UTIL_GROW(s->frames, s->capframes, s->nframes + 1, FIRST_CAP))
 		return SNAP_NONE;
 	if (htab_need(&s->frametab, s, frame_hashof) < 0)
 		return SNAP_NONE;
@@ -425,7 +366,7 @@ uint32_t snapshot_intern_traceback(struct snapshot *s, const uint32_t *frames,
 	if (id != SNAP_NONE)
 		return id;
 	if (s->ntbs >= SNAP_ID_MAX ||
-	    GROW(s->tbs, s->captbs, s->ntbs))
+	    UTIL_GROW(s->tbs, s->captbs, s->ntbs + 1, FIRST_CAP))
 		return SNAP_NONE;
 	if (htab_need(&s->tbtab, s, tb_hashof) < 0)
 		return SNAP_NONE;
@@ -476,7 +417,7 @@ int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 	if (size > SNAP_SIZE_MAX - s->total_size)
 		return -EOVERFLOW;
 	if (s->ntraces == s->captraces &&
-	    GROW(s->traces, s->captraces, s->ntraces))
+	    UTIL_GROW(s->traces, s->captraces, s->ntraces + 1, FIRST_CAP))
 		return -ENOMEM;
 	s->traces[s->ntraces++] = (struct snap_trace){ size, traceback, domain };
 	s->total_size += size;
@@ -606,7 +547,7 @@ int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
 		return 0;
 	}
 	if (s->nsrcs >= SNAP_ID_MAX ||
-	    GROW(s->srcs, s->capsrcs, s->nsrcs) ||
+	    UTIL_GROW(s->srcs, s->capsrcs, s->nsrcs + 1, FIRST_CAP) ||
 	    htab_need(&s->srctab, s, src_hashof) < 0)
 		return -ENOMEM;
 	id = (uint32_t)s->nsrcs;

@@ -1,5 +1,3 @@
-#include "config.h"
-
 /* tmdump.c - tracemalloc's own dump format: Snapshot.dump() is
  * pickle.dump(snapshot, fp, pickle.HIGHEST_PROTOCOL) of a
  * tracemalloc.Snapshot (see docs/FORMATS.md, "tracemalloc dump").
@@ -16,6 +14,7 @@
  * Writer: protocol 4 without framing, the same object layout as
  * Snapshot.dump(), each filename, frame and traceback written once and
  * referenced through the memo afterwards. */
+#include "config.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -26,6 +25,7 @@
 #include "snapshot_int.h"
 #include "trmtop/err.h"
 #include "trmtop/snapshot.h"
+#include "trmtop/util.h"
 
 #define TMD_MAX_INPUT (1ull << 31)    /* node and item indexes are uint32 */
 #define TMD_MAX_STACK (1u << 20)      /* values on the VM stack */
@@ -117,25 +117,17 @@ static int oom(struct vm *vm)
 			   vm->op_pos);
 }
 
-/* Grow *arr (elements of size sz) to hold need elements. */
+/* Grow *arr (elements of size sz) to hold need elements: util_grow_max
+ * with 32-bit counts (at most UINT32_MAX elements), a failure reported
+ * with the dump's byte offset. */
 static int grow(struct vm *vm, void **arr, uint32_t *cap, uint32_t need,
 		size_t sz)
 {
-	size_t ncap;
-	void *p;
+	size_t c = *cap;
 
-	if (need <= *cap)
-		return 0;
-	ncap = *cap ? (size_t)*cap * 2 : 16;
-	while (ncap < need)
-		ncap *= 2;
-	if (ncap > UINT32_MAX)
-		ncap = UINT32_MAX;
-	p = realloc(*arr, ncap * sz);
-	if (!p)
+	if (util_grow_max(arr, &c, need, sz, 16, UINT32_MAX) < 0)
 		return oom(vm);
-	*arr = p;
-	*cap = (uint32_t)ncap;
+	*cap = (uint32_t)c;
 	return 0;
 }
 
@@ -1041,8 +1033,7 @@ struct pw {
 
 static size_t mm_slot(const struct memo_map *m, uint64_t key)
 {
-	uint64_t h = key * 0x9e3779b97f4a7c15ull;
-	size_t i = (size_t)(h >> 17) & (m->cap - 1);
+	size_t i = (size_t)util_mix64(key) & (m->cap - 1);
 
 	while (m->keys[i] && m->keys[i] != key)
 		i = (i + 1) & (m->cap - 1);

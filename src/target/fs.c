@@ -15,7 +15,7 @@
 
 #include "target_int.h"
 
-#define STATUS_MAX (1u << 20) /* 65536 groups fit */
+#define STATUS_MAX ((1u << 20) - 2) /* bytes; 65536 groups fit */
 #define DELETED_SUFFIX " (deleted)"
 
 /* The line after "Key:" (blanks skipped), or NULL. */
@@ -132,54 +132,21 @@ int target_read_creds(pid_t pid, struct target_creds *out, struct trm_err *err)
 {
 	char path[64];
 	char *text = NULL;
-	size_t n = 0, cap = 8192;
-	int fd = -1, rc;
+	size_t n;
+	int rc;
 
 	memset(out, 0, sizeof(*out));
 	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = trm_err_set(err, -errno, "read %s: %s", path, strerror(errno));
-		goto out;
-	}
-	text = malloc(cap);
-	if (!text) {
-		rc = trm_err_set(err, -ENOMEM, "read %s: %s", path, strerror(ENOMEM));
-		goto out;
-	}
-	for (;;) {
-		ssize_t r;
-
-		if (cap - n < 2) {
-			char *t = cap < STATUS_MAX ? realloc(text, cap * 2) : NULL;
-
-			if (!t) {
-				rc = trm_err_set(err, -ENOMEM, "read %s: too large", path);
-				goto out;
-			}
-			text = t;
-			cap *= 2;
-		}
-		r = read(fd, text + n, cap - n - 1);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0) {
-			rc = trm_err_set(err, -errno, "read %s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (r == 0)
-			break;
-		n += (size_t)r;
-	}
-	text[n] = '\0';
+	rc = target_slurp(path, STATUS_MAX, &text, &n);
+	if (rc == -EFBIG)
+		return trm_err_set(err, -ENOMEM, "read %s: too large", path);
+	if (rc < 0)
+		return trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
 	rc = target_parse_creds(text, out);
 	if (rc < 0)
 		rc = trm_err_set(err, rc, "parse %s: %s", path,
 				 rc == -ENOMEM ? strerror(ENOMEM) : "no Uid, Gid, Groups or CapEff");
-out:
 	free(text);
-	if (fd >= 0)
-		close(fd);
 	return rc;
 }
 

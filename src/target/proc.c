@@ -1,7 +1,8 @@
 /* proc.c - what /proc says about a process: maps, status, threads, the
- * syscall a thread is in, its executable, fds (and taking one of them),
- * dumpability, PID namespace and the system's Yama ptrace scope.  Parsing is kept apart from reading
- * (target_parse_*, unit-tested on fixed texts). */
+ * syscall a thread is in, its executable (path and identity), fds (and
+ * taking one of them), dumpability, PID namespace and the system's Yama
+ * ptrace scope.  Parsing is kept apart from reading (target_parse_*,
+ * unit-tested on fixed texts). */
 #include "config.h"
 
 #include <ctype.h>
@@ -14,11 +15,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include "target_int.h"
+#include "trmtop/util.h"
 
 #define DELETED_SUFFIX " (deleted)"
+#define SLURP_FIRST 32768 /* a Python process's maps: hundreds of lines */
+#define SLURP_ROOM 4096   /* the least a read is given */
 
 /* Read a small /proc file into buf (NUL-terminated).  0 or -errno. */
 static int read_text(const char *path, char *buf, size_t len, size_t *got)
@@ -141,35 +146,32 @@ int target_parse_map_line(char *line, struct target_map *out)
 	return 0;
 }
 
-/* The whole of a /proc file of unknown size, NUL-terminated, into *text
- * (the caller's, free()). 0 or -errno. */
-static int slurp(const char *path, char **text, size_t *len)
+int target_slurp(const char *path, size_t max, char **text, size_t *len)
 {
-	size_t n = 0, cap = 32768;
-	char *buf = malloc(cap);
+	size_t n = 0, cap = 0;
+	char *buf = NULL;
 	int fd, rc = 0;
 
 	*text = NULL;
-	if (!buf)
-		return -ENOMEM;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0) {
-		rc = -errno;
-		free(buf);
-		return rc;
-	}
+	if (fd < 0)
+		return -errno;
 	for (;;) {
 		ssize_t r;
 
-		if (cap - n < 4096) {
-			char *nb = realloc(buf, cap * 2);
+		/* room for a read of SLURP_ROOM - 1 bytes and the NUL, or
+		 * for one byte more than max */
+		if (cap - n < SLURP_ROOM) {
+			size_t need = n + SLURP_ROOM;
 
-			if (!nb) {
+			if (max + 2 - n < SLURP_ROOM)
+				need = max + 2;
+
+			if (util_grow_max((void **)&buf, &cap, need, 1, SLURP_FIRST,
+					  max + 2) < 0) {
 				rc = -ENOMEM;
 				break;
 			}
-			buf = nb;
-			cap *= 2;
 		}
 		r = read(fd, buf + n, cap - n - 1);
 		if (r < 0) {
@@ -181,6 +183,10 @@ static int slurp(const char *path, char **text, size_t *len)
 		if (r == 0)
 			break;
 		n += (size_t)r;
+		if (n > max) {
+			rc = -EFBIG;
+			break;
+		}
 	}
 	close(fd);
 	if (rc < 0) {
@@ -205,7 +211,7 @@ int target_read_maps(pid_t pid, struct target_maps *out, struct trm_err *err)
 	out->n = 0;
 	out->text = NULL;
 	snprintf(path, sizeof(path), "/proc/%d/maps", (int)pid);
-	rc = slurp(path, &text, &len);
+	rc = target_slurp(path, SIZE_MAX / 2, &text, &len);
 	if (rc < 0)
 		return trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
 	for (i = 0; i < len; i++)
@@ -444,16 +450,10 @@ int target_list_threads(pid_t pid, pid_t **tids, size_t *n, struct trm_err *err)
 		t = strtol(de->d_name, &end, 10);
 		if (*end || t <= 0)
 			continue;
-		if (cnt == alloc) {
-			size_t na = alloc ? alloc * 2 : 16;
-			pid_t *nv = realloc(v, na * sizeof(*v));
-			if (!nv) {
-				rc = trm_err_set(err, -ENOMEM, "read %s: %s",
-						 path, strerror(ENOMEM));
-				goto out;
-			}
-			v = nv;
-			alloc = na;
+		if (UTIL_GROW(v, alloc, cnt + 1, 16) < 0) {
+			rc = trm_err_set(err, -ENOMEM, "read %s: %s", path,
+					 strerror(ENOMEM));
+			goto out;
 		}
 		v[cnt++] = (pid_t)t;
 	}
@@ -672,6 +672,20 @@ int target_read_exe(pid_t pid, char *buf, size_t len, struct trm_err *err)
 	buf[r] = '\0';
 out:
 	return rc;
+}
+
+int target_stat_exe(pid_t pid, struct target_file_id *out)
+{
+	char path[64];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "/proc/%d/exe", (int)pid);
+	if (stat(path, &st) < 0)
+		return -errno;
+	out->dev_major = major(st.st_dev);
+	out->dev_minor = minor(st.st_dev);
+	out->inode = (unsigned long)st.st_ino;
+	return 0;
 }
 
 int target_alive(pid_t pid)

@@ -26,6 +26,11 @@ int target_parse_creds(const char *text, struct target_creds *out);
  * unreachable, or not under root) or -ENAMETOOLONG. */
 int target_cwd_in_root(const char *root, const char *cwd, char *out, size_t len);
 
+/* The whole of a /proc file of unknown size, NUL-terminated, into *text
+ * (the caller's, free()) and its length into *len.  0, -errno, -ENOMEM,
+ * or -EFBIG when it holds more than max bytes (max <= SIZE_MAX - 2). */
+int target_slurp(const char *path, size_t max, char **text, size_t *len);
+
 /* pread (wbuf NULL) or pwrite on /proc/PID/mem for the whole range: the
  * fallback of target_read_mem/target_write_mem.  0 or -errno (-EFAULT for
  * an unmapped range). */

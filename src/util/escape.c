@@ -1,7 +1,8 @@
-/* escape.c - the one escaper of text that came from a target (file names,
- * source lines, messages), for every text sink: a terminal, a text file,
- * collapsed stacks, a future ncurses view (util.h, "Escaping").  Also the
- * strict UTF-8 decoder the JSON writer shares with it. */
+/* escape.c - the escaping of text that came from a target (file names,
+ * source lines, messages): the one escaper for every text sink (a
+ * terminal, a text file, collapsed stacks, a future ncurses view), the one
+ * JSON string writer (util.h, "Escaping"), and the strict UTF-8 decoder
+ * both share. */
 #include "config.h"
 
 #include <stdio.h>
@@ -168,4 +169,43 @@ int util_fputs_escaped(FILE *f, const void *s, size_t len, unsigned flags)
 int util_fprint_escaped(FILE *f, const char *s)
 {
 	return s ? util_fputs_escaped(f, s, strlen(s), 0) : 0;
+}
+
+/* fputs that reports a failure as -1. */
+static int put(FILE *f, const char *s)
+{
+	return fputs(s, f) < 0 ? -1 : 0;
+}
+
+int util_fputs_json(FILE *f, const void *s, size_t len)
+{
+	const unsigned char *p = s;
+	size_t i = 0;
+	int rc = fputc('"', f) == EOF ? -1 : 0;
+
+	while (p && i < len) {
+		uint32_t cp;
+		size_t n = util_utf8_seq(p + i, len - i, &cp);
+
+		if (n == 0) /* a byte of no valid sequence: Python's name for it */
+			rc |= fprintf(f, "\\u%04x", 0xDC00u + p[i]) < 0 ? -1 : 0;
+		else if (cp == '"')
+			rc |= put(f, "\\\"");
+		else if (cp == '\\')
+			rc |= put(f, "\\\\");
+		else if (cp == '\n')
+			rc |= put(f, "\\n");
+		else if (cp == '\t')
+			rc |= put(f, "\\t");
+		else if (cp == '\r')
+			rc |= put(f, "\\r");
+		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+			rc |= fprintf(f, "\\u%04x", cp) < 0 ? -1 : 0; /* C0, DEL, C1 */
+		else if (fwrite(p + i, 1, n, f) != n)
+			rc = -1;
+		i += n ? n : 1;
+	}
+	if (fputc('"', f) == EOF)
+		rc = -1;
+	return rc;
 }

@@ -4,7 +4,8 @@
  * Each kind keeps its entries in an array (the id is the index) and an
  * open-addressing index of ids keyed by a hash of the content, at most
  * half full.  Contents live in two growing arenas (string bytes, frame
- * ids of tracebacks).  libc only. */
+ * ids of tracebacks).  libc and util's growable arrays and hashing only
+ * (the agent links it). */
 #include "config.h"
 
 #include <errno.h>
@@ -12,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "trmtop/util.h"
 #include "trmtop/wire.h"
 
 #define EMPTY UINT32_MAX
 #define MAX_ENTRIES (UINT32_MAX - 1u)
+#define FIRST_CAP 64 /* elements of an array's first allocation */
 
 struct str_ent {
 	size_t off;
@@ -49,58 +52,18 @@ struct wire_intern {
 	struct index istr, iframe, itb;
 };
 
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
-static uint32_t hash_bytes(const uint8_t *p, size_t n)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	return (uint32_t)mix64(h ^ n);
-}
-
 static uint32_t hash_frame(uint32_t str, uint32_t lineno)
 {
-	return (uint32_t)mix64((uint64_t)str << 32 | lineno);
+	return (uint32_t)util_mix64((uint64_t)str << 32 | lineno);
 }
 
 static uint32_t hash_tb(const uint32_t *f, uint32_t n, uint32_t total)
 {
-	uint64_t h = mix64((uint64_t)n << 32 | total);
+	uint64_t h = util_mix64((uint64_t)n << 32 | total);
 
 	for (uint32_t i = 0; i < n; i++)
-		h = mix64(h ^ f[i]) + i;
+		h = util_mix64(h ^ f[i]) + i;
 	return (uint32_t)h;
-}
-
-/* Grow *arr (elements of size sz) to hold at least `need`; 0 or -ENOMEM. */
-static int grow(void **arr, size_t *cap, size_t need, size_t sz)
-{
-	size_t ncap = *cap ? *cap : 64;
-	void *p;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need) {
-		if (ncap > SIZE_MAX / 2 / sz)
-			return -ENOMEM;
-		ncap *= 2;
-	}
-	p = realloc(*arr, ncap * sz);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
 }
 
 struct wire_intern *wire_intern_new(void)
@@ -187,7 +150,7 @@ int wire_intern_str(struct wire_intern *t, const void *s, size_t len,
 
 	if (len > WIRE_SNAP_STR_MAX)
 		return -E2BIG;
-	h = hash_bytes(s, len);
+	h = util_hash_bytes(s, len);
 	if (t->istr.slots) {
 		for (i = h & t->istr.mask; t->istr.slots[i] != EMPTY;
 		     i = (i + 1) & t->istr.mask) {
@@ -201,10 +164,10 @@ int wire_intern_str(struct wire_intern *t, const void *s, size_t len,
 	}
 	if (t->nstr >= MAX_ENTRIES)
 		return -E2BIG;
-	rc = grow((void **)&t->strs, &t->cap_str, (size_t)t->nstr + 1,
-		  sizeof(*t->strs));
+	rc = UTIL_GROW(t->strs, t->cap_str, (size_t)t->nstr + 1, FIRST_CAP);
 	if (!rc)
-		rc = grow((void **)&t->bytes, &t->cap_bytes, t->nbytes + len + 1, 1);
+		rc = UTIL_GROW(t->bytes, t->cap_bytes, t->nbytes + len + 1,
+			       FIRST_CAP);
 	if (!rc)
 		rc = ix_reserve(t, &t->istr, t->nstr);
 	if (rc)
@@ -243,8 +206,8 @@ int wire_intern_frame(struct wire_intern *t, uint32_t string_id,
 	}
 	if (t->nframe >= MAX_ENTRIES)
 		return -E2BIG;
-	rc = grow((void **)&t->frames, &t->cap_frame, (size_t)t->nframe + 1,
-		  sizeof(*t->frames));
+	rc = UTIL_GROW(t->frames, t->cap_frame, (size_t)t->nframe + 1,
+		       FIRST_CAP);
 	if (!rc)
 		rc = ix_reserve(t, &t->iframe, t->nframe);
 	if (rc)
@@ -285,11 +248,9 @@ int wire_intern_traceback(struct wire_intern *t, const uint32_t *frames,
 	}
 	if (t->ntb >= MAX_ENTRIES)
 		return -E2BIG;
-	rc = grow((void **)&t->tbs, &t->cap_tb, (size_t)t->ntb + 1,
-		  sizeof(*t->tbs));
+	rc = UTIL_GROW(t->tbs, t->cap_tb, (size_t)t->ntb + 1, FIRST_CAP);
 	if (!rc)
-		rc = grow((void **)&t->ids, &t->cap_ids, t->nids + n + 1,
-			  sizeof(*t->ids));
+		rc = UTIL_GROW(t->ids, t->cap_ids, t->nids + n + 1, FIRST_CAP);
 	if (!rc)
 		rc = ix_reserve(t, &t->itb, t->ntb);
 	if (rc)

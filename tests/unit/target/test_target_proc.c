@@ -1,3 +1,9 @@
+/* test_target_proc.c - the target module against fixed /proc texts
+ * (maps lines, status, syscall, credentials, cwd in root) and against
+ * this process and its children: maps, status, threads, memory access
+ * (process_vm_* and the /proc/PID/mem fallback), mapped files, the
+ * executable's path and identity, fds, the whole-file reader, the
+ * filesystem view. */
 #include "config.h"
 
 #include <errno.h>
@@ -12,6 +18,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -531,6 +538,86 @@ static void test_read_exe(void **state)
 			 -ENAMETOOLONG);
 }
 
+static void test_stat_exe(void **state)
+{
+	struct target_file_id id;
+	struct target_maps maps;
+	char exe[TARGET_PATH_MAX];
+	struct stat st;
+	size_t i, seen = 0;
+
+	(void)state;
+	assert_int_equal(target_stat_exe(getpid(), &id), 0);
+	assert_int_equal(stat("/proc/self/exe", &st), 0);
+	assert_int_equal(id.inode, (unsigned long)st.st_ino);
+	assert_int_equal(id.dev_major, major(st.st_dev));
+	assert_int_equal(id.dev_minor, minor(st.st_dev));
+	/* the identity maps shows for the executable's mappings */
+	assert_int_equal(target_read_exe(getpid(), exe, sizeof(exe), NULL), 0);
+	assert_int_equal(target_read_maps(getpid(), &maps, NULL), 0);
+	for (i = 0; i < maps.n; i++) {
+		if (strcmp(maps.v[i].path, exe) != 0)
+			continue;
+		assert_int_equal(maps.v[i].inode, id.inode);
+		seen++;
+	}
+	assert_true(seen > 0);
+	target_maps_fini(&maps);
+	assert_int_equal(target_stat_exe(999999999, &id), -ENOENT);
+}
+
+/* A file of n bytes (byte i is 'a' + i % 26) at a temporary path. */
+static void make_file(char *path, size_t n)
+{
+	int fd;
+
+	strcpy(path, "/tmp/trmtop-slurp-XXXXXX");
+	fd = mkstemp(path);
+	assert_true(fd >= 0);
+	for (size_t i = 0; i < n; i++) {
+		char c = (char)('a' + i % 26);
+
+		assert_int_equal(write(fd, &c, 1), 1);
+	}
+	close(fd);
+}
+
+static void test_slurp(void **state)
+{
+	static const size_t sizes[] = { 0, 1, 4094, 4095, 4096, 32767, 32768,
+					40000, 100000 };
+	char path[64], *text;
+	size_t len;
+
+	(void)state;
+	for (size_t k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++) {
+		make_file(path, sizes[k]);
+		assert_int_equal(target_slurp(path, SIZE_MAX / 2, &text, &len), 0);
+		assert_int_equal(len, sizes[k]);
+		assert_int_equal(strlen(text), sizes[k]);
+		for (size_t i = 0; i < len; i++)
+			if (text[i] != 'a' + (char)(i % 26))
+				fail_msg("byte %zu of %zu", i, len);
+		free(text);
+		/* exactly max bytes fit; one more does not */
+		assert_int_equal(target_slurp(path, sizes[k], &text, &len), 0);
+		assert_int_equal(len, sizes[k]);
+		free(text);
+		if (sizes[k]) {
+			text = (char *)path; /* must come back NULL */
+			assert_int_equal(target_slurp(path, sizes[k] - 1, &text,
+						      &len), -EFBIG);
+			assert_null(text);
+		}
+		unlink(path);
+	}
+	/* a /proc file, whose size stat does not tell */
+	assert_int_equal(target_slurp("/proc/self/maps", SIZE_MAX / 2, &text, &len), 0);
+	assert_true(len > 0 && strlen(text) == len);
+	free(text);
+	assert_int_equal(target_slurp("/nonexistent/x", 100, &text, &len), -ENOENT);
+}
+
 static void test_parse_creds(void **state)
 {
 	struct target_creds c;
@@ -651,6 +738,8 @@ int main(void)
 		cmocka_unit_test(test_open_mapped),
 		cmocka_unit_test(test_rss_fds),
 		cmocka_unit_test(test_read_exe),
+		cmocka_unit_test(test_stat_exe),
+		cmocka_unit_test(test_slurp),
 		cmocka_unit_test(test_parse_creds),
 		cmocka_unit_test(test_read_creds_self),
 		cmocka_unit_test(test_cwd_in_root),
