@@ -52,33 +52,7 @@ static void print_source(FILE *f, const char *src)
 
 void render_json_str(FILE *f, const char *s, size_t len)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-
-	fputc('"', f);
-	while (s && i < len) {
-		uint32_t cp;
-		size_t n = util_utf8_seq(p + i, len - i, &cp);
-
-		if (n == 0) /* a byte of no valid sequence: Python's name for it */
-			fprintf(f, "\\u%04x", 0xDC00u + p[i]);
-		else if (cp == '"')
-			fputs("\\\"", f);
-		else if (cp == '\\')
-			fputs("\\\\", f);
-		else if (cp == '\n')
-			fputs("\\n", f);
-		else if (cp == '\t')
-			fputs("\\t", f);
-		else if (cp == '\r')
-			fputs("\\r", f);
-		else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
-			fprintf(f, "\\u%04x", cp); /* C0, DEL, C1 */
-		else
-			fwrite(p + i, 1, n, f);
-		i += n ? n : 1;
-	}
-	fputc('"', f);
+	(void)util_fputs_json(f, s, len); /* a write error shows at ferror */
 }
 
 /* "<loc>: size=..., count=..., average=..." */

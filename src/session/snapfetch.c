@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "snapfetch.h"
+#include "trmtop/util.h"
 
 enum sf_state { SF_IDLE, SF_HEAD, SF_BODY, SF_BROKEN };
 
@@ -56,24 +57,10 @@ struct snapfetch {
 	struct snapfetch_limits lim;
 };
 
+/* Arrays of the receiver grow from 256 entries (util_grow). */
 static int grow(void **arr, size_t *cap, size_t need, size_t sz)
 {
-	size_t ncap = *cap ? *cap : 256;
-	void *p;
-
-	if (need <= *cap)
-		return 0;
-	while (ncap < need) {
-		if (ncap > SIZE_MAX / 2 / sz)
-			return -ENOMEM;
-		ncap *= 2;
-	}
-	p = realloc(*arr, ncap * sz);
-	if (!p)
-		return -ENOMEM;
-	*arr = p;
-	*cap = ncap;
-	return 0;
+	return util_grow(arr, cap, need, sz, 256);
 }
 
 /* Map arrays: grow to n entries, new ones SNAP_NONE. */
