@@ -1,5 +1,3 @@
-#include "config.h"
-
 /* fuzz_tmdump.c - libFuzzer harness for the tracemalloc dump reader.
  * Seed corpus: tests/fuzz/corpus/tmdump (the fixtures of every version).
  *
@@ -10,6 +8,8 @@
  * Any input must give a snapshot or -TRM_EFORMAT, never a crash, a leak
  * or an unbounded allocation.  An accepted input is also written back and
  * re-read: the writer must handle whatever the reader accepts. */
+
+#include "config.h"
 
 #include <errno.h>
 #include <stddef.h>

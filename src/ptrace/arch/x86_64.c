@@ -1,3 +1,10 @@
+/* x86_64.c - the x86_64 side of ptrace (arch.h): registers with their
+ * XSAVE area (get, set, the regset size), a call's entry registers and
+ * result, the syscall a stopped thread is in and how it restarts, DWARF
+ * register numbers for the unwinder, the gadgets of a guarded call (their
+ * byte patterns, scanned in a module's text) and the chain and signal
+ * frame laid out on the thread's stack so that an orphaned call returns
+ * through rt_sigreturn to the thread's own registers. */
 #include "config.h"
 
 #include <elf.h>

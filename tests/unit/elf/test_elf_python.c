@@ -1,3 +1,5 @@
+/* test_elf_python.c - the Python version of a process read from its
+ * modules (elf/python.c): the interpreters of the suite and fixed texts. */
 #include "config.h"
 
 #include <errno.h>

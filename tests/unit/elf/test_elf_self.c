@@ -1,3 +1,5 @@
+/* test_elf_self.c - elf on trmtop's own test process: its modules,
+ * symbols, sections and a libdw unwind of its own stack. */
 #include "config.h"
 
 #include <errno.h>

@@ -1,11 +1,11 @@
-#include "config.h"
-
 /* test_tmdump.c - tracemalloc dump reader and writer: the real dumps of
  * every Python version (tests/fixtures/tracemalloc, made by
  * scripts/make_fixtures.py) against their expected JSON, truncation at
  * every byte, corrupted bytes, write/read round trips, hand-made pickles.
  * The cross-version writer check (loading our output in each interpreter)
  * is tmdump_check.py. */
+
+#include "config.h"
 
 #include <dirent.h>
 #include <errno.h>

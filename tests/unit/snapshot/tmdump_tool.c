@@ -1,5 +1,3 @@
-#include "config.h"
-
 /* tmdump_tool.c - test helper for the tracemalloc dump reader and writer,
  * driven by tmdump_check.py under each interpreter.
  *
@@ -13,6 +11,8 @@
  *       build a snapshot in C, write it for that version, print its JSON
  *
  * Exit 0 on success, 1 on error (message on stderr). */
+
+#include "config.h"
 
 #include <errno.h>
 #include <inttypes.h>
