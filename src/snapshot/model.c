@@ -241,26 +241,42 @@ uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len)
 	return id;
 }
 
-static uint32_t find_frame(const struct snapshot *s, uint32_t filename,
-			   uint32_t lineno, size_t *slotp)
+/* Look (filename, lineno) up in tab, a table of frames or of source
+ * lines (is: whether its entry id is that pair): the id, or SNAP_NONE
+ * with *slotp the free slot it would take. */
+static uint32_t find_pair(const struct snap_htab *tab, const struct snapshot *s,
+			  int (*is)(const struct snapshot *, uint32_t, uint32_t,
+				    uint32_t),
+			  uint32_t filename, uint32_t lineno, size_t *slotp)
 {
-	size_t mask = s->frametab.cap - 1, j;
+	size_t mask = tab->cap - 1, j;
 
-	if (!s->frametab.cap) {
+	if (!tab->cap) {
 		*slotp = 0;
 		return SNAP_NONE;
 	}
 	for (j = hash_frame(filename, lineno) & mask;; j = (j + 1) & mask) {
-		uint32_t id = s->frametab.slot[j];
+		uint32_t id = tab->slot[j];
 
 		if (id == SNAP_NONE) {
 			*slotp = j;
 			return SNAP_NONE;
 		}
-		if (s->frames[id].filename == filename &&
-		    s->frames[id].lineno == lineno)
+		if (is(s, id, filename, lineno))
 			return id;
 	}
+}
+
+static int frame_is(const struct snapshot *s, uint32_t id, uint32_t filename,
+		    uint32_t lineno)
+{
+	return s->frames[id].filename == filename && s->frames[id].lineno == lineno;
+}
+
+static uint32_t find_frame(const struct snapshot *s, uint32_t filename,
+			   uint32_t lineno, size_t *slotp)
+{
+	return find_pair(&s->frametab, s, frame_is, filename, lineno, slotp);
 }
 
 uint32_t snap_lookup_frame(const struct snapshot *s, uint32_t filename,
@@ -502,26 +518,16 @@ uint64_t snapshot_total_size(const struct snapshot *s)
 
 /* ---- source lines ------------------------------------------------------- */
 
+static int src_is(const struct snapshot *s, uint32_t id, uint32_t filename,
+		  uint32_t lineno)
+{
+	return s->srcs[id].filename == filename && s->srcs[id].lineno == lineno;
+}
+
 static uint32_t find_src(const struct snapshot *s, uint32_t filename,
 			 uint32_t lineno, size_t *slotp)
 {
-	size_t mask = s->srctab.cap - 1, j;
-
-	if (!s->srctab.cap) {
-		*slotp = 0;
-		return SNAP_NONE;
-	}
-	for (j = hash_frame(filename, lineno) & mask;; j = (j + 1) & mask) {
-		uint32_t id = s->srctab.slot[j];
-
-		if (id == SNAP_NONE) {
-			*slotp = j;
-			return SNAP_NONE;
-		}
-		if (s->srcs[id].filename == filename &&
-		    s->srcs[id].lineno == lineno)
-			return id;
-	}
+	return find_pair(&s->srctab, s, src_is, filename, lineno, slotp);
 }
 
 int snapshot_set_source(struct snapshot *s, uint32_t filename_id,
