@@ -44,6 +44,13 @@ struct cli_target_opts {
 };
 extern const struct argp cli_target_argp;
 void cli_target_opts_init(struct cli_target_opts *o);
+/* A --pid command's argp children: cli_target_argp, "Target:", first. */
+extern const struct argp_child cli_target_children[];
+/* What every --pid command's parser does alike, its default case: hands
+ * t to cli_target_children at ARGP_KEY_INIT, refuses a positional
+ * argument, requires --pid at ARGP_KEY_END; else ARGP_ERR_UNKNOWN. */
+error_t cli_target_parse_key(int key, char *arg, struct argp_state *state,
+			     struct cli_target_opts *t);
 
 /* Block SIGINT/SIGTERM/SIGHUP/SIGCHLD and route them to one signalfd,
  * put into ab (once: a no-op when ab has one), which is passed to every

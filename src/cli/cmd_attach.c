@@ -43,43 +43,31 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	struct attach_args *a = state->input;
 
 	switch (key) {
-	case ARGP_KEY_INIT:
-		state->child_inputs[0] = &a->target;
-		return 0;
 	case OPT_JSON:
 		a->json = 1;
 		return 0;
 	case OPT_FRAMES:
 		a->frames = cli_parse_frames(state, arg);
 		return 0;
-	case ARGP_KEY_ARG:
-		argp_error(state, "unexpected argument '%s'", arg);
-		return EINVAL;
-	case ARGP_KEY_END:
-		if (a->target.pid == 0)
-			argp_error(state, "--pid is required");
-		return 0;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		return cli_target_parse_key(key, arg, state, &a->target);
 	}
 }
 
-static const struct argp_child children[] = {
-	{ &cli_target_argp, 0, "Target:", 1 },
-	{ 0 }
-};
-
-static int parse_args(int argc, char **argv, const struct argp_option *opts,
-		      const char *doc, struct attach_args *a)
+/* Parse the command line into a and open a session to the target: 0
+ * with *s open, or the exit code. */
+static int parse_and_attach(int argc, char **argv, const struct argp_option *opts,
+			    const char *doc, struct attach_args *a,
+			    struct session **s)
 {
-	struct argp ap = { opts, parse, NULL, doc, children, NULL, NULL };
+	struct argp ap = { opts, parse, NULL, doc, cli_target_children, NULL, NULL };
 
 	memset(a, 0, sizeof(*a));
 	cli_target_opts_init(&a->target);
 	a->frames = 1;
 	if (argp_parse(&ap, argc, argv, 0, NULL, a) != 0)
 		return EXIT_USAGE;
-	return 0;
+	return cli_attach(&a->target, s);
 }
 
 static const char *tracing_word(unsigned t)
@@ -117,12 +105,9 @@ int cmd_start(int argc, char **argv)
 	struct trm_err err = { 0 };
 	int rc;
 
-	rc = parse_args(argc, argv, start_options,
-			"Turn tracemalloc tracing on in a running process; it "
-			"stays on after trmtop exits, until 'trmtop stop'.", &a);
-	if (rc)
-		return rc;
-	rc = cli_attach(&a.target, &s);
+	rc = parse_and_attach(argc, argv, start_options,
+			      "Turn tracemalloc tracing on in a running process; it "
+			      "stays on after trmtop exits, until 'trmtop stop'.", &a, &s);
 	if (rc)
 		return rc;
 	/* Started without KEEP, the tracing is the session's: should trmtop
@@ -163,12 +148,9 @@ int cmd_stop(int argc, char **argv)
 	struct trm_err err = { 0 };
 	int rc;
 
-	rc = parse_args(argc, argv, NULL,
-			"Turn off the tracing trmtop turned on; tracing started "
-			"by the application is left on.", &a);
-	if (rc)
-		return rc;
-	rc = cli_attach(&a.target, &s);
+	rc = parse_and_attach(argc, argv, NULL,
+			      "Turn off the tracing trmtop turned on; tracing started "
+			      "by the application is left on.", &a, &s);
 	if (rc)
 		return rc;
 	rc = session_stop(s, &st, CONTROL_TIMEOUT_MS, &err);
@@ -250,12 +232,9 @@ int cmd_stats(int argc, char **argv)
 	struct trm_err err = { 0 };
 	int rc;
 
-	rc = parse_args(argc, argv, stats_options,
-			"Show what the agent in a running process sees now; "
-			"does not turn tracing on.", &a);
-	if (rc)
-		return rc;
-	rc = cli_attach(&a.target, &s);
+	rc = parse_and_attach(argc, argv, stats_options,
+			      "Show what the agent in a running process sees now; "
+			      "does not turn tracing on.", &a, &s);
 	if (rc)
 		return rc;
 	rc = session_stats(s, &st, REQUEST_TIMEOUT_MS, &err);

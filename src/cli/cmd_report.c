@@ -315,40 +315,73 @@ static const struct snapshot *filtered(const struct snapshot *s,
 	return *own;
 }
 
+/* Load file and apply the filters: *s the snapshot, the return value what
+ * the report reads (*s itself or a filtered copy in *own); NULL with *ec
+ * set (the error printed). */
+static const struct snapshot *load_view(const char *file,
+					const struct report_args *a,
+					struct snapshot **s,
+					struct snapshot **own, int *ec)
+{
+	*own = NULL;
+	*s = cli_load_snapshot(file, ec);
+	if (!*s)
+		return NULL;
+	return filtered(*s, a, own, ec);
+}
+
+/* The rows of top and export: collapsed stacks, or the top sites (none
+ * for a tracemalloc dump, written from the snapshot itself).  0 or the
+ * exit code. */
+static int top_rows(const struct snapshot *v, const struct snapshot *src,
+		    const struct report_args *a, struct snap_report *r)
+{
+	struct snap_report_opts ro = report_opts(a, src);
+	int rc = 0;
+
+	if (a->format == FMT_COLLAPSED)
+		rc = snapshot_report_stacks(v, r);
+	else if (a->format != FMT_TRACEMALLOC)
+		rc = snapshot_report_top(v, &ro, r);
+	return rc < 0 ? stats_failed(a->files[0], "statistics", rc) : 0;
+}
+
+/* Lay r out on standard output, then note (if any) on out or, under
+ * JSON, on stderr.  0 or the exit code. */
+static int print_report(const struct report_args *a,
+			const struct snap_report *r, const char *note)
+{
+	struct outfile out;
+	int ec, rc;
+
+	ec = outfile_start(&out, NULL, 0);
+	if (ec)
+		return ec;
+	rc = render_report(out.f, render_format(a->format), r);
+	if (note)
+		fputs(note, a->format == FMT_JSON ? stderr : out.f);
+	return outfile_finish(&out, rc, NULL);
+}
+
 int cmd_top(int argc, char **argv)
 {
 	struct report_args a;
-	struct snapshot *s, *own = NULL;
+	struct snapshot *s, *own;
 	const struct snapshot *v;
 	struct snap_report r = { 0 };
-	struct snap_report_opts ro;
-	struct outfile out;
-	int ec = 0, rc;
+	int ec = 0;
 
 	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, NULL, "FILE",
 			  "Show the top allocation sites of a snapshot file (.trm or a "
 			  "tracemalloc dump).", 1, &a);
 	if (ec)
 		return ec;
-	s = cli_load_snapshot(a.files[0], &ec);
-	if (!s)
-		return ec;
-	v = filtered(s, &a, &own, &ec);
+	v = load_view(a.files[0], &a, &s, &own, &ec);
 	if (!v)
 		goto out;
-	ro = report_opts(&a, s);
-	if (a.format == FMT_COLLAPSED)
-		rc = snapshot_report_stacks(v, &r);
-	else
-		rc = snapshot_report_top(v, &ro, &r);
-	if (rc < 0) {
-		ec = stats_failed(a.files[0], "statistics", rc);
-		goto out;
-	}
-	ec = outfile_start(&out, NULL, 0);
-	if (ec)
-		goto out;
-	ec = outfile_finish(&out, render_report(out.f, render_format(a.format), &r), NULL);
+	ec = top_rows(v, s, &a, &r);
+	if (!ec)
+		ec = print_report(&a, &r, NULL);
 out:
 	snap_report_fini(&r);
 	snapshot_free(own);
@@ -399,7 +432,6 @@ int cmd_diff(int argc, char **argv)
 	const struct snapshot *vo, *vn;
 	struct snap_report r = { 0 };
 	struct snap_report_opts ro;
-	struct outfile out;
 	int ec = 0, rc;
 
 	ec = parse_report(argc, argv, WITH_VIEW | WITH_FILTERS, diff_options, "OLD NEW",
@@ -430,10 +462,7 @@ int cmd_diff(int argc, char **argv)
 		ec = stats_failed(both, "compare", rc);
 		goto out;
 	}
-	ec = outfile_start(&out, NULL, 0);
-	if (ec)
-		goto out;
-	ec = outfile_finish(&out, render_report(out.f, render_format(a.format), &r), NULL);
+	ec = print_report(&a, &r, NULL);
 	if (ec)
 		goto out;
 	ec = check_growth(&a, &r);
@@ -483,7 +512,6 @@ int cmd_traceback(int argc, char **argv)
 	struct snap_report r = { 0 };
 	struct snap_report_opts ro;
 	struct snap_pick pick = { 0 };
-	struct outfile out;
 	char *loc_file = NULL;
 	int ec = 0, rc;
 
@@ -498,10 +526,7 @@ int cmd_traceback(int argc, char **argv)
 		if (ec)
 			return ec;
 	}
-	s = cli_load_snapshot(a.files[0], &ec);
-	if (!s)
-		goto out;
-	v = filtered(s, &a, &own, &ec);
+	v = load_view(a.files[0], &a, &s, &own, &ec);
 	if (!v)
 		goto out;
 	ro = report_opts(&a, s);
@@ -519,15 +544,9 @@ int cmd_traceback(int argc, char **argv)
 		ec = stats_failed(a.files[0], "statistics", rc);
 		goto out;
 	}
-	ec = outfile_start(&out, NULL, 0);
-	if (ec)
-		goto out;
-	rc = render_report(out.f, render_format(a.format), &r);
-	if (snapshot_cmeta(s)->traceback_limit <= 1)
-		fprintf(a.format == FMT_JSON ? stderr : out.f,
-			"note: this snapshot keeps 1 frame per traceback; for deeper ones "
-			"take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
-	ec = outfile_finish(&out, rc, NULL);
+	ec = print_report(&a, &r, snapshot_cmeta(s)->traceback_limit > 1 ? NULL :
+			  "note: this snapshot keeps 1 frame per traceback; for deeper ones "
+			  "take it with more, e.g.: trmtop snapshot --pid PID --frames 25\n");
 out:
 	free(loc_file);
 	snap_report_fini(&r);
@@ -540,12 +559,11 @@ int cmd_export(int argc, char **argv)
 {
 	struct report_args a;
 	struct trm_err err = { 0 };
-	struct snapshot *s, *own = NULL;
+	struct snapshot *s, *own;
 	const struct snapshot *v;
 	struct snap_report r = { 0 };
-	struct snap_report_opts ro;
 	struct outfile of;
-	int ec = 0, rc = 0;
+	int ec = 0, rc;
 
 	ec = parse_report(argc, argv, WITH_FILTERS, export_options, "FILE",
 			  "Convert a snapshot file to tracemalloc's own dump format "
@@ -556,21 +574,12 @@ int cmd_export(int argc, char **argv)
 		cli_errorf("export: --to is required (tracemalloc, json or collapsed)");
 		return EXIT_USAGE;
 	}
-	s = cli_load_snapshot(a.files[0], &ec);
-	if (!s)
-		return ec;
-	v = filtered(s, &a, &own, &ec);
+	v = load_view(a.files[0], &a, &s, &own, &ec);
 	if (!v)
 		goto out;
-	ro = report_opts(&a, s);
-	if (a.format == FMT_COLLAPSED)
-		rc = snapshot_report_stacks(v, &r);
-	else if (a.format == FMT_JSON)
-		rc = snapshot_report_top(v, &ro, &r);
-	if (rc < 0) {
-		ec = stats_failed(a.files[0], "statistics", rc);
+	ec = top_rows(v, s, &a, &r);
+	if (ec)
 		goto out;
-	}
 	/* JSON carries the stored source lines; the others do not */
 	ec = outfile_start(&of, a.output, a.format == FMT_JSON ? cli_snapshot_mode(s) : 0666);
 	if (ec)

@@ -57,9 +57,6 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	struct snap_args *a = state->input;
 
 	switch (key) {
-	case ARGP_KEY_INIT:
-		state->child_inputs[0] = &a->target;
-		return 0;
 	case OPT_DURATION:
 		if (util_parse_duration(arg, &a->duration_ms) < 0)
 			argp_error(state, "invalid duration '%s' (e.g. 30s, 2m, 500ms)", arg);
@@ -74,22 +71,10 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	case 'o':
 		a->output = arg;
 		return 0;
-	case ARGP_KEY_ARG:
-		argp_error(state, "unexpected argument '%s'", arg);
-		return EINVAL;
-	case ARGP_KEY_END:
-		if (a->target.pid == 0)
-			argp_error(state, "--pid is required");
-		return 0;
 	default:
-		return ARGP_ERR_UNKNOWN;
+		return cli_target_parse_key(key, arg, state, &a->target);
 	}
 }
-
-static const struct argp_child children[] = {
-	{ &cli_target_argp, 0, "Target:", 1 },
-	{ 0 }
-};
 
 struct progress {
 	int tty;
@@ -167,7 +152,7 @@ int cmd_snapshot(int argc, char **argv)
 {
 	struct argp ap = { options, parse, NULL,
 			   "Take a snapshot of a running process's traced allocations "
-			   "and write it to a .trm file.", children, NULL, NULL };
+			   "and write it to a .trm file.", cli_target_children, NULL, NULL };
 	static const char *what_start = "waiting for the agent to start tracing";
 	static const char *what_stop = "waiting for the agent to stop tracing";
 	static const char *what_keep = "waiting for the agent to keep tracing on";

@@ -198,6 +198,30 @@ static error_t target_parse(int key, char *arg, struct argp_state *state)
 const struct argp cli_target_argp = { target_options, target_parse, NULL, NULL,
 				      NULL, NULL, NULL };
 
+const struct argp_child cli_target_children[] = {
+	{ &cli_target_argp, 0, "Target:", 1 },
+	{ 0 }
+};
+
+error_t cli_target_parse_key(int key, char *arg, struct argp_state *state,
+			     struct cli_target_opts *t)
+{
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = t;
+		return 0;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s'", arg);
+		return EINVAL;
+	case ARGP_KEY_END:
+		if (t->pid == 0)
+			argp_error(state, "--pid is required");
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
 void cli_target_opts_init(struct cli_target_opts *o)
 {
 	memset(o, 0, sizeof(*o));

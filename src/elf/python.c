@@ -39,28 +39,20 @@ size_t elf_parse_version(const char *s, size_t avail, unsigned *major,
 			 unsigned *minor, unsigned *micro, unsigned *level,
 			 unsigned *serial)
 {
-	size_t i = 0, k;
+	/* "M.mm.uu": at most 1, 2 and 2 digits */
+	unsigned *const part[3] = { major, minor, micro };
+	size_t i = 0, k, n;
 
 	*level = 0xF;
 	*serial = 0;
-	k = digits(s, avail, 1, major);
-	if (!k)
-		return 0;
-	i += k;
-	if (i >= avail || s[i] != '.')
-		return 0;
-	i++;
-	k = digits(s + i, avail - i, 2, minor);
-	if (!k)
-		return 0;
-	i += k;
-	if (i >= avail || s[i] != '.')
-		return 0;
-	i++;
-	k = digits(s + i, avail - i, 2, micro);
-	if (!k)
-		return 0;
-	i += k;
+	for (n = 0; n < 3; n++) {
+		if (n > 0 && (i >= avail || s[i++] != '.'))
+			return 0;
+		k = digits(s + i, avail - i, n ? 2 : 1, part[n]);
+		if (!k)
+			return 0;
+		i += k;
+	}
 	if (i < avail && (s[i] == 'a' || s[i] == 'b' || s[i] == 'r')) {
 		size_t j = i;
 		unsigned lv = s[i] == 'a' ? 0xA : s[i] == 'b' ? 0xB : 0xC;

@@ -2,7 +2,8 @@
  * agent from trmtop's memfd if not loaded yet, then call its start() with
  * the session's fds, inodes, token and page), the harmless text left to a
  * pending call trmtop gave up on, and writing the text into the private
- * page. */
+ * page (with the page and resources it needs, for the pending-call and
+ * hijack paths). */
 #include "config.h"
 
 #include <errno.h>
@@ -79,7 +80,7 @@ int inject_bootstrap_for(const struct attach *a, raddr_t page, uint64_t page_len
 	return inject_bootstrap_text(buf, cap, &b);
 }
 
-int inject_write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
+static int write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
 			   struct trm_err *err)
 {
 	char buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
@@ -93,4 +94,17 @@ int inject_write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
 		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
 	*text = page + PAGE_TEXT_OFF;
 	return 0;
+}
+
+int inject_place_bootstrap(struct ptrace_thread *t, struct attach *a,
+			   raddr_t *page, int *created, raddr_t *text,
+			   struct trm_err *err)
+{
+	int rc = inject_map_and_create(t, a, page, created, err);
+
+	if (rc == 0)
+		rc = inject_stage(a, "remote", err);
+	if (rc == 0)
+		rc = write_bootstrap(a, *page, text, err);
+	return rc;
 }

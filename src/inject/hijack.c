@@ -118,11 +118,7 @@ static int hijack(struct attach *a, pid_t tid, char *why, size_t whylen,
 		return rc;
 	rc = usable(&t, a, why, whylen, err);
 	if (rc == 0)
-		rc = inject_map_and_create(&t, a, &page, &created, err);
-	if (rc == 0)
-		rc = inject_stage(a, "remote", err);
-	if (rc == 0)
-		rc = inject_write_bootstrap(a, page, &text, err);
+		rc = inject_place_bootstrap(&t, a, &page, &created, &text, err);
 	if (rc < 0)
 		goto out;
 	/* from here on the bootstrap owns the fds, and unmaps the page */

@@ -174,8 +174,12 @@ int inject_explain_eperm(pid_t pid, int code, struct trm_err *err);
 /* The bootstrap text for a's resources and page into buf. */
 int inject_bootstrap_for(const struct attach *a, raddr_t page,
 			 uint64_t page_len, char *buf, size_t cap);
-/* Write it into page (at PAGE_TEXT_OFF); *text is where it starts. */
-int inject_write_bootstrap(struct attach *a, raddr_t page, raddr_t *text,
+/* Through the held thread t: the page and resources
+ * (inject_map_and_create: *page, *created), stage "remote", then the
+ * bootstrap text written into the page (at PAGE_TEXT_OFF: *text).  0 or
+ * the error; what was made is taken back by inject_let_go. */
+int inject_place_bootstrap(struct ptrace_thread *t, struct attach *a,
+			   raddr_t *page, int *created, raddr_t *text,
 			   struct trm_err *err);
 
 /* ---- resources.c ------------------------------------------------------------ */

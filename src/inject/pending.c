@@ -40,11 +40,7 @@ int inject_path_pending(struct attach *a, struct inject_conn *c,
 	if (rc == 0)
 		rc = step_to_safe_pc(&t, a, err);
 	if (rc == 0)
-		rc = inject_map_and_create(&t, a, &page, &created, err);
-	if (rc == 0)
-		rc = inject_stage(a, "remote", err);
-	if (rc == 0)
-		rc = inject_write_bootstrap(a, page, &text, err);
+		rc = inject_place_bootstrap(&t, a, &page, &created, &text, err);
 	if (rc < 0)
 		goto out;
 	args[0] = a->sym.run_simple;

@@ -187,6 +187,30 @@ static int read_u64(pid_t pid, raddr_t addr, uint64_t *v)
 	return target_read_mem(pid, addr, v, sizeof(*v));
 }
 
+/* len bytes of the target at addr into buf; on error "pid N: read WHAT"
+ * in err. */
+static int peek(pid_t pid, raddr_t addr, void *buf, size_t len,
+		const char *what, struct trm_err *err)
+{
+	int rc = target_read_mem(pid, addr, buf, len);
+
+	if (rc < 0)
+		return trm_err_set(err, rc, "pid %d: read %s", (int)pid, what);
+	return 0;
+}
+
+/* len bytes of buf into the target at addr; on error "pid N: write
+ * WHAT" in err. */
+static int poke(pid_t pid, raddr_t addr, const void *buf, size_t len,
+		const char *what, struct trm_err *err)
+{
+	int rc = target_write_mem(pid, addr, buf, len);
+
+	if (rc < 0)
+		return trm_err_set(err, rc, "pid %d: write %s", (int)pid, what);
+	return 0;
+}
+
 /* Read and check the offsets table, find the main interpreter. */
 static int ctx_open(pid_t pid, struct elf_proc *ep,
 		    const struct elf_pyinfo *py, struct pep_ctx *c,
@@ -256,10 +280,10 @@ static int ctx_open(pid_t pid, struct elf_proc *ep,
 				   "the 3.%u offsets table", (int)pid, secsize,
 				   minor);
 	/* The whole table in one read. */
-	rc = target_read_mem(pid, c->runtime, tab.raw, ver->table_size);
+	rc = peek(pid, c->runtime, tab.raw, ver->table_size,
+		  "_Py_DebugOffsets", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read _Py_DebugOffsets",
-				   (int)pid);
+		return rc;
 	ver->decode(tab.raw, &c->l);
 	if (c->l.hexversion != hex || !plausible(&c->l, secsize))
 		return trm_err_set(err, -TRM_EPYVER,
@@ -270,10 +294,10 @@ static int ctx_open(pid_t pid, struct elf_proc *ep,
 				   secsize);
 
 	/* The main interpreter is the one with id 0, last in the list. */
-	rc = read_u64(pid, c->runtime + c->l.interpreters_head, &head);
+	rc = peek(pid, c->runtime + c->l.interpreters_head, &head, sizeof(head),
+		  "interpreters.head", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read interpreters.head",
-				   (int)pid);
+		return rc;
 	interp = head;
 	for (i = 0; interp != 0 && i < MAX_INTERPS; i++) {
 		rc = read_u64(pid, interp + c->l.interp_id, &id);
@@ -283,10 +307,10 @@ static int ctx_open(pid_t pid, struct elf_proc *ep,
 					   (unsigned long long)interp);
 		if (id == 0)
 			break;
-		rc = read_u64(pid, interp + c->l.interp_next, &interp);
+		rc = peek(pid, interp + c->l.interp_next, &interp,
+			  sizeof(interp), "interpreter list", err);
 		if (rc < 0)
-			return trm_err_set(err, rc, "pid %d: read interpreter "
-					   "list", (int)pid);
+			return rc;
 	}
 	if (interp == 0 || i == MAX_INTERPS)
 		return trm_err_set(err, -TRM_EBUSY,
@@ -302,11 +326,10 @@ static int check_enabled(pid_t pid, const struct pep_ctx *c,
 	int32_t on;
 	int rc;
 
-	rc = target_read_mem(pid, c->interp + c->l.interp_remote_debug, &on,
-			     sizeof(on));
+	rc = peek(pid, c->interp + c->l.interp_remote_debug, &on, sizeof(on),
+		  "config.remote_debug", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read config.remote_debug",
-				   (int)pid);
+		return rc;
 	if (on != 1)
 		return trm_err_set(err, -EPERM,
 				   "pid %d: remote debugging is disabled "
@@ -330,10 +353,10 @@ static int walk_threads(pid_t pid, const struct pep_ctx *c, pid_t want,
 
 	if (found)
 		*found = 0;
-	rc = read_u64(pid, c->interp + c->l.interp_threads_head, &ts);
+	rc = peek(pid, c->interp + c->l.interp_threads_head, &ts, sizeof(ts),
+		  "threads.head", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read threads.head",
-				   (int)pid);
+		return rc;
 	for (i = 0; ts != 0 && i < MAX_TSTATES; i++) {
 		rc = read_u64(pid, ts + c->l.ts_native_id, &native);
 		if (rc < 0)
@@ -350,10 +373,10 @@ static int walk_threads(pid_t pid, const struct pep_ctx *c, pid_t want,
 			else
 				more = 1;
 		}
-		rc = read_u64(pid, ts + c->l.ts_next, &ts);
+		rc = peek(pid, ts + c->l.ts_next, &ts, sizeof(ts),
+			  "thread list", err);
 		if (rc < 0)
-			return trm_err_set(err, rc, "pid %d: read thread list",
-					   (int)pid);
+			return rc;
 	}
 	if (n)
 		*n = got;
@@ -414,12 +437,8 @@ static int read_pending(pid_t pid, struct pep_ctx *c, pid_t tid, raddr_t *ts,
 
 	if (rc < 0)
 		return rc;
-	rc = target_read_mem(pid, *ts + c->l.ts_pending_call, pending,
-			     sizeof(*pending));
-	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read debugger_pending_call",
-				   (int)pid);
-	return 0;
+	return peek(pid, *ts + c->l.ts_pending_call, pending, sizeof(*pending),
+		    "debugger_pending_call", err);
 }
 
 int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
@@ -452,33 +471,26 @@ int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 				   "pid %d: a remote-exec request is already "
 				   "pending on thread %d", (int)pid, (int)tid);
 	/* Path first: the thread reads it only once pending_call is 1. */
-	rc = target_write_mem(pid, ts + c.l.ts_script_path, script_path,
-			      len + 1);
+	rc = poke(pid, ts + c.l.ts_script_path, script_path, len + 1,
+		  "debugger_script_path", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: write debugger_script_path",
-				   (int)pid);
+		return rc;
 	pending = 1;
-	rc = target_write_mem(pid, ts + c.l.ts_pending_call, &pending,
-			      sizeof(pending));
+	rc = poke(pid, ts + c.l.ts_pending_call, &pending, sizeof(pending),
+		  "debugger_pending_call", err);
 	if (rc < 0)
-		return trm_err_set(err, rc,
-				   "pid %d: write debugger_pending_call",
-				   (int)pid);
+		return rc;
 	/* No remote atomic OR: read, OR, write back, as CPython does.  Keep
 	 * the window short and skip the write when the bit is already set. */
-	rc = read_u64(pid, ts + c.l.ts_eval_breaker, &breaker);
+	rc = peek(pid, ts + c.l.ts_eval_breaker, &breaker, sizeof(breaker),
+		  "eval_breaker", err);
 	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: read eval_breaker",
-				   (int)pid);
+		return rc;
 	if (breaker & PEP768_EVAL_PLEASE_STOP_BIT)
 		return 0;
 	breaker |= PEP768_EVAL_PLEASE_STOP_BIT;
-	rc = target_write_mem(pid, ts + c.l.ts_eval_breaker, &breaker,
-			      sizeof(breaker));
-	if (rc < 0)
-		return trm_err_set(err, rc, "pid %d: write eval_breaker",
-				   (int)pid);
-	return 0;
+	return poke(pid, ts + c.l.ts_eval_breaker, &breaker, sizeof(breaker),
+		    "eval_breaker", err);
 }
 
 int pep768_cancel(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
@@ -500,11 +512,6 @@ int pep768_cancel(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 				   "pid %d: no request pending on thread %d",
 				   (int)pid, (int)tid);
 	pending = 0;
-	rc = target_write_mem(pid, ts + c.l.ts_pending_call, &pending,
-			      sizeof(pending));
-	if (rc < 0)
-		return trm_err_set(err, rc,
-				   "pid %d: write debugger_pending_call",
-				   (int)pid);
-	return 0;
+	return poke(pid, ts + c.l.ts_pending_call, &pending, sizeof(pending),
+		    "debugger_pending_call", err);
 }

@@ -100,6 +100,32 @@ int inject_map_page(struct ptrace_thread *t, struct attach *a, raddr_t *page,
 	return 0;
 }
 
+/* memfd_create(name) in the target, name written at where first, with
+ * an undo step that closes it should trmtop die before it hands it over:
+ * the fd into *fd.  0 or the error. */
+static int rmemfd(struct ptrace_thread *t, struct attach *a, raddr_t where,
+		  const char *name, int *fd, struct trm_err *err)
+{
+	int64_t r;
+	int rc, u;
+
+	rc = target_write_mem(a->pid, where, name, strlen(name) + 1);
+	if (rc < 0)
+		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
+	u = ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_RESULT, 0, 0, 0);
+	rc = inject_rsys(t, a, SYS_memfd_create, where,
+			 MFD_CLOEXEC | MFD_ALLOW_SEALING, 0, 0, 0, 0, &r, err);
+	if (rc < 0)
+		return rc;
+	if (r < 0) {
+		ptrace_undo_truncate(t, u);
+		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
+				   (int)a->pid);
+	}
+	*fd = (int)r;
+	return 0;
+}
+
 /* pipe2(fds) in the target with undo steps that close both ends, should
  * trmtop die during the call or before it hands them over: the kernel
  * writes the fds into fds (set to -1 first), and each undo close takes
@@ -194,26 +220,14 @@ int inject_setup_resources(struct ptrace_thread *t, struct attach *a,
 {
 	char name[48];
 	int32_t fds[4];
-	int64_t r;
 	struct stat sb;
-	int rc, u;
+	int rc;
 	raddr_t scratch = page + PAGE_SCRATCH_OFF;
 
 	snprintf(name, sizeof(name), "trmtop-%016" PRIx64, a->token);
-	rc = target_write_mem(a->pid, scratch + 64, name, strlen(name) + 1);
-	if (rc < 0)
-		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
-	u = ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_RESULT, 0, 0, 0);
-	rc = inject_rsys(t, a, SYS_memfd_create, scratch + 64,
-			 MFD_CLOEXEC | MFD_ALLOW_SEALING, 0, 0, 0, 0, &r, err);
+	rc = rmemfd(t, a, scratch + 64, name, &a->t_memfd, err);
 	if (rc < 0)
 		return rc;
-	if (r < 0) {
-		ptrace_undo_truncate(t, u);
-		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
-				   (int)a->pid);
-	}
-	a->t_memfd = (int)r;
 	a->have_res = 1;
 	rc = rpipe(t, a, scratch, fds, err);
 	if (rc < 0)
@@ -341,24 +355,12 @@ int inject_setup_script(struct ptrace_thread *t, struct attach *a, raddr_t page,
 			struct trm_err *err)
 {
 	char name[64], buf[PAGE_SCRATCH_OFF - PAGE_TEXT_OFF];
-	int64_t r;
-	int rc, n, u;
+	int rc, n;
 
 	snprintf(name, sizeof(name), "trmtop-script-%016" PRIx64, a->token);
-	rc = target_write_mem(a->pid, page + PAGE_SCRATCH_OFF, name, strlen(name) + 1);
-	if (rc < 0)
-		return trm_err_set(err, rc, "writing to the target: %s", strerror(-rc));
-	u = ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_RESULT, 0, 0, 0);
-	rc = inject_rsys(t, a, SYS_memfd_create, page + PAGE_SCRATCH_OFF,
-			 MFD_CLOEXEC | MFD_ALLOW_SEALING, 0, 0, 0, 0, &r, err);
+	rc = rmemfd(t, a, page + PAGE_SCRATCH_OFF, name, &a->t_script, err);
 	if (rc < 0)
 		return rc;
-	if (r < 0) {
-		ptrace_undo_truncate(t, u);
-		return trm_err_set(err, -EIO, "pid %d: memfd_create in the target failed",
-				   (int)a->pid);
-	}
-	a->t_script = (int)r;
 	n = inject_bootstrap_for(a, 0, 0, buf, sizeof(buf));
 	if (n < 0)
 		return trm_err_set(err, n, "bootstrap text too long");

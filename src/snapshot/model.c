@@ -114,6 +114,31 @@ static int htab_need(struct snap_htab *t, const struct snapshot *s,
 	return htab_grow(t, s, hashof);
 }
 
+/* Look the entry hashed h up in tab (is: whether entry id is the one
+ * sought, key what is sought): its id, or SNAP_NONE with *slotp the free
+ * slot ending the probe, where it would go. */
+static uint32_t htab_find(const struct snap_htab *tab, uint32_t h,
+			  int (*is)(const struct snapshot *, uint32_t, void *),
+			  const struct snapshot *s, void *key, size_t *slotp)
+{
+	size_t mask = tab->cap - 1, j;
+
+	if (!tab->cap) {
+		*slotp = 0;
+		return SNAP_NONE;
+	}
+	for (j = h & mask;; j = (j + 1) & mask) {
+		uint32_t id = tab->slot[j];
+
+		if (id == SNAP_NONE) {
+			*slotp = j;
+			return SNAP_NONE;
+		}
+		if (is(s, id, key))
+			return id;
+	}
+}
+
 static uint32_t str_hashof(const struct snapshot *s, uint32_t id)
 {
 	return s->strs[id].hash;
@@ -175,27 +200,26 @@ const struct snapshot_meta *snapshot_cmeta(const struct snapshot *s)
 
 /* ---- interning --------------------------------------------------------- */
 
+struct str_key {
+	const char *p;
+	size_t len;
+	uint32_t h;
+};
+
+static int str_is(const struct snapshot *s, uint32_t id, void *key)
+{
+	const struct str_key *k = key;
+	const struct snap_str *e = &s->strs[id];
+
+	return e->hash == k->h && e->len == k->len && memcmp(e->p, k->p, k->len) == 0;
+}
+
 static uint32_t find_str(const struct snapshot *s, const char *p, size_t len,
 			 uint32_t h, size_t *slotp)
 {
-	size_t mask = s->strtab.cap - 1, j;
+	struct str_key k = { p, len, h };
 
-	if (!s->strtab.cap) {
-		*slotp = 0;
-		return SNAP_NONE;
-	}
-	for (j = h & mask;; j = (j + 1) & mask) {
-		uint32_t id = s->strtab.slot[j];
-		const struct snap_str *e;
-
-		if (id == SNAP_NONE) {
-			*slotp = j;
-			return SNAP_NONE;
-		}
-		e = &s->strs[id];
-		if (e->hash == h && e->len == len && memcmp(e->p, p, len) == 0)
-			return id;
-	}
+	return htab_find(&s->strtab, h, str_is, s, &k, slotp);
 }
 
 uint32_t snap_lookup_str(const struct snapshot *s, const char *p, size_t len)
@@ -241,26 +265,21 @@ uint32_t snapshot_intern_str(struct snapshot *s, const char *str, size_t len)
 	return id;
 }
 
+static int frame_is(const struct snapshot *s, uint32_t id, void *key)
+{
+	const struct snap_frame *k = key;
+
+	return s->frames[id].filename == k->filename &&
+	       s->frames[id].lineno == k->lineno;
+}
+
 static uint32_t find_frame(const struct snapshot *s, uint32_t filename,
 			   uint32_t lineno, size_t *slotp)
 {
-	size_t mask = s->frametab.cap - 1, j;
+	struct snap_frame k = { filename, lineno };
 
-	if (!s->frametab.cap) {
-		*slotp = 0;
-		return SNAP_NONE;
-	}
-	for (j = hash_frame(filename, lineno) & mask;; j = (j + 1) & mask) {
-		uint32_t id = s->frametab.slot[j];
-
-		if (id == SNAP_NONE) {
-			*slotp = j;
-			return SNAP_NONE;
-		}
-		if (s->frames[id].filename == filename &&
-		    s->frames[id].lineno == lineno)
-			return id;
-	}
+	return htab_find(&s->frametab, hash_frame(filename, lineno), frame_is, s,
+			 &k, slotp);
 }
 
 uint32_t snap_lookup_frame(const struct snapshot *s, uint32_t filename,
@@ -296,6 +315,28 @@ uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 	return id;
 }
 
+struct tb_key {
+	const uint32_t *frames;
+	uint32_t n, total, h;
+	uint32_t canon;          /* out: the first with these frames */
+	const uint32_t *shared;  /* out: its frames */
+};
+
+static int tb_is(const struct snapshot *s, uint32_t id, void *key)
+{
+	struct tb_key *k = key;
+	const struct snap_tb *e = &s->tbs[id];
+
+	if (e->hash != k->h || e->n != k->n ||
+	    (k->n && memcmp(e->frames, k->frames, k->n * sizeof(*k->frames))))
+		return 0;
+	if (k->canon == SNAP_NONE) {
+		k->canon = e->canon;
+		k->shared = e->frames;
+	}
+	return k->total != SNAP_NONE && e->total_nframe == k->total;
+}
+
 /* Find a traceback with these frames and total (exact, or SNAP_NONE);
  * *canon gets the canonical id of any traceback with the same frames
  * (SNAP_NONE if none), *shared its frames array, *slotp the empty slot
@@ -304,33 +345,12 @@ static uint32_t find_tb(const struct snapshot *s, const uint32_t *frames,
 			uint32_t n, uint32_t total, uint32_t h, uint32_t *canon,
 			const uint32_t **shared, size_t *slotp)
 {
-	size_t mask = s->tbtab.cap - 1, j;
+	struct tb_key k = { frames, n, total, h, SNAP_NONE, NULL };
+	uint32_t id = htab_find(&s->tbtab, h, tb_is, s, &k, slotp);
 
-	*canon = SNAP_NONE;
-	*shared = NULL;
-	if (!s->tbtab.cap) {
-		*slotp = 0;
-		return SNAP_NONE;
-	}
-	for (j = h & mask;; j = (j + 1) & mask) {
-		uint32_t id = s->tbtab.slot[j];
-		const struct snap_tb *e;
-
-		if (id == SNAP_NONE) {
-			*slotp = j;
-			return SNAP_NONE;
-		}
-		e = &s->tbs[id];
-		if (e->hash != h || e->n != n ||
-		    (n && memcmp(e->frames, frames, n * sizeof(*frames))))
-			continue;
-		if (*canon == SNAP_NONE) {
-			*canon = e->canon;
-			*shared = e->frames;
-		}
-		if (total != SNAP_NONE && e->total_nframe == total)
-			return id;
-	}
+	*canon = k.canon;
+	*shared = k.shared;
+	return id;
 }
 
 uint32_t snap_lookup_tb(const struct snapshot *s, const uint32_t *frames,
@@ -502,26 +522,21 @@ uint64_t snapshot_total_size(const struct snapshot *s)
 
 /* ---- source lines ------------------------------------------------------- */
 
+static int src_is(const struct snapshot *s, uint32_t id, void *key)
+{
+	const struct snap_frame *k = key;
+
+	return s->srcs[id].filename == k->filename &&
+	       s->srcs[id].lineno == k->lineno;
+}
+
 static uint32_t find_src(const struct snapshot *s, uint32_t filename,
 			 uint32_t lineno, size_t *slotp)
 {
-	size_t mask = s->srctab.cap - 1, j;
+	struct snap_frame k = { filename, lineno };
 
-	if (!s->srctab.cap) {
-		*slotp = 0;
-		return SNAP_NONE;
-	}
-	for (j = hash_frame(filename, lineno) & mask;; j = (j + 1) & mask) {
-		uint32_t id = s->srctab.slot[j];
-
-		if (id == SNAP_NONE) {
-			*slotp = j;
-			return SNAP_NONE;
-		}
-		if (s->srcs[id].filename == filename &&
-		    s->srcs[id].lineno == lineno)
-			return id;
-	}
+	return htab_find(&s->srctab, hash_frame(filename, lineno), src_is, s, &k,
+			 slotp);
 }
 
 int snapshot_set_source(struct snapshot *s, uint32_t filename_id,

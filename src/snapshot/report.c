@@ -109,10 +109,6 @@ static int add_sources(struct snap_report *r, const struct snap_report_opts *o)
 	return 0;
 }
 
-static size_t shown(size_t n, size_t limit)
-{
-	return limit && limit < n ? limit : n;
-}
 
 /* Saturating at SNAP_SIZE_MAX: cumulative rows count a trace once per
  * frame (the rows themselves are exact). */
@@ -121,11 +117,15 @@ static uint64_t other_add(uint64_t a, uint64_t b)
 	return b > SNAP_SIZE_MAX - a ? SNAP_SIZE_MAX : a + b;
 }
 
-/* The "other" line: the rows past the limit. */
-static void sum_other(struct snap_report *r)
+/* n rows listed, of which the first o->limit (0: all) are shown, and
+ * the "other" line: the rows past the limit. */
+static void list_rows(struct snap_report *r, const struct snap_report_opts *o,
+		      size_t n)
 {
 	size_t i;
 
+	r->nrows = r->nkeys = n;
+	r->nshown = o->limit && o->limit < n ? o->limit : n;
 	r->nother = r->nrows - r->nshown;
 	for (i = r->nshown; i < r->nrows; i++) {
 		r->other_size = other_add(r->other_size, r->rows[i].size);
@@ -133,6 +133,18 @@ static void sum_other(struct snap_report *r)
 		r->other_size_diff = util_sat_add_i64(r->other_size_diff,
 						      r->rows[i].size_diff);
 	}
+}
+
+/* The end of a report whose rows were computed with rc: their source
+ * lines, or, on error, r released.  Returns rc, or add_sources'. */
+static int report_end(struct snap_report *r, const struct snap_report_opts *o,
+		      int rc)
+{
+	if (rc == 0)
+		rc = add_sources(r, o);
+	if (rc < 0)
+		snap_report_fini(r);
+	return rc;
 }
 
 int snapshot_report_top(const struct snapshot *s,
@@ -147,28 +159,18 @@ int snapshot_report_top(const struct snapshot *s,
 		return rc;
 	p = out->priv;
 	rc = snapshot_statistics(s, o->key, o->cumulative, &p->st);
-	if (rc < 0)
-		goto fail;
-	rc = -ENOMEM;
-	if (!alloc_rows(out, p->st.n))
-		goto fail;
+	if (rc < 0 || !alloc_rows(out, p->st.n))
+		return report_end(out, o, rc < 0 ? rc : -ENOMEM);
 	for (i = 0; i < p->st.n; i++) {
 		const struct snap_stat *e = &p->st.v[i];
 
 		fill_row(&out->rows[i], i + 1, o->key, e->frames, e->nframe,
 			 e->size, e->count);
 	}
-	out->nrows = out->nkeys = p->st.n;
-	out->nshown = shown(out->nrows, o->limit);
 	out->total_size = p->st.total_size;
 	out->total_count = p->st.total_count;
-	sum_other(out);
-	rc = add_sources(out, o);
-	if (rc == 0)
-		return 0;
-fail:
-	snap_report_fini(out);
-	return rc;
+	list_rows(out, o, p->st.n);
+	return report_end(out, o, 0);
 }
 
 int snapshot_report_diff(const struct snapshot *new_s,
@@ -185,11 +187,8 @@ int snapshot_report_diff(const struct snapshot *new_s,
 		return rc;
 	p = out->priv;
 	rc = snapshot_compare(new_s, old_s, o->key, o->cumulative, &p->d);
-	if (rc < 0)
-		goto fail;
-	rc = -ENOMEM;
-	if (!alloc_rows(out, p->d.n))
-		goto fail;
+	if (rc < 0 || !alloc_rows(out, p->d.n))
+		return report_end(out, o, rc < 0 ? rc : -ENOMEM);
 	for (i = 0; i < p->d.n; i++) {
 		const struct snap_diff *e = &p->d.v[i];
 		struct snap_row *row = &out->rows[i];
@@ -198,16 +197,9 @@ int snapshot_report_diff(const struct snapshot *new_s,
 		row->size_diff = e->size_diff;
 		row->count_diff = e->count_diff;
 	}
-	out->nrows = out->nkeys = p->d.n;
-	out->nshown = shown(out->nrows, o->limit);
 	out->total_size_diff = p->d.total_size_diff;
-	sum_other(out);
-	rc = add_sources(out, o);
-	if (rc == 0)
-		return 0;
-fail:
-	snap_report_fini(out);
-	return rc;
+	list_rows(out, o, p->d.n);
+	return report_end(out, o, 0);
 }
 
 /* --location FILE: the whole name, or its part after a '/' (lengths, not
@@ -250,7 +242,7 @@ int snapshot_report_traceback(const struct snapshot *s,
 	p = out->priv;
 	rc = snapshot_statistics(s, SNAP_KEY_TRACEBACK, 0, &p->st);
 	if (rc < 0)
-		goto fail;
+		return report_end(out, o, rc);
 	for (i = 0; i < p->st.n && !hit; i++)
 		if (picked(&p->st.v[i], i, pick))
 			hit = &p->st.v[i];
@@ -261,21 +253,15 @@ int snapshot_report_traceback(const struct snapshot *s,
 		out->nkeys = nkeys;
 		return -ENOENT;
 	}
-	rc = -ENOMEM;
 	if (!alloc_rows(out, 1))
-		goto fail;
+		return report_end(out, o, -ENOMEM);
 	fill_row(&out->rows[0], 1, SNAP_KEY_TRACEBACK, hit->frames, hit->nframe,
 		 hit->size, hit->count);
 	out->nrows = out->nshown = 1;
 	out->nkeys = p->st.n;
 	out->total_size = hit->size;
 	out->total_count = hit->count;
-	rc = add_sources(out, o);
-	if (rc == 0)
-		return 0;
-fail:
-	snap_report_fini(out);
-	return rc;
+	return report_end(out, o, 0);
 }
 
 /* ---- stacks ------------------------------------------------------------ */

@@ -170,6 +170,38 @@ static void key_locs(const struct snapshot *s, enum snap_key key,
 	}
 }
 
+/* The key idx's frames, oldest first, written at *loc, which moves past
+ * them; their number in *nframe. */
+static const struct snap_loc *key_frames(const struct snapshot *s,
+					 enum snap_key key, size_t nspace,
+					 size_t idx, struct snap_loc **loc,
+					 uint32_t *nframe)
+{
+	const struct snap_loc *frames = *loc;
+
+	*nframe = key_nframe(s, key, nspace, idx);
+	key_locs(s, key, nspace, idx, *loc);
+	*loc += *nframe;
+	return frames;
+}
+
+/* One block for n entries of esize bytes each, then nloc frames (*loc):
+ * NULL when that is too large or out of memory. */
+static char *entry_block(size_t n, size_t esize, size_t nloc,
+			 struct snap_loc **loc)
+{
+	size_t bytes;
+	char *block;
+
+	if (n > SIZE_MAX / 2 / esize || nloc > SIZE_MAX / 2 / sizeof(struct snap_loc))
+		return NULL;
+	bytes = n * esize + nloc * sizeof(struct snap_loc);
+	block = malloc(bytes ? bytes : 1);
+	if (block)
+		*loc = (struct snap_loc *)(block + n * esize);
+	return block;
+}
+
 /* Traceback.__lt__: tuples of (filename, lineno), oldest first. */
 static int cmp_locs(const struct snap_loc *a, uint32_t na,
 		    const struct snap_loc *b, uint32_t nb)
@@ -225,9 +257,8 @@ int snapshot_statistics(const struct snapshot *s, enum snap_key key,
 			int cumulative, struct snap_stats *out)
 {
 	struct group g;
-	size_t i, j = 0, nloc = 0, bytes;
+	size_t i, j = 0, nloc = 0;
 	struct snap_loc *loc;
-	char *block;
 	int rc;
 
 	if (!out)
@@ -242,32 +273,22 @@ int snapshot_statistics(const struct snapshot *s, enum snap_key key,
 		if (g.count[i])
 			nloc += key_nframe(s, key, g.nspace, i);
 	rc = -ENOMEM;
-	if (g.ngroups > SIZE_MAX / 2 / sizeof(struct snap_stat) ||
-	    nloc > SIZE_MAX / 2 / sizeof(struct snap_loc))
+	out->arena = entry_block(g.ngroups, sizeof(struct snap_stat), nloc, &loc);
+	if (!out->arena)
 		goto out;
-	bytes = g.ngroups * sizeof(struct snap_stat) +
-		nloc * sizeof(struct snap_loc);
-	block = malloc(bytes ? bytes : 1);
-	if (!block)
-		goto out;
-	out->arena = block;
-	out->v = (struct snap_stat *)block;
-	loc = (struct snap_loc *)(block + g.ngroups * sizeof(struct snap_stat));
+	out->v = out->arena;
 	for (i = 0; i <= g.nspace; i++) {
 		struct snap_stat *st;
 
 		if (!g.count[i])
 			continue;
 		st = &out->v[j++];
-		st->frames = loc;
-		st->nframe = key_nframe(s, key, g.nspace, i);
+		st->frames = key_frames(s, key, g.nspace, i, &loc, &st->nframe);
 		st->size = g.size[i];
 		st->count = g.count[i];
 		st->traceback = key == SNAP_KEY_TRACEBACK && i < g.nspace ?
 					(uint32_t)i :
 					SNAP_NONE;
-		key_locs(s, key, g.nspace, i, loc);
-		loc += st->nframe;
 	}
 	out->n = j;
 	out->total_size = s->total_size;
@@ -322,9 +343,8 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 {
 	struct group gn, go;
 	uint32_t *map = NULL, *scratch = NULL, maxn = 0;
-	size_t i, j = 0, nloc = 0, nent, bytes;
+	size_t i, j = 0, nloc = 0, nent;
 	struct snap_loc *loc;
-	char *block;
 	int rc;
 
 	if (!out)
@@ -374,30 +394,21 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 			nloc += key_nframe(old_s, key, go.nspace, i);
 		}
 	}
-	if (nent > SIZE_MAX / 2 / sizeof(struct snap_diff) ||
-	    nloc > SIZE_MAX / 2 / sizeof(struct snap_loc))
+	out->arena = entry_block(nent, sizeof(struct snap_diff), nloc, &loc);
+	if (!out->arena)
 		goto out;
-	bytes = nent * sizeof(struct snap_diff) + nloc * sizeof(struct snap_loc);
-	block = malloc(bytes ? bytes : 1);
-	if (!block)
-		goto out;
-	out->arena = block;
-	out->v = (struct snap_diff *)block;
-	loc = (struct snap_loc *)(block + nent * sizeof(struct snap_diff));
+	out->v = out->arena;
 	for (i = 0; i <= gn.nspace; i++) {
 		struct snap_diff *d;
 
 		if (!gn.count[i])
 			continue;
 		d = &out->v[j++];
-		d->frames = loc;
-		d->nframe = key_nframe(new_s, key, gn.nspace, i);
+		d->frames = key_frames(new_s, key, gn.nspace, i, &loc, &d->nframe);
 		d->size = gn.size[i];
 		d->count = gn.count[i];
 		d->size_diff = (int64_t)gn.size[i];
 		d->count_diff = (int64_t)gn.count[i];
-		key_locs(new_s, key, gn.nspace, i, loc);
-		loc += d->nframe;
 		/* reuse gn.size[i] as the index of this entry */
 		gn.size[i] = j - 1;
 	}
@@ -413,14 +424,11 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 			continue;
 		}
 		d = &out->v[j++];
-		d->frames = loc;
-		d->nframe = key_nframe(old_s, key, go.nspace, i);
+		d->frames = key_frames(old_s, key, go.nspace, i, &loc, &d->nframe);
 		d->size = 0;
 		d->count = 0;
 		d->size_diff = -(int64_t)go.size[i];
 		d->count_diff = -(int64_t)go.count[i];
-		key_locs(old_s, key, go.nspace, i, loc);
-		loc += d->nframe;
 	}
 	out->n = j;
 	/* both totals are at most SNAP_SIZE_MAX: exact */

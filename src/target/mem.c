@@ -60,64 +60,42 @@ out:
 	return rc;
 }
 
-int target_read_mem(pid_t pid, raddr_t addr, void *buf, size_t len)
+/* process_vm_readv into rbuf, or process_vm_writev from wbuf (the other
+ * NULL); through /proc/PID/mem where those are refused. */
+static int mem_io(pid_t pid, raddr_t addr, void *rbuf, const void *wbuf,
+		  size_t len)
 {
 	struct iovec local, remote;
 	ssize_t r;
-	int rc = 0;
 
 	if (len == 0)
-		goto out;
-	if (addr + len < addr) {
-		rc = -EFAULT;
-		goto out;
-	}
-	local.iov_base = buf;
+		return 0;
+	if (addr + len < addr)
+		return -EFAULT;
+	local.iov_base = wbuf ? (void *)(uintptr_t)wbuf : rbuf;
 	local.iov_len = len;
 	remote.iov_base = (void *)(uintptr_t)addr;
 	remote.iov_len = len;
-	r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
+	if (wbuf)
+		r = process_vm_writev(pid, &local, 1, &remote, 1, 0);
+	else
+		r = process_vm_readv(pid, &local, 1, &remote, 1, 0);
 	if (r < 0) {
 		if (vm_refused(errno))
-			rc = target_mem_file_io(pid, addr, buf, NULL, len);
-		else
-			rc = -errno;
-		goto out;
+			return target_mem_file_io(pid, addr, rbuf, wbuf, len);
+		return -errno;
 	}
-	if ((size_t)r != len)
-		rc = -EFAULT;
-out:
-	return rc;
+	return (size_t)r == len ? 0 : -EFAULT;
+}
+
+int target_read_mem(pid_t pid, raddr_t addr, void *buf, size_t len)
+{
+	return mem_io(pid, addr, buf, NULL, len);
 }
 
 int target_write_mem(pid_t pid, raddr_t addr, const void *buf, size_t len)
 {
-	struct iovec local, remote;
-	ssize_t r;
-	int rc = 0;
-
-	if (len == 0)
-		goto out;
-	if (addr + len < addr) {
-		rc = -EFAULT;
-		goto out;
-	}
-	local.iov_base = (void *)(uintptr_t)buf;
-	local.iov_len = len;
-	remote.iov_base = (void *)(uintptr_t)addr;
-	remote.iov_len = len;
-	r = process_vm_writev(pid, &local, 1, &remote, 1, 0);
-	if (r < 0) {
-		if (vm_refused(errno))
-			rc = target_mem_file_io(pid, addr, NULL, buf, len);
-		else
-			rc = -errno;
-		goto out;
-	}
-	if ((size_t)r != len)
-		rc = -EFAULT;
-out:
-	return rc;
+	return mem_io(pid, addr, NULL, buf, len);
 }
 
 /* The opened file must be the mapped one: same inode (and device when the

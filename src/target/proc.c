@@ -54,6 +54,52 @@ out:
 	return rc;
 }
 
+/* read_text, failing with "read PATH: why" in err. */
+static int read_text_err(const char *path, char *buf, size_t len,
+			 struct trm_err *err)
+{
+	int rc = read_text(path, buf, len, NULL);
+
+	return rc < 0 ? trm_err_set(err, rc, "read %s: %s", path, strerror(-rc)) : 0;
+}
+
+/* Read the directory path, calling each(name, arg) for every entry whose
+ * name starts with a digit (a /proc list of tasks or fds), until each
+ * fails.  0, or -errno with "open PATH: why" or "read PATH: why" in err
+ * (each's -errno too). */
+static int each_numbered(const char *path, int (*each)(const char *name, void *arg),
+			 void *arg, struct trm_err *err)
+{
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	d = opendir(path);
+	if (!d)
+		return trm_err_set(err, -errno, "open %s: %s", path,
+				   strerror(errno));
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			if (errno)
+				rc = trm_err_set(err, -errno, "read %s: %s",
+						 path, strerror(errno));
+			break;
+		}
+		if (!isdigit((unsigned char)de->d_name[0]))
+			continue;
+		rc = each(de->d_name, arg);
+		if (rc < 0) {
+			rc = trm_err_set(err, rc, "read %s: %s", path,
+					 strerror(-rc));
+			break;
+		}
+	}
+	closedir(d);
+	return rc;
+}
+
 /* Cursor helpers: advance *s on success, return -1 on failure. */
 static int cur_hex(const char **s, uint64_t *v)
 {
@@ -394,11 +440,9 @@ int target_read_status(pid_t pid, pid_t tid, struct target_status *out,
 			 (int)pid, (int)tid);
 	else
 		snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
-	rc = read_text(path, buf, sizeof(buf), NULL);
-	if (rc < 0) {
-		rc = trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+	rc = read_text_err(path, buf, sizeof(buf), err);
+	if (rc < 0)
 		goto out;
-	}
 	rc = target_parse_status(buf, out);
 	if (rc < 0)
 		rc = trm_err_set(err, rc, "parse %s: missing fields", path);
@@ -413,50 +457,42 @@ static int cmp_pid(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+struct tid_list {
+	pid_t *v;
+	size_t n, cap;
+};
+
+static int add_tid(const char *name, void *arg)
+{
+	struct tid_list *l = arg;
+	char *end;
+	long t;
+
+	t = strtol(name, &end, 10);
+	if (*end || t <= 0)
+		return 0;
+	if (UTIL_GROW(l->v, l->cap, l->n + 1, 16) < 0)
+		return -ENOMEM;
+	l->v[l->n++] = (pid_t)t;
+	return 0;
+}
+
 int target_list_threads(pid_t pid, pid_t **tids, size_t *n, struct trm_err *err)
 {
 	char path[64];
-	DIR *d = NULL;
-	struct dirent *de;
-	pid_t *v = NULL;
-	size_t cnt = 0, alloc = 0, i;
-	int rc = 0;
+	struct tid_list l = { 0 };
+	pid_t *v;
+	size_t cnt, i;
+	int rc;
 
 	*tids = NULL;
 	*n = 0;
 	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
-	d = opendir(path);
-	if (!d) {
-		rc = trm_err_set(err, -errno, "open %s: %s", path,
-				 strerror(errno));
+	rc = each_numbered(path, add_tid, &l, err);
+	v = l.v;
+	cnt = l.n;
+	if (rc < 0)
 		goto out;
-	}
-	for (;;) {
-		char *end;
-		long t;
-
-		errno = 0;
-		de = readdir(d);
-		if (!de) {
-			if (errno) {
-				rc = trm_err_set(err, -errno, "read %s: %s",
-						 path, strerror(errno));
-				goto out;
-			}
-			break;
-		}
-		if (!isdigit((unsigned char)de->d_name[0]))
-			continue;
-		t = strtol(de->d_name, &end, 10);
-		if (*end || t <= 0)
-			continue;
-		if (UTIL_GROW(v, alloc, cnt + 1, 16) < 0) {
-			rc = trm_err_set(err, -ENOMEM, "read %s: %s", path,
-					 strerror(ENOMEM));
-			goto out;
-		}
-		v[cnt++] = (pid_t)t;
-	}
 	if (cnt == 0) {
 		rc = trm_err_set(err, -ESRCH, "read %s: no threads", path);
 		goto out;
@@ -475,8 +511,6 @@ int target_list_threads(pid_t pid, pid_t **tids, size_t *n, struct trm_err *err)
 	v = NULL;
 out:
 	free(v);
-	if (d)
-		closedir(d);
 	return rc;
 }
 
@@ -530,11 +564,9 @@ int target_read_syscall(pid_t pid, pid_t tid, struct target_syscall *out,
 	out->nr = -1;
 	snprintf(path, sizeof(path), "/proc/%d/task/%d/syscall", (int)pid,
 		 (int)tid);
-	rc = read_text(path, buf, sizeof(buf), NULL);
-	if (rc < 0) {
-		rc = trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+	rc = read_text_err(path, buf, sizeof(buf), err);
+	if (rc < 0)
 		goto out;
-	}
 	rc = target_parse_syscall(buf, out);
 	if (rc < 0) {
 		rc = trm_err_set(err, rc, "parse %s: \"%.60s\"", path, buf);
@@ -710,11 +742,9 @@ int target_read_rss(pid_t pid, uint64_t *rss, struct trm_err *err)
 	int rc;
 
 	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	rc = read_text(path, buf, sizeof(buf), NULL);
-	if (rc < 0) {
-		rc = trm_err_set(err, rc, "read %s: %s", path, strerror(-rc));
+	rc = read_text_err(path, buf, sizeof(buf), err);
+	if (rc < 0)
 		goto out;
-	}
 	if (cur_dec(&s, &size) || cur_char(&s, ' ') || cur_dec(&s, &res) ||
 	    res < 0) {
 		rc = trm_err_set(err, -EINVAL, "parse %s: \"%.60s\"", path, buf);
@@ -726,37 +756,21 @@ out:
 	return rc;
 }
 
+static int count_one(const char *name, void *arg)
+{
+	(void)name;
+	++*(int *)arg;
+	return 0;
+}
+
 int target_count_fds(pid_t pid, int *n, struct trm_err *err)
 {
 	char path[64];
-	DIR *d = NULL;
-	struct dirent *de;
-	int cnt = 0, rc = 0;
+	int cnt = 0, rc;
 
 	snprintf(path, sizeof(path), "/proc/%d/fd", (int)pid);
-	d = opendir(path);
-	if (!d) {
-		rc = trm_err_set(err, -errno, "open %s: %s", path,
-				 strerror(errno));
-		goto out;
-	}
-	for (;;) {
-		errno = 0;
-		de = readdir(d);
-		if (!de) {
-			if (errno) {
-				rc = trm_err_set(err, -errno, "read %s: %s",
-						 path, strerror(errno));
-				goto out;
-			}
-			break;
-		}
-		if (isdigit((unsigned char)de->d_name[0]))
-			cnt++;
-	}
-	*n = cnt;
-out:
-	if (d)
-		closedir(d);
+	rc = each_numbered(path, count_one, &cnt, err);
+	if (rc == 0)
+		*n = cnt;
 	return rc;
 }

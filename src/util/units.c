@@ -33,12 +33,38 @@ static int split_number(const char *s, double *num, const char **unit)
 	return 0;
 }
 
+struct unit {
+	const char *name;
+	double mult;
+};
+
+/* s as a number and one of units[0..n) (its name matched regardless of
+ * case), the product below max, rounded into *out.  0 or -EINVAL. */
+static int parse_with_units(const char *s, const struct unit *units, size_t n,
+			    double max, uint64_t *out)
+{
+	double num, v;
+	const char *unit;
+	size_t i;
+
+	if (!s || split_number(s, &num, &unit) < 0)
+		return -EINVAL;
+	for (i = 0; i < n; i++) {
+		if (strcasecmp(unit, units[i].name) != 0)
+			continue;
+		v = num * units[i].mult;
+		if (v >= max)
+			return -EINVAL;
+		*out = (uint64_t)llround(v);
+		return 0;
+	}
+	return -EINVAL;
+}
+
 int util_parse_size(const char *s, uint64_t *out)
 {
-	static const struct {
-		const char *name;
-		double mult;
-	} units[] = {
+	/* "kb" is decimal, "KiB"/"k" binary: case matters only for b */
+	static const struct unit units[] = {
 		{ "", 1 },
 		{ "b", 1 },
 		{ "k", 1024.0 },
@@ -54,53 +80,23 @@ int util_parse_size(const char *s, uint64_t *out)
 		{ "tib", 1099511627776.0 },
 		{ "tb", 1e12 },
 	};
-	double num, v;
-	const char *unit;
-	size_t i;
 
-	if (!s || split_number(s, &num, &unit) < 0)
-		return -EINVAL;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcasecmp(unit, units[i].name) != 0)
-			continue;
-		/* "kb" is decimal, "KiB"/"k" binary: case matters only for b */
-		v = num * units[i].mult;
-		/* below 2^63: no size is larger (SNAP_SIZE_MAX), and llround
-		 * stays within its long long */
-		if (v >= 9223372036854775808.0)
-			return -EINVAL;
-		*out = (uint64_t)llround(v);
-		return 0;
-	}
-	return -EINVAL;
+	/* below 2^63: no size is larger (SNAP_SIZE_MAX), and llround stays
+	 * within its long long */
+	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]),
+				9223372036854775808.0, out);
 }
 
 int util_parse_duration(const char *s, uint64_t *ms)
 {
-	static const struct {
-		const char *name;
-		double mult;
-	} units[] = {
+	static const struct unit units[] = {
 		{ "", 1000.0 },     { "s", 1000.0 },     { "sec", 1000.0 },
 		{ "ms", 1.0 },      { "m", 60000.0 },    { "min", 60000.0 },
 		{ "h", 3600000.0 },
 	};
-	double num, v;
-	const char *unit;
-	size_t i;
 
-	if (!s || split_number(s, &num, &unit) < 0)
-		return -EINVAL;
-	for (i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
-		if (strcasecmp(unit, units[i].name) != 0)
-			continue;
-		v = num * units[i].mult;
-		if (v >= 1e15)
-			return -EINVAL;
-		*ms = (uint64_t)llround(v);
-		return 0;
-	}
-	return -EINVAL;
+	return parse_with_units(s, units, sizeof(units) / sizeof(units[0]),
+				1e15, ms);
 }
 
 const char *util_format_size(int64_t size, int sign, char *buf, size_t len)

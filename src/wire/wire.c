@@ -99,17 +99,9 @@ int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type)
 	return (int)WIRE_HDR_SIZE;
 }
 
-/* The payload of msg when it holds at least `need` bytes, else NULL. */
-static const uint8_t *payload_of(const struct wire_msg *msg, size_t need)
-{
-	if (!msg || msg->len < need || (need && !msg->payload))
-		return NULL;
-	return msg->payload;
-}
-
 int wire_dec_hello(const struct wire_msg *msg, struct wire_hello *m)
 {
-	const uint8_t *p = payload_of(msg, HELLO_LEN);
+	const uint8_t *p = wi_payload(msg, HELLO_LEN);
 	if (!p)
 		return -EPROTO;
 	m->proto = wi_get_u32(p);
@@ -123,7 +115,7 @@ int wire_dec_hello(const struct wire_msg *msg, struct wire_hello *m)
 
 int wire_dec_stats(const struct wire_msg *msg, struct wire_stats *m)
 {
-	const uint8_t *p = payload_of(msg, STATS_LEN);
+	const uint8_t *p = wi_payload(msg, STATS_LEN);
 	if (!p)
 		return -EPROTO;
 	m->traced_current = wi_get_u64(p);
@@ -138,7 +130,7 @@ int wire_dec_stats(const struct wire_msg *msg, struct wire_stats *m)
 
 int wire_dec_start(const struct wire_msg *msg, struct wire_start *m)
 {
-	const uint8_t *p = payload_of(msg, START_LEN);
+	const uint8_t *p = wi_payload(msg, START_LEN);
 	if (!p)
 		return -EPROTO;
 	m->nframe = wi_get_u32(p);
@@ -148,7 +140,7 @@ int wire_dec_start(const struct wire_msg *msg, struct wire_start *m)
 
 int wire_dec_state(const struct wire_msg *msg, struct wire_state *m)
 {
-	const uint8_t *p = payload_of(msg, STATE_LEN);
+	const uint8_t *p = wi_payload(msg, STATE_LEN);
 	if (!p)
 		return -EPROTO;
 	m->tracing = p[0];
@@ -158,7 +150,7 @@ int wire_dec_state(const struct wire_msg *msg, struct wire_state *m)
 
 int wire_dec_error(const struct wire_msg *msg, struct wire_error *m)
 {
-	const uint8_t *p = payload_of(msg, ERROR_MIN);
+	const uint8_t *p = wi_payload(msg, ERROR_MIN);
 	size_t tlen;
 
 	if (!p)

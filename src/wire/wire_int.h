@@ -41,6 +41,14 @@ static inline uint64_t wi_get_u64(const uint8_t *p)
 	return (uint64_t)wi_get_u32(p) | (uint64_t)wi_get_u32(p + 4) << 32;
 }
 
+/* The frame header at buf: payload length, type, reserved. */
+static inline void wi_put_header(uint8_t *buf, uint32_t plen, uint16_t type)
+{
+	wi_put_u32(buf, plen);
+	wi_put_u16(buf + 4, type);
+	wi_put_u16(buf + 6, 0);
+}
+
 /* Write the header of a frame with a `plen`-byte payload; returns the
  * payload pointer, or NULL when the frame does not fit in cap or plen
  * exceeds WIRE_MAX_PAYLOAD. */
@@ -49,10 +57,16 @@ static inline uint8_t *wi_begin_frame(uint8_t *buf, size_t cap, uint16_t type,
 {
 	if (!buf || plen > WIRE_MAX_PAYLOAD || cap < WIRE_HDR_SIZE + plen)
 		return NULL;
-	wi_put_u32(buf, (uint32_t)plen);
-	wi_put_u16(buf + 4, type);
-	wi_put_u16(buf + 6, 0);
+	wi_put_header(buf, (uint32_t)plen, type);
 	return buf + WIRE_HDR_SIZE;
+}
+
+/* The payload of msg when it holds at least `need` bytes, else NULL. */
+static inline const uint8_t *wi_payload(const struct wire_msg *msg, size_t need)
+{
+	if (!msg || msg->len < need || (need && !msg->payload))
+		return NULL;
+	return msg->payload;
 }
 
 /* Bytes of the LEB128 encoding of v (1..10). */

@@ -59,11 +59,10 @@ int wire_enc_snap_end(uint8_t *buf, size_t cap, const struct wire_snap_end *m)
 
 int wire_dec_snap_head(const struct wire_msg *msg, struct wire_snap_head *m)
 {
-	const uint8_t *p;
+	const uint8_t *p = wi_payload(msg, WIRE_SNAP_HEAD_LEN);
 
-	if (!msg || msg->len < WIRE_SNAP_HEAD_LEN || !msg->payload)
+	if (!p)
 		return -EPROTO;
-	p = msg->payload;
 	m->traced_current = wi_get_u64(p);
 	m->traced_peak = wi_get_u64(p + 8);
 	m->tracemalloc_memory = wi_get_u64(p + 16);
@@ -83,11 +82,10 @@ int wire_dec_snap_head(const struct wire_msg *msg, struct wire_snap_head *m)
 
 int wire_dec_snap_end(const struct wire_msg *msg, struct wire_snap_end *m)
 {
-	const uint8_t *p;
+	const uint8_t *p = wi_payload(msg, WIRE_SNAP_END_LEN);
 
-	if (!msg || msg->len < WIRE_SNAP_END_LEN || !msg->payload)
+	if (!p)
 		return -EPROTO;
-	p = msg->payload;
 	m->ntraces = wi_get_u64(p);
 	m->total_size = wi_get_u64(p + 8);
 	m->nstrings = wi_get_u32(p + 16);
@@ -130,6 +128,14 @@ static uint8_t *reserve(struct wire_chunk *ck, size_t need, int *rc)
 	return ck->buf + ck->len;
 }
 
+/* One more entry, ending at p. */
+static int added(struct wire_chunk *ck, uint8_t *p)
+{
+	ck->len = (size_t)(p - ck->buf);
+	ck->count++;
+	return 0;
+}
+
 int wire_chunk_add_string(struct wire_chunk *ck, const void *s, size_t len)
 {
 	uint8_t *p;
@@ -145,9 +151,7 @@ int wire_chunk_add_string(struct wire_chunk *ck, const void *s, size_t len)
 	p = wi_put_varint(p, len);
 	if (len)
 		memcpy(p, s, len);
-	ck->len = (size_t)(p + len - ck->buf);
-	ck->count++;
-	return 0;
+	return added(ck, p + len);
 }
 
 int wire_chunk_add_frame(struct wire_chunk *ck, uint32_t string_id,
@@ -163,9 +167,7 @@ int wire_chunk_add_frame(struct wire_chunk *ck, uint32_t string_id,
 		return rc;
 	p = wi_put_varint(p, string_id);
 	p = wi_put_varint(p, lineno);
-	ck->len = (size_t)(p - ck->buf);
-	ck->count++;
-	return 0;
+	return added(ck, p);
 }
 
 int wire_chunk_add_traceback(struct wire_chunk *ck, const uint32_t *frames,
@@ -189,9 +191,7 @@ int wire_chunk_add_traceback(struct wire_chunk *ck, const uint32_t *frames,
 	p = wi_put_varint(p, n);
 	for (uint32_t i = 0; i < n; i++)
 		p = wi_put_varint(p, frames[i]);
-	ck->len = (size_t)(p - ck->buf);
-	ck->count++;
-	return 0;
+	return added(ck, p);
 }
 
 int wire_chunk_add_trace(struct wire_chunk *ck, uint64_t size,
@@ -209,18 +209,14 @@ int wire_chunk_add_trace(struct wire_chunk *ck, uint64_t size,
 	p = wi_put_varint(p, size);
 	p = wi_put_varint(p, traceback_id);
 	p = wi_put_varint(p, domain);
-	ck->len = (size_t)(p - ck->buf);
-	ck->count++;
-	return 0;
+	return added(ck, p);
 }
 
 size_t wire_chunk_finish(struct wire_chunk *ck)
 {
 	if (!ck->count || !ck->buf || ck->len > ck->cap)
 		return 0;
-	wi_put_u32(ck->buf, (uint32_t)(ck->len - WIRE_HDR_SIZE));
-	wi_put_u16(ck->buf + 4, ck->type);
-	wi_put_u16(ck->buf + 6, 0);
+	wi_put_header(ck->buf, (uint32_t)(ck->len - WIRE_HDR_SIZE), ck->type);
 	wi_put_u32(ck->buf + WIRE_HDR_SIZE, ck->first);
 	wi_put_u32(ck->buf + WIRE_HDR_SIZE + 4, ck->count);
 	return ck->len;
@@ -273,6 +269,14 @@ static int next_check(struct wire_chunk_rd *rd, uint16_t type)
 	return rd->done < rd->count ? 1 : 0;
 }
 
+/* One more entry read, the next one at p: 1. */
+static int consumed(struct wire_chunk_rd *rd, const uint8_t *p)
+{
+	rd->p = p;
+	rd->done++;
+	return 1;
+}
+
 static int get32(const uint8_t **pp, const uint8_t *end, uint32_t *out)
 {
 	uint64_t v;
@@ -297,9 +301,7 @@ int wire_chunk_next_string(struct wire_chunk_rd *rd, const uint8_t **s,
 		return -EPROTO;
 	*s = p;
 	*len = n;
-	rd->p = p + n;
-	rd->done++;
-	return 1;
+	return consumed(rd, p + n);
 }
 
 int wire_chunk_next_frame(struct wire_chunk_rd *rd, uint32_t *string_id,
@@ -315,9 +317,7 @@ int wire_chunk_next_frame(struct wire_chunk_rd *rd, uint32_t *string_id,
 		return -EPROTO;
 	*string_id = a;
 	*lineno = b;
-	rd->p = p;
-	rd->done++;
-	return 1;
+	return consumed(rd, p);
 }
 
 int wire_chunk_next_traceback(struct wire_chunk_rd *rd, uint32_t *frames,
@@ -339,9 +339,7 @@ int wire_chunk_next_traceback(struct wire_chunk_rd *rd, uint32_t *frames,
 			return -EPROTO;
 	*n = cnt;
 	*total_nframe = total;
-	rd->p = p;
-	rd->done++;
-	return 1;
+	return consumed(rd, p);
 }
 
 int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
@@ -360,9 +358,7 @@ int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
 	*size = sz;
 	*traceback_id = tb;
 	*domain = dom;
-	rd->p = p;
-	rd->done++;
-	return 1;
+	return consumed(rd, p);
 }
 
 size_t wire_chunk_offset(const struct wire_chunk_rd *rd)
