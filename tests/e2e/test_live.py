@@ -1,0 +1,269 @@
+"""The live view, `trmtop --pid PID` (src/live/, man trmtop).
+
+Batch mode (standard output not a terminal): text blocks and JSON lines,
+against the leaker target (tests/targets/leaker.py), its leaking line's
+size and count compared with the target's own tracemalloc statistic of
+that line (`linestat`); the native-memory line against native_grower.py
+(libc malloc through ctypes: RSS grows, traced memory does not; and
+bytearrays: both grow); the target exiting while watched; signals.
+
+Nothing here sleeps to synchronise: trmtop's output is read line by line
+with a deadline, and trmtop is stopped (SIGSTOP) while the test changes
+the target between two refreshes, so that a later refresh is known to
+come after the change.
+"""
+
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import EXIT_CODE, TRMTOP_TIMEOUT, run_trmtop, stats, trmtop_path, _env
+
+LEAK_SIZE = 10 * 1024  # tests/targets/leaker.py LEAK_SIZE
+MIB = 1 << 20
+INTERVAL = "200ms"
+
+
+def fmt_size(size, sign=False):
+    """tracemalloc._format_size, as trmtop prints sizes."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(size) < 100 and unit != "B":
+            return ("%+.1f %s" if sign else "%.1f %s") % (size, unit)
+        if abs(size) < 10 * 1024 or unit == "TiB":
+            return ("%+.0f %s" if sign else "%.0f %s") % (size, unit)
+        size /= 1024
+
+
+class Live(object):
+    """A `trmtop --pid PID --batch ...` running, its output read line by
+    line with a deadline."""
+
+    def __init__(self, pid, *args):
+        self.argv = [trmtop_path(), "--pid", str(pid), "--batch", "--interval", INTERVAL]
+        self.argv += [str(a) for a in args]
+        self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=_env())
+        self.buf = b""
+        self.lines = []
+
+    def readline(self, timeout=TRMTOP_TIMEOUT):
+        deadline = time.monotonic() + timeout
+        fd = self.proc.stdout.fileno()
+        while b"\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.proc.kill()
+                pytest.fail("no output from %s within %ss (stderr: %r)"
+                            % (" ".join(self.argv), timeout, self.proc.stderr.read()))
+            r, _, _ = select.select([fd], [], [], left)
+            if r:
+                data = os.read(fd, 65536)
+                if not data:
+                    return None
+                self.buf += data
+        line, self.buf = self.buf.split(b"\n", 1)
+        line = line.decode("utf-8", errors="replace")
+        self.lines.append(line)
+        return line
+
+    def block(self):
+        """The next text block: its lines, from 'pid N' to the blank line
+        after the table; None at the end of the output."""
+        out = []
+        blanks = 0
+        while True:
+            line = self.readline()
+            if line is None:
+                assert not out, "output ended inside a block: %r" % out
+                return None
+            if not out and not line.startswith("pid "):
+                continue
+            out.append(line)
+            if line == "":
+                blanks += 1
+                if blanks == 2:
+                    return out
+
+    def json(self):
+        line = self.readline()
+        return None if line is None else json.loads(line)
+
+    def wait(self, timeout=TRMTOP_TIMEOUT):
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail("%s did not end within %ss" % (" ".join(self.argv), timeout))
+        self.buf += out
+        return self.proc.returncode, err.decode(errors="replace")
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def live():
+    started = []
+
+    def _live(pid, *args):
+        lv = Live(pid, *args)
+        started.append(lv)
+        return lv
+
+    yield _live
+    for lv in started:
+        lv.kill()
+
+
+ROW = re.compile(r"^\s*(\d+) (.)\s+(\S+ \S+)\s+(\S+ \S+)\s+(\d+)\s+([-+]\d+)\s+(\S+ \S+)\s+"
+                 r"(\S+ \S+/min|0 B/min)\s+(\S+):(\d+)(?:  (.*))?$")
+
+
+def leak_row(block, filename):
+    """(size text, count, source, suspect) of the row of filename's
+    LEAK-LINE in a text block."""
+    for line in block:
+        m = ROW.match(line)
+        if m and m.group(9) == filename:
+            return m.group(3), int(m.group(5)), m.group(11), m.group(2) == "!"
+    return None
+
+
+def leak_line_no(path):
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            if text.rstrip().endswith("# LEAK-LINE") and "LEAKED.append" in text:
+                return no
+    raise AssertionError("no LEAK-LINE in %s" % path)
+
+
+def test_batch(python, spawn, live):
+    """Three text blocks: the header, the leaking line growing between
+    them, its size and count those of the target's own tracemalloc; the
+    JSON of the same state matches the text; tracing (turned on by
+    `trmtop start` before) stays on; the target exiting while watched ends
+    the view with exit 0."""
+    t = spawn(python, "leaker")
+    assert run_trmtop("start", "--pid", t.pid).rc == 0
+    t.ok("leak 20")
+    lv = live(t.pid, "--iterations", 3)
+    first = lv.block()
+    assert first[0].startswith("pid %d " % t.pid), first
+    assert "tracing: by trmtop start" in first[0], first
+    assert re.match(r"^traced \S+ \S+  peak .*  RSS .*  tracemalloc .*  blocks \d+$", first[1]), first
+    assert first[2].startswith("refresh "), first
+    assert first[3].startswith("native memory: "), first
+    # the next refresh comes after the leak: trmtop is stopped meanwhile
+    os.kill(lv.proc.pid, signal.SIGSTOP)
+    try:
+        t.ok("leak 30")
+    finally:
+        os.kill(lv.proc.pid, signal.SIGCONT)
+    second = lv.block()
+    third = lv.block()
+    assert lv.block() is None
+    rc, err = lv.wait()
+    assert rc == 0 and err == "", err
+
+    leaker = t.script
+    line = leak_line_no(leaker)
+    rows = [leak_row(b, "%s" % leaker) for b in (first, second, third)]
+    # the location is FILE:LINE of the LEAK-LINE, with its source line
+    assert all(r is not None for r in rows), (first, second, third)
+    m = [l for l in third if ("%s:%d" % (leaker, line)) in l]
+    assert m and "LEAKED.append(bytearray(LEAK_SIZE))" in m[0], third
+    truth = json.loads(t.cmd("linestat"))
+    # (a bytearray is two blocks, and the list grows at the same line)
+    assert rows[0][1] < rows[2][1] and rows[0][1] <= rows[1][1] <= rows[2][1], rows
+    assert rows[2][1] == truth["count"], (rows, truth)
+    assert rows[2][0] == fmt_size(truth["size"]), (rows, truth)
+
+    # JSON: the same state, one object a refresh
+    lv = live(t.pid, "--iterations", 2, "--format", "json")
+    objs = [lv.json(), lv.json()]
+    assert lv.json() is None
+    rc, err = lv.wait()
+    assert rc == 0 and err == "", err
+    for o in objs:
+        assert o["pid"] == t.pid and o["tracing"] == "trmtop", o
+        assert o["key"] == "lineno" and o["interval_ms"] == 200
+        assert o["traceback_limit"] == 1
+        assert o["traced"] > 0 and o["rss"] > 0 and o["blocks"] > 0
+        row = [r for r in o["rows"] if r["filename"] == leaker and r["lineno"] == line]
+        assert len(row) == 1, o["rows"]
+        row = row[0]
+        assert row["size"] == truth["size"] and row["count"] == truth["count"], (row, truth)
+        assert row["source"] == "LEAKED.append(bytearray(LEAK_SIZE))   # LEAK-LINE"
+        assert row["frames"] == [{"filename": leaker, "lineno": line}]
+        # the text said the same
+        assert fmt_size(row["size"]) == rows[2][0] and row["count"] == rows[2][1]
+        assert o["native"]["verdict"] in ("unknown", "steady", "traced", "untraced")
+    assert objs[1]["refresh"] == 2 and objs[1]["since_baseline"] == 2
+    leak1 = [r for r in objs[1]["rows"] if r["filename"] == leaker][0]
+    assert leak1["size_diff"] == 0 and leak1["count_diff"] == 0 and leak1["trend"] == [truth["size"]] * 2
+    assert t.truth()["tracing"] is True, "the view changed the tracing it found"
+
+    # the target exits while watched: said, exit 0
+    lv = live(t.pid)
+    assert lv.block() is not None
+    assert t.exit() == EXIT_CODE
+    rc, err = lv.wait()
+    assert rc == 0, err
+    assert "trmtop: pid %d exited" % t.pid in err, err
+
+
+def watch_native(t, live, grow, want):
+    """Watch t in JSON batch mode; after the first refresh (the baseline),
+    grow; then read refreshes until traced memory or RSS reflect the
+    growth, and return that refresh's native verdict object.  trmtop is
+    then interrupted (SIGINT): exit 130, tracing off again."""
+    lv = live(t.pid, "--format", "json")
+    first = lv.json()
+    assert first["tracing"] == "view" and first["native"]["verdict"] == "unknown", first
+    t.ok(grow)
+    deadline = time.monotonic() + TRMTOP_TIMEOUT
+    while True:
+        o = lv.json()
+        assert o is not None, lv.wait()
+        n = o["native"]
+        if want(n):
+            break
+        assert time.monotonic() < deadline, "no refresh saw the growth: %r" % o
+    lv.proc.send_signal(signal.SIGINT)
+    rc, err = lv.wait()
+    assert rc == 130, err
+    assert "cancelled while watching (SIGINT); tracing turned off again" in err, err
+    assert t.truth()["tracing"] is False
+    return o
+
+
+def test_native_memory(python_faults, spawn, live):
+    """RSS grows by 48 MiB of libc malloc (touched) while traced memory
+    stays flat: the native-memory line says memory grew outside Python's
+    allocators.  Then, from a new baseline, 48 MiB of bytearrays: RSS
+    grows with traced memory, and the line says Python's allocations
+    account for it."""
+    t = spawn(python_faults, "native_grower")
+    o = watch_native(t, live, "native %d" % (48 * MIB),
+                     lambda n: n["rss_diff"] >= 40 * MIB)
+    n = o["native"]
+    assert n["verdict"] == "untraced", o
+    assert abs(n["traced_diff"]) < 4 * MIB, n
+    assert "grew outside Python's allocators" in n["text"], n
+
+    o = watch_native(t, live, "leak %d" % (48 * MIB // LEAK_SIZE),
+                     lambda n: n["traced_diff"] >= 40 * MIB)
+    n = o["native"]
+    assert n["verdict"] == "traced", o
+    assert "outside" not in n["text"] and "Python's allocations account" in n["text"], n
+    t.check_healthy()
+    assert t.exit() == EXIT_CODE
