@@ -38,7 +38,7 @@ struct session;
 #define LIVE_SAMPLES 256u     /* refreshes the header's sparklines cover */
 #define LIVE_SUSPECT_MIN 3u   /* refreshes before a row can be a suspect */
 #define LIVE_HOLD_PERCENT 5u  /* the target is held at most this much */
-#define LIVE_NATIVE_MIN (1ull << 20) /* RSS growth below this: steady */
+#define LIVE_NATIVE_MIN (4ull << 20) /* RSS growth below this: steady */
 
 /* The figures of one refresh (the snapshot's head, and the agent's GIL
  * hold for it). */
@@ -72,7 +72,8 @@ enum live_native_verdict {
 	LIVE_NATIVE_UNKNOWN,   /* fewer than two refreshes since the baseline */
 	LIVE_NATIVE_STEADY,    /* RSS grew less than LIVE_NATIVE_MIN */
 	LIVE_NATIVE_TRACED,    /* RSS grew, mostly as traced memory did */
-	LIVE_NATIVE_UNTRACED,  /* RSS grew, at least half of it untraced */
+	LIVE_NATIVE_UNTRACED,  /* RSS grew, at least half of it and at least
+				* LIVE_NATIVE_MIN untraced */
 };
 
 /* RSS growth against traced growth since the baseline. */
@@ -152,7 +153,8 @@ const char *live_native_text(const struct live_native *n, char *buf, size_t cap)
  * interval_ms and 100 / LIVE_HOLD_PERCENT times the hold. */
 uint64_t live_stretch_ms(uint64_t interval_ms, uint64_t hold_ns);
 
-/* A sparkline of v[0..n) scaled from 0 to its max, one cell each: the
+/* A sparkline of v[0..n) scaled from its min to its max (all lowest
+ * when flat), one cell each: the
  * eight Unicode blocks (utf8), else " .:-=+*#".  Into buf (cap >= 4 * n
  * + 1); returns buf. */
 const char *live_sparkline(const uint64_t *v, size_t n, int utf8, char *buf,

@@ -275,6 +275,13 @@ int cmd_live(int argc, char **argv)
 	switch (end) {
 	case LIVE_END_QUIT:
 		ec = EXIT_OK;
+		if (st.tracing != LIVE_TRACING_VIEW)
+			break;
+		/* off before trmtop exits (DETACH would do it too, after) */
+		rc = session_stop(ss, &wst, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			ec = cli_request_failed(ss, rc, &err,
+						"waiting for the agent to stop tracing", NULL);
 		break;
 	case LIVE_END_GONE:
 		cli_errorf("%s", st.end_msg);

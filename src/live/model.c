@@ -89,7 +89,7 @@ void live_native_judge(int64_t rss_diff, int64_t traced_diff, int64_t tm_diff,
 		out->verdict = LIVE_NATIVE_UNKNOWN;
 	else if (rss_diff < (int64_t)LIVE_NATIVE_MIN)
 		out->verdict = LIVE_NATIVE_STEADY;
-	else if (untraced >= rss_diff / 2)
+	else if (untraced >= (int64_t)LIVE_NATIVE_MIN && untraced >= rss_diff / 2)
 		out->verdict = LIVE_NATIVE_UNTRACED;
 	else
 		out->verdict = LIVE_NATIVE_TRACED;
@@ -143,16 +143,20 @@ const char *live_sparkline(const uint64_t *v, size_t n, int utf8, char *buf,
 		"\u2585", "\u2586", "\u2587", "\u2588",
 	};
 	static const char ascii[8] = { ' ', '.', ':', '-', '=', '+', '*', '#' };
-	uint64_t max = 0;
+	uint64_t max = 0, min = UINT64_MAX;
 	size_t i, o = 0;
 
 	if (cap == 0)
 		return buf;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < n; i++) {
 		if (v[i] > max)
 			max = v[i];
+		if (v[i] < min)
+			min = v[i];
+	}
 	for (i = 0; i < n; i++) {
-		unsigned lvl = max ? (unsigned)((double)v[i] * 7.0 / (double)max + 0.5) : 0;
+		unsigned lvl = max > min ? (unsigned)((double)(v[i] - min) * 7.0 /
+						      (double)(max - min) + 0.5) : 0;
 
 		if (lvl > 7)
 			lvl = 7;

@@ -17,13 +17,14 @@ import json
 import os
 import re
 import select
+import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 
-from conftest import EXIT_CODE, TRMTOP_TIMEOUT, run_trmtop, stats, trmtop_path, _env
+from conftest import EXIT_CODE, TRMTOP_TIMEOUT, _env, run_trmtop, trmtop_path, wait_until
 
 LEAK_SIZE = 10 * 1024  # tests/targets/leaker.py LEAK_SIZE
 MIB = 1 << 20
@@ -267,3 +268,241 @@ def test_native_memory(python_faults, spawn, live):
     assert "outside" not in n["text"] and "Python's allocations account" in n["text"], n
     t.check_healthy()
     assert t.exit() == EXIT_CODE
+
+
+# ---------------------------------------------------------------------------
+# The terminal view, in tmux
+
+
+UNITS = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
+
+
+def parse_size(text):
+    num, unit = text.split()
+    return float(num) * UNITS[unit]
+
+
+def drip_line_no(path):
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            if text.rstrip().endswith("# DRIP-LINE"):
+                return no
+    raise AssertionError("no DRIP-LINE in %s" % path)
+
+
+class Tmux(object):
+    """A tmux server of its own (socket in the test's folder) with one
+    window running bash; commands are typed into it."""
+
+    def __init__(self, d, width=160, height=45):
+        self.d = d
+        self.sock = os.path.join(d, "tmux.sock")
+        self.pidfile = os.path.join(d, "trmtop.pid")
+        env = dict(_env(), LANG="C.UTF-8", LC_ALL="C.UTF-8", PS1="$ ", HOME=d)
+        env.pop("TMUX", None)
+        subprocess.run(["tmux", "-S", self.sock, "-f", "/dev/null", "new-session", "-d",
+                        "-x", str(width), "-y", str(height), "-c", d,
+                        "bash --norc --noprofile"], check=True, env=env)
+        self.tmux("set-option", "-g", "window-size", "manual")
+
+    def tmux(self, *args):
+        return subprocess.run(["tmux", "-S", self.sock] + list(args), check=True,
+                              stdout=subprocess.PIPE).stdout.decode(errors="replace")
+
+    def keys(self, *keys):
+        self.tmux("send-keys", "-t", "0", *keys)
+
+    def type(self, text):
+        self.tmux("send-keys", "-t", "0", "-l", text)
+
+    def screen(self):
+        return self.tmux("capture-pane", "-p", "-t", "0")
+
+    def wait(self, pred, what, timeout=float(os.environ.get("LIVE_WAIT", TRMTOP_TIMEOUT))):
+        last = [""]
+
+        def check():
+            last[0] = self.screen()
+            return pred(last[0])
+        try:
+            wait_until(check, timeout, what)
+            return last[0]
+        except BaseException:
+            print("last screen:\n" + last[0])
+            raise
+
+    def wait_text(self, text, timeout=None):
+        if timeout is None:
+            return self.wait(lambda s: text in s, repr(text))
+        return self.wait(lambda s: text in s, repr(text), timeout)
+
+    def run_trmtop(self, pid, *args):
+        """Start trmtop in the window (bash records its pid, then execs
+        it); the exit status is echoed when it ends."""
+        argv = " ".join([os.path.abspath(trmtop_path()), "--pid", str(pid)] + [str(a) for a in args])
+        self.type("clear; bash -c 'echo $$ > %s; exec %s'; echo TRMTOP-EXIT=$?"
+                  % (self.pidfile, argv))
+        self.keys("Enter")
+        self.wait_text("pid %d  " % pid)
+        with open(self.pidfile) as f:
+            return int(f.read())
+
+    def usable(self):
+        """The pane takes a command and shows its output again."""
+        self.keys("Enter")
+        self.type("clear; echo usable-$((40+2))")
+        self.keys("Enter")
+        self.wait(lambda s: "usable-42" in s.replace("usable-$((40+2))", ""),
+                  "the shell to answer in the pane")
+
+    def close(self):
+        subprocess.run(["tmux", "-S", self.sock, "kill-server"], stderr=subprocess.DEVNULL)
+
+
+@pytest.fixture
+def tmux(tmp_path):
+    if not shutil.which("tmux"):
+        pytest.fail("tmux is not installed (scripts/deps.sh installs it)")
+    tm = Tmux(str(tmp_path))
+    yield tm
+    tm.close()
+
+
+def row_of(screen, loc):
+    for line in screen.splitlines():
+        if loc in line:
+            return line
+    return None
+
+
+def dsize_of(screen, loc):
+    """The size difference of loc's row (bytes), or None."""
+    line = row_of(screen, loc)
+    if line is None:
+        return None
+    m = re.match(r"^\s*\d+ [! ]\s+(\S+ \S+)\s+([-+]\S+ \S+)", line)
+    return parse_size(m.group(2).lstrip("+")) if m else None
+
+
+def table_rows(screen):
+    lines = screen.splitlines()
+    for i, line in enumerate(lines):
+        if "LOCATION" in line:
+            return [l for l in lines[i + 1:] if re.match(r"^\s*\d+ ", l)]
+    return []
+
+
+def test_tui(python, spawn, tmux, tmp_path):
+    """The full-screen view of a target leaking steadily from one line:
+    header and leaking line, its size difference growing, the suspect,
+    sort, group-by, filter keys, the traceback, the baseline, a resize,
+    writing a .trm, and q: exit 0, tracing off again, the pane usable."""
+    t = spawn(python, "native_grower")
+    t.ok("drip 10")
+    assert t.truth()["tracing"] is False
+    script = t.script
+    loc = "%s:%d" % (script, drip_line_no(script))
+    tmux.run_trmtop(t.pid, "--interval", INTERVAL)
+    s = tmux.wait(lambda s: dsize_of(s, loc), "the leaking line")
+    assert "tracing: this view since" in s and "Python %s" % python.version_str in s, s
+    assert re.search(r"traced \S+ \S+  peak \S+ \S+  RSS \S+ \S+  tracemalloc", s), s
+    assert "native memory: " in s and "refresh 200ms" in s or "stretched" in s, s
+    assert "DRIPPED.append(bytearray(" in row_of(s, loc), s
+    d0 = dsize_of(s, loc)
+    tmux.wait(lambda s: (dsize_of(s, loc) or 0) > d0, "the size difference to grow")
+
+    # L: the suspects only, the dripping line among them, all marked
+    tmux.wait(lambda s: row_of(s, loc) and re.match(r"^\s*\d+ !", row_of(s, loc)),
+              "the leaking line marked a suspect")
+    tmux.keys("L")
+    s = tmux.wait_text("leak suspects only")
+    rows = table_rows(s)
+    assert rows and all(re.match(r"^\s*\d+ !", r) for r in rows), s
+    tmux.keys("L")
+    # sort keys
+    for key, name in (("d", "size difference"), ("c", "count"), ("g", "growth"),
+                      ("s", "size")):
+        tmux.keys(key)
+        s = tmux.wait_text("sort: %s " % name)
+    # group-by keys
+    tmux.keys("f")
+    s = tmux.wait(lambda s: "group: filename" in s and script + ":0" in s
+                  or "grouped by filename" in s and script + ":0" in s, "grouped by file")
+    tmux.keys("t")
+    s = tmux.wait(lambda s: "grouped by traceback" in s and loc in s, "grouped by traceback")
+    tmux.keys("l")
+    s = tmux.wait(lambda s: "grouped by lineno" in s and loc in s, "grouped by line")
+    # filter: none matches, Esc clears; a match keeps only its rows
+    tmux.keys("/")
+    tmux.type("*nomatch*")
+    tmux.keys("Enter")
+    s = tmux.wait_text("no rows")
+    assert "filter: *nomatch*" in s
+    tmux.keys("Escape")
+    tmux.wait(lambda s: loc in s and "filter:" not in s, "the filter cleared")
+    tmux.keys("/")
+    tmux.type("*native_grower*")
+    tmux.keys("Enter")
+    s = tmux.wait(lambda s: "filter: *native_grower*" in s and loc in s, "the filter applied")
+    assert all("native_grower" in r for r in table_rows(s)), s
+    # Enter: the traceback of the selected (largest) row
+    tmux.keys("s", "Home", "Enter")
+    s = tmux.wait_text("Traceback of #1")
+    assert 'File "%s", line %d' % (script, drip_line_no(script)) in s, s
+    assert "    DRIPPED.append(bytearray(LEAK_SIZE))   # DRIP-LINE" in s, s
+    assert "The traceback limit is 1" in s and "--frames 25" in s, s
+    tmux.keys("Escape")
+    tmux.keys("Escape")
+    s = tmux.wait(lambda s: "LOCATION" in s and loc in s and "filter:" not in s, "the table")
+    # b: differences start again from 0
+    before = dsize_of(s, loc)
+    tmux.keys("b")
+    tmux.wait_text("baseline set")
+    tmux.wait(lambda s: dsize_of(s, loc) is not None and dsize_of(s, loc) < before,
+              "the size difference to restart")
+    # a resize redraws: narrow, the location kept (shortened from the left)
+    tmux.tmux("resize-window", "-t", "0", "-x", "72", "-y", "20")
+    short = os.path.basename(script) + ":%d" % drip_line_no(script)
+    s = tmux.wait(lambda s: any(short in l and l.rstrip().endswith(short) or short + "  " in l
+                                for l in s.splitlines()[7:]), "the narrow table")
+    assert all(len(l) <= 72 for l in s.splitlines()), s
+    tmux.tmux("resize-window", "-t", "0", "-x", "160", "-y", "45")
+    tmux.wait(lambda s: loc in s, "the wide table again")
+    # w: a .trm that `trmtop top` reads
+    tmux.keys("w")
+    s = tmux.wait_text("wrote trmtop-%d-" % t.pid)
+    name = re.search(r"wrote (trmtop-\d+-\d+-\d+\.trm)", s).group(1)
+    res = run_trmtop("top", os.path.join(str(tmp_path), name))
+    assert res.rc == 0 and loc in res.out, res
+    # q: exit 0, tracing off again, the terminal usable
+    tmux.keys("q")
+    tmux.wait_text("TRMTOP-EXIT=0")
+    assert t.truth()["tracing"] is False
+    tmux.usable()
+    t.ok("drip 0")
+    assert t.exit() == EXIT_CODE
+
+
+@pytest.mark.parametrize("how", ["target-killed", "SIGKILL", "SIGHUP"])
+def test_tui_ends(python_faults, how, spawn, tmux):
+    """The view ends with its target killed (said, exit 0), with trmtop
+    SIGKILLed (the agent turns tracing off on the hang-up) or sent SIGHUP
+    (exit 129, tracing off): the pane stays usable."""
+    t = spawn(python_faults, "native_grower")
+    t.ok("drip 20")
+    pid = tmux.run_trmtop(t.pid, "--interval", INTERVAL)
+    tmux.wait_text("refreshes 2 ")
+    if how == "target-killed":
+        t.may_die = True
+        t.proc.kill()
+        s = tmux.wait_text("TRMTOP-EXIT=0")
+        assert "trmtop: pid %d exited" % t.pid in s, s
+    else:
+        os.kill(pid, signal.SIGKILL if how == "SIGKILL" else signal.SIGHUP)
+        s = tmux.wait_text("TRMTOP-EXIT=%d" % (137 if how == "SIGKILL" else 129))
+        wait_until(lambda: t.truth()["tracing"] is False, TRMTOP_TIMEOUT,
+                   "the agent to turn tracing off")
+    tmux.usable()
+    if how != "target-killed":
+        t.ok("drip 0")
+        assert t.exit() == EXIT_CODE

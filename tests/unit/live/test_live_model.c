@@ -117,7 +117,7 @@ static void test_native_verdict(void **state)
 	(void)state;
 	live_native_judge(100 * MIB, 0, 0, 1, &n);
 	assert_int_equal(n.verdict, LIVE_NATIVE_UNKNOWN);
-	live_native_judge(512 << 10, 0, 0, 3, &n);
+	live_native_judge(3 * MIB, 0, 0, 3, &n);
 	assert_int_equal(n.verdict, LIVE_NATIVE_STEADY);
 	live_native_judge(40 * MIB, 0, 0, 3, &n);
 	assert_int_equal(n.verdict, LIVE_NATIVE_UNTRACED);
