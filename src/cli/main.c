@@ -38,12 +38,11 @@ static const struct {
 
 static const char doc[] =
 	"trmtop -- tracemalloc for running CPython processes\v"
-	"The live view (a full-screen top of memory by source line; text blocks\n"
-	"when standard output is not a terminal):\n"
-	"  trmtop --pid PID [--interval 2s] [--frames N] [--group-by lineno|filename|traceback]\n"
-	"                   [--include GLOB]... [--exclude GLOB]... [--batch] [--iterations N]\n"
-	"                   [--format text|json]\n"
-	"Run 'trmtop --pid 1 --help' for its options; its keys are listed on h or ?.\n"
+	"The live view (full-screen; text blocks when output is not a terminal):\n"
+	"  trmtop --pid PID [--interval 2s] [--frames N] [--batch] [--iterations N]\n"
+	"    [--group-by lineno|filename|traceback] [--format text|json]\n"
+	"    [--include GLOB]... [--exclude GLOB]...\n"
+	"Run 'trmtop --pid 1 --help' for its options; h or ? in the view lists keys.\n"
 	"\n"
 	"Commands:\n"
 	"  start --pid PID [--frames N]   turn tracing on; it stays on after trmtop exits\n"

@@ -506,3 +506,25 @@ def test_tui_ends(python_faults, how, spawn, tmux):
     if how != "target-killed":
         t.ok("drip 0")
         assert t.exit() == EXIT_CODE
+
+
+def test_help_and_man_page_agree():
+    """The live view's options: those of `trmtop --pid PID --help` are the
+    man page's synopsis of the view, both ways, and each is described in
+    its OPTIONS; `trmtop --help` shows the view's usage."""
+    r = subprocess.run([trmtop_path(), "--pid", "1", "--help"], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    helped = set(re.findall(r"--([a-z][a-z-]+)", r.stdout)) - {"help", "usage", "version"}
+    with open(os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+            os.path.abspath(__file__)))), "man", "trmtop.1")) as f:
+        man = f.read().replace("\\-", "-")
+    synopsis = man.split(".SH SYNOPSIS", 1)[1].split(".br", 1)[0]
+    assert synopsis.lstrip().startswith(".B trmtop\n.B --pid"), synopsis
+    listed = set(re.findall(r"--([a-z][a-z-]+)", synopsis))
+    assert helped == listed, "--help: %s; man page synopsis: %s" % (sorted(helped), sorted(listed))
+    options = man.split(".SH OPTIONS", 1)[1].split(".SH ", 1)[0]
+    for o in sorted(helped):
+        assert re.search(r"^\.B[R]? .*--%s\b" % o, options, re.M), "--%s not in OPTIONS" % o
+    top = subprocess.run([trmtop_path(), "--help"], capture_output=True, text=True, timeout=30)
+    assert "trmtop --pid PID [--interval 2s]" in top.stdout, top.stdout
