@@ -198,9 +198,13 @@ enum live_end live_run(struct session *s, const struct live_opts *o,
 			break;
 		}
 		if (rc < 0) {
-			/* a signal handled in-process (the terminal's SIGWINCH) */
-			if (ifd >= 0)
+			/* a signal handled in-process (the terminal's SIGWINCH:
+			 * KEY_RESIZE is read as input) */
+			if (ifd >= 0) {
 				sink->input(sink->arg, st);
+				serve_requests(&lp);
+				sink->draw(sink->arg, st);
+			}
 			continue;
 		}
 		if (p[1].revents && session_aborted(s)) {
