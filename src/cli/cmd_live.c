@@ -19,7 +19,7 @@
 #include "outfile.h"
 #include "source.h"
 #include "trmtop/live.h"
-#include "trmtop/ptrace.h"
+#include "trmtop/abort.h"
 #include "trmtop/session.h"
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
@@ -256,7 +256,7 @@ int cmd_live(int argc, char **argv)
 	lo.iterations = a.iterations;
 	lo.filters = a.filters;
 	lo.nfilters = a.nfilters;
-	lo.abort_fd = ptrace_sigfd();
+	lo.abort_fd = trm_abort_fd(cli_abort());
 	lo.write = live_write;
 	lo.write_arg = &wr;
 	lo.host = host;

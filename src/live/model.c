@@ -22,7 +22,7 @@
 struct entry {
 	char *key;            /* frames serialised (key_of) */
 	size_t keylen;
-	uint64_t hash;
+	uint32_t hash;
 	uint64_t base_size, base_count;
 	uint64_t hist[LIVE_HISTORY];   /* by refresh index % LIVE_HISTORY */
 	uint64_t stamp[LIVE_HISTORY];  /* refresh index + 1 of hist[] (0: none) */
@@ -218,18 +218,6 @@ static char *key_of(const struct snap_loc *frames, uint32_t nframe, size_t *len)
 	return k;
 }
 
-static uint64_t hash_of(const char *k, size_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		h ^= (unsigned char)k[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 static void entries_clear(struct live_model *m)
 {
 	size_t i;
@@ -274,7 +262,7 @@ static struct entry *entry_get(struct live_model *m, const struct snap_loc *fram
 {
 	struct entry *e;
 	size_t len, j;
-	uint64_t h;
+	uint32_t h;
 	char *k;
 
 	if ((m->n + 1) * 2 > m->cap && entries_grow(m) < 0)
@@ -282,7 +270,7 @@ static struct entry *entry_get(struct live_model *m, const struct snap_loc *fram
 	k = key_of(frames, nframe, &len);
 	if (!k)
 		return NULL;
-	h = hash_of(k, len);
+	h = util_hash_bytes(k, len);
 	for (j = h & (m->cap - 1); m->tab[j]; j = (j + 1) & (m->cap - 1)) {
 		e = m->tab[j];
 		if (e->hash == h && e->keylen == len && memcmp(e->key, k, len) == 0) {

@@ -42,7 +42,7 @@ struct tui {
 	char filter[256];       /* the prompt's text */
 	/* the traceback overlay: lines copied when it opens */
 	char **tb;
-	size_t ntb, tb_top;
+	size_t ntb, tbcap, tb_top;
 };
 
 static const uint64_t intervals[] = { 100, 250, 500, 1000, 2000, 5000, 10000,
@@ -93,7 +93,7 @@ static void tb_free(struct tui *t)
 		free(t->tb[i]);
 	free(t->tb);
 	t->tb = NULL;
-	t->ntb = t->tb_top = 0;
+	t->ntb = t->tbcap = t->tb_top = 0;
 }
 
 static void tb_add(struct tui *t, const char *fmt, ...)
@@ -101,16 +101,14 @@ static void tb_add(struct tui *t, const char *fmt, ...)
 
 static void tb_add(struct tui *t, const char *fmt, ...)
 {
-	char line[2048], **v;
+	char line[2048];
 	va_list ap;
 
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
-	v = realloc(t->tb, (t->ntb + 1) * sizeof(*v));
-	if (!v)
+	if (UTIL_GROW(t->tb, t->tbcap, t->ntb + 1, 16) < 0)
 		return;
-	t->tb = v;
 	t->tb[t->ntb] = strdup(line);
 	if (t->tb[t->ntb])
 		t->ntb++;
