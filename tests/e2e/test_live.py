@@ -468,6 +468,21 @@ def test_tui(python, spawn, tmux, tmp_path):
     assert all(len(l) <= 72 for l in s.splitlines()), s
     tmux.tmux("resize-window", "-t", "0", "-x", "160", "-y", "45")
     tmux.wait(lambda s: loc in s, "the wide table again")
+    # h: the keys; p pauses; + and - change the interval
+    tmux.keys("h")
+    s = tmux.wait_text("trmtop live view: keys")
+    assert "leak suspects only" in s and "baseline = now" in s, s
+    tmux.keys("x")
+    tmux.wait_text("LOCATION")
+    tmux.keys("p")
+    tmux.wait(lambda s: "paused (p resumes)" in s and "PAUSED" in s, "paused")
+    tmux.keys("p")
+    tmux.wait(lambda s: "resumed" in s and "PAUSED" not in s, "resumed")
+    tmux.keys("+")
+    tmux.wait(lambda s: "refresh interval 250ms" in s and re.search(r"^refresh 250ms", s, re.M),
+              "the longer interval")
+    tmux.keys("-")
+    tmux.wait_text("refresh interval 100ms")
     # w: a .trm that `trmtop top` reads
     tmux.keys("w")
     s = tmux.wait_text("wrote trmtop-%d-" % t.pid)
