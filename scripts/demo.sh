@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install dependencies, build trmtop, start the bundled demo target under
-# Debian's python3 and show what trmtop sees in it.
+# Debian's python3 (a worker that leaks from one line) and watch it with the
+# live view, `trmtop --pid PID`: full-screen on a terminal (q quits), else
+# three refreshes as text blocks.
 set -eu
 cd "$(dirname "$0")/.."
 bash scripts/deps.sh
@@ -11,9 +13,9 @@ exec 3< <(exec $python3 -u scripts/demo_target.py)
 pid=$!
 trap 'kill $pid 2>/dev/null' EXIT
 read -r -u 3 _ready   # the target's first line: its main loop is running
-echo "\$ trmtop start --pid $pid"
-./build/src/cli/trmtop start --pid "$pid"
-echo "\$ trmtop stats --pid $pid"
-./build/src/cli/trmtop stats --pid "$pid"
-echo "\$ trmtop stop --pid $pid"
-./build/src/cli/trmtop stop --pid "$pid"
+if [ -t 0 ] && [ -t 1 ]; then
+  ./build/src/cli/trmtop --pid "$pid"
+else
+  echo "\$ trmtop --pid $pid --batch --iterations 3 --interval 1s"
+  ./build/src/cli/trmtop --pid "$pid" --batch --iterations 3 --interval 1s
+fi

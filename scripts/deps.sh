@@ -4,7 +4,7 @@
 set -eu
 pkgs=(gcc clang libclang-rt-14-dev meson ninja-build pkg-config
       libelf-dev libdw-dev zlib1g-dev liblzma-dev libbz2-dev
-      libncurses-dev libcmocka-dev
+      libncurses-dev libcmocka-dev tmux
       python3 python3-dev python3.11 python3-pytest procps)
 missing=()
 for p in "${pkgs[@]}"; do

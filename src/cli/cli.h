@@ -102,6 +102,7 @@ int cmd_diff(int argc, char **argv);
 int cmd_traceback(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_import(int argc, char **argv);
+int cmd_live(int argc, char **argv);
 
 /* Snapshot files (snapfile.c). */
 struct snapshot;
@@ -121,5 +122,8 @@ mode_t cli_snapshot_mode(const struct snapshot *s);
  * source lines, else 0666 less the umask).  Prints and returns
  * EXIT_WRITE on error, else 0. */
 int cli_save_snapshot(const struct snapshot *s, const char *path);
+
+/* trmtop-PID-YYYYmmdd-HHMMSS.trm (now, local time) into buf; returns buf. */
+const char *cli_default_output(pid_t pid, char *buf, size_t len);
 
 #endif

@@ -135,19 +135,6 @@ static void store_sources(struct snapshot *s, pid_t pid, const struct target_cre
 	source_cache_free(sc);
 }
 
-/* trmtop-PID-YYYYmmdd-HHMMSS.trm, now, into buf. */
-static const char *default_output(pid_t pid, char *buf, size_t len)
-{
-	time_t now = time(NULL);
-	struct tm tm;
-
-	localtime_r(&now, &tm);
-	snprintf(buf, len, "trmtop-%d-%04d%02d%02d-%02d%02d%02d.trm", (int)pid,
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-		 tm.tm_sec);
-	return buf;
-}
-
 int cmd_snapshot(int argc, char **argv)
 {
 	struct argp ap = { options, parse, NULL,
@@ -176,7 +163,7 @@ int cmd_snapshot(int argc, char **argv)
 		return EXIT_USAGE;
 	/* Before anything happens to the target: an output that cannot be
 	 * written fails now, not after --duration of tracing. */
-	if (outfile_check(a.output ? a.output : default_output(a.target.pid, path, sizeof(path)),
+	if (outfile_check(a.output ? a.output : cli_default_output(a.target.pid, path, sizeof(path)),
 			  &err) < 0) {
 		cli_error(&err);
 		return EXIT_WRITE;
@@ -275,7 +262,7 @@ int cmd_snapshot(int argc, char **argv)
 		goto out;
 	}
 	if (!a.output)
-		a.output = default_output(a.target.pid, path, sizeof(path));
+		a.output = cli_default_output(a.target.pid, path, sizeof(path));
 	ec = cli_save_snapshot(s, a.output);
 	if (ec == 0) {
 		char b1[32];

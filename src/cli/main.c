@@ -1,5 +1,7 @@
 /* main.c - the trmtop command: process-wide set-up (SIGPIPE ignored),
- * dispatch to a subcommand, and the end of standard output. */
+ * dispatch to a subcommand (or to the live view, `trmtop --pid PID`, when
+ * the first argument is an option other than --help, --usage and
+ * --version), and the end of standard output. */
 #include "config.h"
 
 #include <argp.h>
@@ -36,6 +38,12 @@ static const struct {
 
 static const char doc[] =
 	"trmtop -- tracemalloc for running CPython processes\v"
+	"The live view (full-screen; text blocks when output is not a terminal):\n"
+	"  trmtop --pid PID [--interval 2s] [--frames N] [--batch] [--iterations N]\n"
+	"    [--group-by lineno|filename|traceback] [--format text|json]\n"
+	"    [--include GLOB]... [--exclude GLOB]...\n"
+	"Run 'trmtop --pid 1 --help' for its options; h or ? in the view lists keys.\n"
+	"\n"
 	"Commands:\n"
 	"  start --pid PID [--frames N]   turn tracing on; it stays on after trmtop exits\n"
 	"  stats --pid PID [--json]       traced memory, peak, blocks, RSS\n"
@@ -79,8 +87,28 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 	}
 }
 
-static const struct argp argp = { NULL, parse, "COMMAND [ARG...]", doc, NULL,
-				  NULL, NULL };
+static const struct argp argp = { NULL, parse,
+				  "COMMAND [ARG...]\n--pid PID [OPTION...]", doc,
+				  NULL, NULL, NULL };
+
+/* Is argv[1] an option of the live view (anything but --help, --usage,
+ * --version and their short forms)? */
+static int is_live(int argc, char **argv)
+{
+	static const char *const own[] = { "--help", "-?", "--usage", "--version",
+					   "-V", "--he", "--hel", "--us", "--usa",
+					   "--usag", "--v", "--ve", "--ver", "--vers",
+					   "--versi", "--versio", "--h", "--u" };
+	size_t i;
+
+	if (argc < 2 || argv[1][0] != '-' || strcmp(argv[1], "-") == 0 ||
+	    strcmp(argv[1], "--") == 0)
+		return 0;
+	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+		if (strcmp(argv[1], own[i]) == 0)
+			return 0;
+	return 1;
+}
 
 /* Has the reader of standard output gone (a pipe whose read end is
  * closed reports POLLERR to its writer)? */
@@ -126,6 +154,8 @@ int main(int argc, char **argv)
 	sigemptyset(&ign.sa_mask);
 	sigaction(SIGPIPE, &ign, NULL);
 	argp_err_exit_status = EXIT_USAGE;
+	if (is_live(argc, argv))
+		return finish_stdout(cmd_live(argc, argv));
 	if (argp_parse(&argp, argc, argv, ARGP_IN_ORDER, &idx, &cmd) != 0 ||
 	    cmd >= NCOMMANDS)
 		return EXIT_USAGE;

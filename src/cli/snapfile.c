@@ -6,7 +6,9 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "cli.h"
 #include "outfile.h"
@@ -41,4 +43,16 @@ int cli_save_snapshot(const struct snapshot *s, const char *path)
 	if (ec)
 		return ec;
 	return outfile_finish(&of, snapshot_write_trm(s, of.f, &err), &err);
+}
+
+const char *cli_default_output(pid_t pid, char *buf, size_t len)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	snprintf(buf, len, "trmtop-%d-%04d%02d%02d-%02d%02d%02d.trm", (int)pid,
+		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec);
+	return buf;
 }

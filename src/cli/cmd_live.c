@@ -1,0 +1,306 @@
+/* cmd_live.c - `trmtop --pid PID`: the live view (live.h).  Parses its
+ * options, opens the session, turns tracing on when it is off (the
+ * session's: the agent turns it off again when the view ends, however it
+ * ends), picks the sink (the terminal view, or batch text/JSON when
+ * standard output is no terminal or --batch), runs the loop, and says how
+ * it ended.  Source lines are read with the target's credentials
+ * (source.h); `w` writes through outfile.h. */
+#include "config.h"
+
+#include <argp.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "outfile.h"
+#include "source.h"
+#include "trmtop/live.h"
+#include "trmtop/abort.h"
+#include "trmtop/session.h"
+#include "trmtop/util.h"
+#include "trmtop/wire.h"
+
+#define CONTROL_TIMEOUT_MS 60000
+#define LIVE_SOURCES 200 /* rows by size given source lines */
+
+enum {
+	OPT_INTERVAL = 0x500, OPT_FRAMES, OPT_GROUP_BY, OPT_INCLUDE, OPT_EXCLUDE,
+	OPT_BATCH, OPT_ITERATIONS, OPT_FORMAT,
+};
+
+struct live_args {
+	struct cli_target_opts target;
+	uint64_t interval_ms;
+	unsigned frames;
+	enum snap_key key;
+	struct snap_filter *filters;
+	size_t nfilters;
+	int batch, json;
+	uint64_t iterations;
+};
+
+static const struct argp_option options[] = {
+	{ "interval", OPT_INTERVAL, "DURATION", 0,
+	  "Refresh every DURATION (default 2s; 1, 1.5, 500ms, 2s, 1m); stretched "
+	  "so that the target is held at most 5% of the time", 2 },
+	{ "frames", OPT_FRAMES, "N", 0,
+	  "Frames per traceback when the view turns tracing on (default 1)", 2 },
+	{ "group-by", OPT_GROUP_BY, "KEY", 0,
+	  "Group by lineno (default), filename or traceback", 2 },
+	{ "include", OPT_INCLUDE, "GLOB", 0,
+	  "Only traces with a frame in a file matching GLOB (repeatable)", 2 },
+	{ "exclude", OPT_EXCLUDE, "GLOB", 0,
+	  "No traces with a frame in a file matching GLOB (repeatable)", 2 },
+	{ "batch", OPT_BATCH, NULL, 0,
+	  "Print text blocks instead of the full-screen view (the default when "
+	  "standard output is not a terminal)", 2 },
+	{ "iterations", OPT_ITERATIONS, "N", 0,
+	  "End after N refreshes (default: run until q or a signal)", 2 },
+	{ "format", OPT_FORMAT, "FORMAT", 0,
+	  "Batch output: text (default) or json (one object per refresh)", 2 },
+	{ 0 }
+};
+
+static error_t parse(int key, char *arg, struct argp_state *state)
+{
+	struct live_args *a = state->input;
+	struct snap_filter *f;
+	char *end;
+
+	switch (key) {
+	case ARGP_KEY_INIT:
+		state->child_inputs[0] = &a->target;
+		return 0;
+	case OPT_INTERVAL:
+		if (util_parse_duration(arg, &a->interval_ms) < 0 || a->interval_ms < 10 ||
+		    a->interval_ms > 86400000u)
+			argp_error(state, "invalid interval '%s' (10ms to 1 day: 1, 1.5, "
+				   "500ms, 2s, 1m)", arg);
+		return 0;
+	case OPT_FRAMES:
+		a->frames = cli_parse_frames(state, arg);
+		return 0;
+	case OPT_GROUP_BY:
+		if (strcmp(arg, "lineno") == 0 || strcmp(arg, "line") == 0)
+			a->key = SNAP_KEY_LINENO;
+		else if (strcmp(arg, "filename") == 0 || strcmp(arg, "file") == 0)
+			a->key = SNAP_KEY_FILENAME;
+		else if (strcmp(arg, "traceback") == 0)
+			a->key = SNAP_KEY_TRACEBACK;
+		else
+			argp_error(state, "--group-by: expected lineno, filename or "
+				   "traceback, not '%s'", arg);
+		return 0;
+	case OPT_INCLUDE:
+	case OPT_EXCLUDE:
+		f = realloc(a->filters, (a->nfilters + 1) * sizeof(*f));
+		if (!f)
+			argp_failure(state, EXIT_USAGE, ENOMEM, "filters");
+		a->filters = f;
+		f = &a->filters[a->nfilters++];
+		memset(f, 0, sizeof(*f));
+		f->inclusive = key == OPT_INCLUDE;
+		f->pattern = arg;
+		return 0;
+	case OPT_BATCH:
+		a->batch = 1;
+		return 0;
+	case OPT_ITERATIONS:
+		errno = 0;
+		a->iterations = strtoull(arg, &end, 10);
+		if (errno || *end || !*arg || a->iterations == 0 || arg[0] == '-')
+			argp_error(state, "invalid number of iterations '%s'", arg);
+		return 0;
+	case OPT_FORMAT:
+		if (strcmp(arg, "json") == 0)
+			a->json = 1;
+		else if (strcmp(arg, "text") == 0)
+			a->json = 0;
+		else
+			argp_error(state, "--format: expected text or json, not '%s'", arg);
+		return 0;
+	case ARGP_KEY_ARG:
+		argp_error(state, "unexpected argument '%s' (commands come first: "
+			   "'trmtop COMMAND --pid PID')", arg);
+		return EINVAL;
+	case ARGP_KEY_END:
+		if (a->target.pid == 0)
+			argp_error(state, "--pid is required");
+		return 0;
+	default:
+		return ARGP_ERR_UNKNOWN;
+	}
+}
+
+static const struct argp_child children[] = {
+	{ &cli_target_argp, 0, "Target:", 1 },
+	{ 0 }
+};
+
+static const char *live_source(void *arg, const char *filename, size_t len,
+			       uint32_t lineno)
+{
+	/* a name with a NUL byte is no path: its prefix would name another
+	 * file */
+	if (!arg || memchr(filename, '\0', len))
+		return NULL;
+	return source_line(arg, filename, lineno);
+}
+
+struct writer {
+	pid_t pid;
+};
+
+/* `w`: the snapshot shown, as .trm in the current directory. */
+static int live_write(void *arg, const struct snapshot *s, char *path, size_t cap,
+		      struct trm_err *err)
+{
+	struct writer *w = arg;
+	struct outfile of;
+	int rc;
+
+	cli_default_output(w->pid, path, cap);
+	rc = outfile_open(&of, path, cli_snapshot_mode(s), err);
+	if (rc < 0)
+		return rc;
+	rc = snapshot_write_trm(s, of.f, err);
+	if (rc < 0) {
+		rc = outfile_error(&of, rc);
+		outfile_abort(&of);
+		return trm_err_set(err, rc, "%s: %s", path, strerror(-rc));
+	}
+	return outfile_commit(&of, err);
+}
+
+int cmd_live(int argc, char **argv)
+{
+	struct argp ap = { options, parse, NULL,
+			   "Watch a running process's memory by source line, live: "
+			   "trmtop --pid PID (see man trmtop for the keys).",
+			   children, NULL, NULL };
+	struct live_args a;
+	struct session *ss = NULL;
+	const struct inject_conn *c;
+	struct wire_state wst;
+	struct trm_err err = { 0 };
+	struct live_state st;
+	struct live_opts lo;
+	struct live_sink sink;
+	struct source_cache *sc = NULL;
+	struct target_creds creds = { 0 };
+	struct writer wr;
+	char host[256];
+	enum live_end end;
+	int ec, rc, tty;
+
+	memset(&a, 0, sizeof(a));
+	cli_target_opts_init(&a.target);
+	a.interval_ms = 2000;
+	a.frames = 1;
+	a.key = SNAP_KEY_LINENO;
+	if (argp_parse(&ap, argc, argv, 0, NULL, &a) != 0) {
+		free(a.filters);
+		return EXIT_USAGE;
+	}
+	tty = !a.batch && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+	if (!tty)
+		a.batch = 1;
+	memset(&st, 0, sizeof(st));
+	memset(&lo, 0, sizeof(lo));
+	memset(&sink, 0, sizeof(sink));
+	ec = cli_attach(&a.target, &ss);
+	if (ec) {
+		free(a.filters);
+		return ec;
+	}
+	c = session_conn(ss);
+	st.pid = a.target.pid;
+	st.exe = c->target.exe;
+	st.python_version = c->target.py.version;
+	st.traceback_limit = c->hello.traceback_limit;
+	if (c->hello.tracing == WIRE_TRACING_OFF) {
+		struct timespec ts;
+
+		/* the session's: DETACH, or trmtop gone, turns it off */
+		rc = session_start(ss, a.frames, 0, &wst, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0) {
+			ec = cli_request_failed(ss, rc, &err,
+						"waiting for the agent to start tracing", NULL);
+			goto out;
+		}
+		st.tracing = LIVE_TRACING_VIEW;
+		st.traceback_limit = wst.traceback_limit;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		st.tracing_since_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+	} else {
+		st.tracing = c->hello.tracing == WIRE_TRACING_APPLICATION
+			? LIVE_TRACING_APP : LIVE_TRACING_TRMTOP;
+	}
+	if (target_read_creds(a.target.pid, &creds, NULL) == 0)
+		sc = source_cache_new(a.target.pid, &creds);
+	st.model = live_model_new(a.key, live_source, sc, LIVE_SOURCES);
+	if (!st.model) {
+		cli_errorf("out of memory");
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	if (gethostname(host, sizeof(host)) < 0)
+		host[0] = '\0';
+	host[sizeof(host) - 1] = '\0';
+	wr.pid = a.target.pid;
+	lo.interval_ms = a.interval_ms;
+	lo.iterations = a.iterations;
+	lo.filters = a.filters;
+	lo.nfilters = a.nfilters;
+	lo.abort_fd = trm_abort_fd(cli_abort());
+	lo.write = live_write;
+	lo.write_arg = &wr;
+	lo.host = host;
+	if (a.batch)
+		rc = live_sink_batch(&sink, stdout, a.json);
+	else
+		rc = live_sink_tui(&sink, &err);
+	if (rc < 0) {
+		if (!err.msg[0])
+			trm_err_set(&err, rc, "%s", strerror(-rc));
+		cli_error(&err);
+		ec = EXIT_TARGET;
+		goto out;
+	}
+	end = live_run(ss, &lo, &st, &sink, &err);
+	switch (end) {
+	case LIVE_END_QUIT:
+		ec = EXIT_OK;
+		if (st.tracing != LIVE_TRACING_VIEW)
+			break;
+		/* off before trmtop exits (DETACH would do it too, after) */
+		rc = session_stop(ss, &wst, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			ec = cli_request_failed(ss, rc, &err,
+						"waiting for the agent to stop tracing", NULL);
+		break;
+	case LIVE_END_GONE:
+		cli_errorf("%s", st.end_msg);
+		ec = EXIT_OK;
+		break;
+	case LIVE_END_ABORT:
+		ec = cli_cancel(ss, "watching", st.tracing == LIVE_TRACING_VIEW
+				? "tracing turned off again" : NULL);
+		break;
+	default:
+		cli_error(&err);
+		ec = cli_exit_for(err.code);
+		break;
+	}
+out:
+	live_model_free(st.model);
+	source_cache_free(sc);
+	target_creds_fini(&creds);
+	session_close(ss);
+	free(a.filters);
+	return ec;
+}
