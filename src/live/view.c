@@ -106,8 +106,8 @@ void live_header_line(const struct live_state *st, int line, char *buf, size_t c
 				      live_format_ms(st->interval_ms, b, sizeof(b)),
 				      LIVE_HOLD_PERCENT);
 		if (l && n > 0 && (size_t)n < cap)
-			n += snprintf(buf + n, cap - (size_t)n, "  last hold %.1f ms "
-				      "(longest %.1f ms)", (double)l->gil_ns / 1e6,
+			n += snprintf(buf + n, cap - (size_t)n, "  held %.1f ms "
+				      "(longest pause %.1f ms)", (double)l->gil_ns / 1e6,
 				      (double)l->gil_max_ns / 1e6);
 		if (n > 0 && (size_t)n < cap)
 			snprintf(buf + n, cap - (size_t)n, "  refreshes %" PRIu64
