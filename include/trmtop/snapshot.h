@@ -101,6 +101,14 @@ size_t snapshot_ntracebacks(const struct snapshot *s);
 
 enum snap_key { SNAP_KEY_FILENAME, SNAP_KEY_LINENO, SNAP_KEY_TRACEBACK };
 
+/* The key's name as tracemalloc spells it: "filename", "lineno",
+ * "traceback". */
+const char *snap_key_name(enum snap_key key);
+
+/* A key from what a user typed (--group-by): those names, and "line" and
+ * "file".  0, or -EINVAL (*key untouched). */
+int snap_key_parse(const char *name, enum snap_key *key);
+
 /* A location as a statistic's key shows it. */
 struct snap_loc {
 	const char *filename;  /* borrowed from a snapshot; filename_len

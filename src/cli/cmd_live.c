@@ -85,13 +85,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		a->frames = cli_parse_frames(state, arg);
 		return 0;
 	case OPT_GROUP_BY:
-		if (strcmp(arg, "lineno") == 0 || strcmp(arg, "line") == 0)
-			a->key = SNAP_KEY_LINENO;
-		else if (strcmp(arg, "filename") == 0 || strcmp(arg, "file") == 0)
-			a->key = SNAP_KEY_FILENAME;
-		else if (strcmp(arg, "traceback") == 0)
-			a->key = SNAP_KEY_TRACEBACK;
-		else
+		if (snap_key_parse(arg, &a->key) < 0)
 			argp_error(state, "--group-by: expected lineno, filename or "
 				   "traceback, not '%s'", arg);
 		return 0;

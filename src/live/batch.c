@@ -35,7 +35,7 @@ static void text_block(FILE *f, struct live_state *st)
 	}
 	fprintf(f, "\n%5s %1s %10s %11s %9s %9s %10s %14s  %s (by %s)\n", "#", "!",
 		"SIZE", "DSIZE", "COUNT", "DCOUNT", "AVG", "GROWTH", "LOCATION",
-		live_key_name(live_model_key(st->model)));
+		snap_key_name(live_model_key(st->model)));
 	for (i = 0; i < n && i < LIVE_BATCH_ROWS; i++) {
 		struct live_cells c;
 
@@ -152,7 +152,7 @@ static void json_object(FILE *f, struct live_state *st)
 	fputs("\"text\": ", f);
 	render_json_str(f, text, strlen(text));
 	fputs("}, ", f);
-	fprintf(f, "\"key\": \"%s\", ", live_key_name(live_model_key(st->model)));
+	fprintf(f, "\"key\": \"%s\", ", snap_key_name(live_model_key(st->model)));
 	json_u64(f, "nrows", n);
 	fputs("\"rows\": [", f);
 	for (i = 0; i < n && i < LIVE_BATCH_ROWS; i++) {

@@ -8,7 +8,6 @@
 
 #define LIVE_HEADER_LINES 4 /* target, memory, refresh, native memory */
 
-const char *live_key_name(enum snap_key key);
 const char *live_tracing_name(enum live_tracing t);
 const char *live_format_ms(uint64_t ms, char *buf, size_t cap);
 

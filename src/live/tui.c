@@ -229,7 +229,7 @@ static void draw_status(struct tui *t, struct live_state *st, int y)
 		return;
 	}
 	snprintf(line, sizeof(line), "sort: %s  group: %s%s%s%s  h: help  q: quit",
-		 sort_name(st->sort), live_key_name(live_model_key(st->model)),
+		 sort_name(st->sort), snap_key_name(live_model_key(st->model)),
 		 st->suspects_only ? "  leak suspects only" : "",
 		 st->glob[0] ? "  filter: " : "", st->glob);
 	put(y, 0, line, COLS, 0);
@@ -463,7 +463,7 @@ static void set_key(struct live_state *st, enum snap_key key)
 	if (rc < 0)
 		snprintf(st->msg, sizeof(st->msg), "regrouping failed: %s", strerror(-rc));
 	else
-		snprintf(st->msg, sizeof(st->msg), "grouped by %s", live_key_name(key));
+		snprintf(st->msg, sizeof(st->msg), "grouped by %s", snap_key_name(key));
 }
 
 static void move_sel(struct tui *t, long by)

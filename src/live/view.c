@@ -13,18 +13,6 @@
 #include "trmtop/render.h"
 #include "trmtop/util.h"
 
-const char *live_key_name(enum snap_key key)
-{
-	switch (key) {
-	case SNAP_KEY_FILENAME:
-		return "filename";
-	case SNAP_KEY_TRACEBACK:
-		return "traceback";
-	default:
-		return "lineno";
-	}
-}
-
 const char *live_tracing_name(enum live_tracing t)
 {
 	switch (t) {

@@ -16,18 +16,6 @@
 
 #define SZ 32
 
-static const char *key_name(enum snap_key k)
-{
-	switch (k) {
-	case SNAP_KEY_FILENAME:
-		return "filename";
-	case SNAP_KEY_TRACEBACK:
-		return "traceback";
-	default:
-		return "lineno";
-	}
-}
-
 /* "file:line", the name escaped (tracemalloc's Frame.__str__ prints the
  * lineno even when it is 0); "<unknown>:0" for no frame. */
 static void print_frame(FILE *f, const struct snap_loc *loc)
@@ -142,7 +130,7 @@ static void text_diff(FILE *f, const struct snap_report *r)
 	char b1[SZ];
 	size_t i;
 
-	fprintf(f, "Top %zu differences by %s%s\n", r->nshown, key_name(r->key),
+	fprintf(f, "Top %zu differences by %s%s\n", r->nshown, snap_key_name(r->key),
 		r->cumulative ? " (cumulative)" : "");
 	for (i = 0; i < r->nshown; i++) {
 		fprintf(f, "#%zu: ", r->rows[i].rank);
@@ -217,7 +205,7 @@ static void json_top(FILE *f, const struct snap_report *r)
 
 	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s, \"total_size\": %" PRIu64
 		", \"total_count\": %" PRIu64 ", \"stats\": [",
-		key_name(r->key), r->cumulative ? "true" : "false", r->total_size,
+		snap_key_name(r->key), r->cumulative ? "true" : "false", r->total_size,
 		r->total_count);
 	for (i = 0; i < r->nshown; i++) {
 		const struct snap_row *row = &r->rows[i];
@@ -239,7 +227,7 @@ static void json_diff(FILE *f, const struct snap_report *r)
 
 	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s, \"total_size_diff\": %" PRId64
 		", \"diffs\": [",
-		key_name(r->key), r->cumulative ? "true" : "false", r->total_size_diff);
+		snap_key_name(r->key), r->cumulative ? "true" : "false", r->total_size_diff);
 	for (i = 0; i < r->nshown; i++) {
 		const struct snap_row *row = &r->rows[i];
 

@@ -253,6 +253,31 @@ static int cmp_diff(const void *pa, const void *pb)
 	return -cmp_locs(a->frames, a->nframe, b->frames, b->nframe);
 }
 
+const char *snap_key_name(enum snap_key key)
+{
+	switch (key) {
+	case SNAP_KEY_FILENAME:
+		return "filename";
+	case SNAP_KEY_TRACEBACK:
+		return "traceback";
+	default:
+		return "lineno";
+	}
+}
+
+int snap_key_parse(const char *name, enum snap_key *key)
+{
+	if (strcmp(name, "lineno") == 0 || strcmp(name, "line") == 0)
+		*key = SNAP_KEY_LINENO;
+	else if (strcmp(name, "filename") == 0 || strcmp(name, "file") == 0)
+		*key = SNAP_KEY_FILENAME;
+	else if (strcmp(name, "traceback") == 0)
+		*key = SNAP_KEY_TRACEBACK;
+	else
+		return -EINVAL;
+	return 0;
+}
+
 int snapshot_statistics(const struct snapshot *s, enum snap_key key,
 			int cumulative, struct snap_stats *out)
 {
