@@ -19,6 +19,9 @@ from collections import Counter
 
 import _tracemalloc
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+import leb128  # noqa: E402  (tests/lib)
+
 HDR = struct.Struct("<IHH")
 PROTO = 0x00010000
 HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
@@ -298,6 +301,18 @@ class Session:
               % (when, self.ctl_r, fd_what(self.ctl_r), self.data_w,
                  fd_what(self.data_w)))
 
+    def hang_up(self, what):
+        """Close our end of the data pipe (the agent's writes then fail
+        with EPIPE) and wait, 10 s at most, for the agent to close its
+        ends; fail with `what` if it does not."""
+        os.close(self.data_r)
+        deadline = 200
+        while fd_is(self.data_w, self.data_ino) and deadline:
+            select.select([], [], [], 0.05)
+            deadline -= 1
+        check(not fd_is(self.data_w, self.data_ino) and
+              not fd_is(self.ctl_r, self.real_ctl_ino), what)
+
     def detach(self):
         self.send(DETACH)
         self.wait_closed()
@@ -311,16 +326,10 @@ class Session:
 
 def uvarint(p, off):
     """LEB128 at p[off:]: (value, new offset)."""
-    v = shift = 0
-    while True:
-        check(off < len(p), "truncated varint")
-        b = p[off]
-        off += 1
-        v |= (b & 0x7f) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, off
-        check(shift < 70, "varint too long")
+    try:
+        return leb128.decode(p, off)
+    except ValueError as e:
+        raise Fail(str(e))
 
 
 def nothing_on(fd):
@@ -398,13 +407,7 @@ def test_reconnect_keep_and_eof():
     s.bootstrap(load=False)
     s.hello()
     check(s.start(1) == (TRMTOP, 1), "START 4")
-    os.close(s.data_r)
-    deadline = 200
-    while fd_is(s.data_w, s.data_ino) and deadline:
-        select.select([], [], [], 0.05)
-        deadline -= 1
-    check(not fd_is(s.data_w, s.data_ino) and not fd_is(s.ctl_r, s.real_ctl_ino),
-          "agent did not detach on a closed data pipe")
+    s.hang_up("agent did not detach on a closed data pipe")
     check(not tracemalloc.is_tracing(), "EPIPE did not stop tracing")
     os.close(s.ctl_w)
 
@@ -686,13 +689,7 @@ def test_snapshot_detach_mid_stream():
     keep = [bytes(i % 50) + b"x" for i in range(200000)]
     s.send(SNAPSHOT_REQ)
     s.expect(SNAP_HEAD)
-    os.close(s.data_r)
-    deadline = 200
-    while fd_is(s.data_w, s.data_ino) and deadline:
-        select.select([], [], [], 0.05)
-        deadline -= 1
-    check(not fd_is(s.data_w, s.data_ino) and not fd_is(s.ctl_r, s.real_ctl_ino),
-          "agent did not detach mid-snapshot")
+    s.hang_up("agent did not detach mid-snapshot")
     check(not tracemalloc.is_tracing(), "tracing left on")
     os.close(s.ctl_w)
     del keep

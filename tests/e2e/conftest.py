@@ -42,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 TARGETS = os.path.join(REPO, "tests", "targets")
 sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "tests", "lib"))  # leb128
 import find_pythons  # noqa: E402
 
 # Deadlines (seconds).  They bound hangs; nothing is asserted about speed.

@@ -21,6 +21,7 @@ import subprocess
 import zlib
 
 from conftest import EXIT_CODE, TRMTOP_TIMEOUT, run_trmtop, trmtop_path
+from leb128 import encode as varint
 from test_snapshot import snapshot
 
 import pytest
@@ -155,13 +156,6 @@ def test_hostile_names_json(hostile):
 # Crafted .trm files: sizes near 2^63
 
 
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def crafted_trm(sizes, depth=1):

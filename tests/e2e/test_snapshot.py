@@ -33,6 +33,7 @@ import time
 import pytest
 
 from conftest import EXIT_CODE, TARGETS, run_trmtop
+from leb128 import decode as leb128_decode
 
 FRAMES = 4  # tests/targets/workload.py FRAMES
 WORKLOAD = os.path.join(TARGETS, "workload.py")
@@ -349,15 +350,6 @@ def test_import(python, spawn, tmp_path_factory, tmp_path):
 # Metadata: the .trm header (docs/FORMATS.md, "The .trm format")
 
 
-def _varint(buf, pos):
-    v = shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, pos
 
 
 def _zz(v):
@@ -372,11 +364,11 @@ def read_trm_meta(path):
     pos = 16
     vals = []
     for _ in range(8):
-        v, pos = _varint(buf, pos)
+        v, pos = leb128_decode(buf, pos)
         vals.append(v)
     strs = []
     for _ in range(3):
-        n, pos = _varint(buf, pos)
+        n, pos = leb128_decode(buf, pos)
         strs.append(buf[pos:pos + n].decode())
         pos += n
     assert buf[-4:] == b"TEND"

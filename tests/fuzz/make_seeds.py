@@ -19,20 +19,17 @@ and committed):
 
 import os
 import struct
+import sys
 import zlib
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lib"))
+from leb128 import encode as varint  # noqa: E402
 
 CORPUS = "tests/fuzz/corpus/trm/"
 REPLY = "tests/fuzz/corpus/reply/"
 DICT = "tests/fuzz/dict/trm.dict"
 
 
-def varint(v):
-    out = bytearray()
-    while v >= 0x80:
-        out.append((v & 0x7F) | 0x80)
-        v >>= 7
-    out.append(v)
-    return bytes(out)
 
 
 def string(b):
