@@ -402,6 +402,27 @@ static void make_stop(const struct fx *f)
 	close(fd);
 }
 
+/* A 3.14 main thread blocked in join() (until make_stop), with a request
+ * to run a script that leaves marker m1 already armed on it. */
+static pid_t joined_with_request(struct fx *f, struct elf_pyinfo *py,
+				 struct elf_proc **ep, char *script, size_t len)
+{
+	struct trm_err err = {0};
+	char stop[256];
+	pid_t pid;
+	int rc;
+
+	snprintf(stop, sizeof(stop), "%s/stop", f->dir);
+	pid = spawn(f, 0, py314, NULL, code_join, stop, NULL);
+	*ep = open_py(f, 0, py);
+	wait_joined(pid);
+	write_script(f, "a.py", "m1", script, len);
+	rc = pep768_request(pid, *ep, py, pid, script, &err);
+	if (rc != 0)
+		fail_msg("pep768_request: %d %s", rc, err.msg);
+	return pid;
+}
+
 /* A main thread blocked in join() does not run the request; a withdrawn
  * request never runs; once main runs Python again, a new request does. */
 static void test_join_cancel(void **state)
@@ -410,19 +431,10 @@ static void test_join_cancel(void **state)
 	struct elf_pyinfo py;
 	struct trm_err err = {0};
 	struct elf_proc *ep;
-	char script[256], stop[256];
-	pid_t pid;
+	char script[256];
+	pid_t pid = joined_with_request(f, &py, &ep, script, sizeof(script));
 	int rc;
 
-	snprintf(stop, sizeof(stop), "%s/stop", f->dir);
-	pid = spawn(f, 0, py314, NULL, code_join, stop, NULL);
-	ep = open_py(f, 0, &py);
-	wait_joined(pid);
-
-	write_script(f, "a.py", "m1", script, sizeof(script));
-	rc = pep768_request(pid, ep, &py, pid, script, &err);
-	if (rc != 0)
-		fail_msg("pep768_request: %d %s", rc, err.msg);
 	/* A second request on the same thread is refused while pending. */
 	trm_err_clear(&err);
 	assert_int_equal(pep768_request(pid, ep, &py, pid, script, &err),
@@ -446,21 +458,10 @@ static void test_join_runs_later(void **state)
 {
 	struct fx *f = *state;
 	struct elf_pyinfo py;
-	struct trm_err err = {0};
 	struct elf_proc *ep;
-	char script[256], stop[256];
-	pid_t pid;
-	int rc;
+	char script[256];
+	pid_t pid = joined_with_request(f, &py, &ep, script, sizeof(script));
 
-	snprintf(stop, sizeof(stop), "%s/stop", f->dir);
-	pid = spawn(f, 0, py314, NULL, code_join, stop, NULL);
-	ep = open_py(f, 0, &py);
-	wait_joined(pid);
-
-	write_script(f, "a.py", "m1", script, sizeof(script));
-	rc = pep768_request(pid, ep, &py, pid, script, &err);
-	if (rc != 0)
-		fail_msg("pep768_request: %d %s", rc, err.msg);
 	assert_int_equal(wait_marker(f, "m1", 500), -1);
 	make_stop(f);
 	assert_int_equal(wait_marker(f, "m1", 5000), pid);
