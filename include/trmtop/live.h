@@ -238,6 +238,8 @@ enum live_end {
 	LIVE_END_GONE,       /* the target exited (st->end_msg says so) */
 	LIVE_END_ABORT,      /* a signal: end with session_cancel */
 	LIVE_END_ERROR,      /* err says why */
+	LIVE_END_OUTPUT,     /* the sink could not write (refresh failed):
+				the caller's stream knows the errno */
 };
 
 /* Run the view on s until it ends.  st must hold the target's part and

@@ -543,3 +543,26 @@ def test_help_and_man_page_agree():
         assert re.search(r"^\.B[R]? .*--%s\b" % o, options, re.M), "--%s not in OPTIONS" % o
     top = subprocess.run([trmtop_path(), "--help"], capture_output=True, text=True, timeout=30)
     assert "trmtop --pid PID [--interval 2s]" in top.stdout, top.stdout
+
+
+def test_batch_output_fails(python_faults, spawn, live):
+    """Batch output into a reader that goes (`| head -1`): the view ends
+    quietly with 0, like the reports; into a full device: exit 5 with the
+    errno (not "Input/output error", exit 2).  Tracing is off again."""
+    t = spawn(python_faults, "leaker")
+    lv = live(t.pid)
+    assert lv.readline().startswith("pid %d " % t.pid)
+    lv.proc.stdout.close()
+    err = lv.proc.stderr.read().decode(errors="replace")
+    rc = lv.proc.wait(timeout=TRMTOP_TIMEOUT)
+    assert rc == 0 and err == "", (rc, err)
+    assert t.truth()["tracing"] is False
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([trmtop_path(), "--pid", str(t.pid), "--batch", "--interval",
+                              INTERVAL], stdin=subprocess.DEVNULL, stdout=full,
+                             stderr=subprocess.PIPE, env=_env(), timeout=TRMTOP_TIMEOUT)
+    err = res.stderr.decode(errors="replace")
+    assert res.returncode == 5 and err == "trmtop: standard output: No space left on device\n", (
+        res.returncode, err)
+    assert t.truth()["tracing"] is False
+    assert t.exit() == EXIT_CODE
