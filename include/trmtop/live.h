@@ -257,4 +257,10 @@ int live_sink_batch(struct live_sink *sink, FILE *f, int json);
 /* The terminal view (ncursesw) on the controlling terminal. */
 int live_sink_tui(struct live_sink *sink, struct trm_err *err);
 
+/* Whether the terminal view can run on standard output: TERM has a
+ * terminfo entry with cursor addressing.  0, or -1 with why in err (TERM
+ * unset or unknown, a dumb or hardcopy terminal).  Asked before the
+ * attach: ncurses' initscr would print its own message and exit(1). */
+int live_tui_usable(struct trm_err *err);
+
 #endif

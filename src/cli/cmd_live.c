@@ -202,6 +202,12 @@ int cmd_live(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	tty = !a.batch && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+	if (tty && live_tui_usable(&err) < 0) {
+		/* before the attach: nothing to undo */
+		cli_errorf("%s: no full-screen view (--batch output)", err.msg);
+		memset(&err, 0, sizeof(err));
+		tty = 0;
+	}
 	if (!tty)
 		a.batch = 1;
 	memset(&st, 0, sizeof(st));

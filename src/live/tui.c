@@ -646,7 +646,8 @@ static int tui_begin(void *arg, struct live_state *st)
 	setlocale(LC_ALL, "");
 	cs = nl_langinfo(CODESET);
 	t->utf8 = cs && strcmp(cs, "UTF-8") == 0;
-	if (!initscr())
+	/* not initscr: it exits the process when the terminal is unknown */
+	if (!newterm(NULL, stdout, stdin))
 		return -1;
 	cbreak();
 	noecho();

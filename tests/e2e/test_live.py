@@ -566,3 +566,21 @@ def test_batch_output_fails(python_faults, spawn, live):
         res.returncode, err)
     assert t.truth()["tracing"] is False
     assert t.exit() == EXIT_CODE
+
+
+def test_tui_unknown_terminal(python_faults, spawn, tmux):
+    """A terminal that terminfo does not know, or one that cannot move its
+    cursor: one line saying so, then batch text (ncurses' initscr used to
+    print 'Error opening terminal' and exit 1 after the attach)."""
+    t = spawn(python_faults, "native_grower")
+    for term, why in (("no-such-term", "no terminfo entry for this terminal"),
+                      ("dumb", "the terminal cannot move its cursor")):
+        tmux.type("clear; TERM=%s %s --pid %d --iterations 1 --interval %s; echo %s-EXIT=$?"
+                  % (term, os.path.abspath(trmtop_path()), t.pid, INTERVAL, term.upper()))
+        tmux.keys("Enter")
+        s = tmux.wait(lambda s: re.search(r"^%s-EXIT=" % term.upper(), s, re.M), "the end")
+        assert "%s-EXIT=0" % term.upper() in s, s
+        assert "trmtop: TERM=%s: %s: no full-screen view (--batch output)" % (term, why) in s, s
+        assert re.search(r"^pid %d  .*\n^traced " % t.pid, s, re.M) and "LOCATION (by lineno)" in s, s
+    assert t.truth()["tracing"] is False
+    assert t.exit() == EXIT_CODE
