@@ -127,6 +127,10 @@ size_t live_model_samples(const struct live_model *m, struct live_sample *out,
 			  size_t n);
 /* Rows in the last refresh; totals of its snapshot. */
 size_t live_model_nkeys(const struct live_model *m);
+/* Keys the model keeps an entry for: those of the baseline and of the
+ * last LIVE_HISTORY refreshes (and at most as many again, not yet
+ * dropped), however many the target has churned through. */
+size_t live_model_nentries(const struct live_model *m);
 void live_model_native(const struct live_model *m, struct live_native *out);
 
 /* ---- pure helpers (exported for the sinks and the unit tests) ------- */
