@@ -125,7 +125,7 @@ static void tb_open(struct tui *t, const struct live_state *st, const struct liv
 	snprintf(pid, sizeof(pid), "%d", (int)st->pid);
 
 	tb_free(t);
-	render_row_loc(row, loc, sizeof(loc));
+	snprintf(loc, sizeof(loc), "%s", render_row_loc(row, esc, sizeof(esc)));
 	snprintf(head, sizeof(head), "%zu: size %s, count %llu", row->rank,
 		 util_format_size((int64_t)row->size, 0, sz, sizeof(sz)),
 		 (unsigned long long)row->count);

@@ -250,6 +250,31 @@ static void test_model_churn_bounded(void **state)
 	live_model_free(m);
 }
 
+/* A trace without frames (a 0-frame traceback the wire allows): its row
+ * has no location; its cells say <unknown>:0 (render_row_loc returns
+ * that text without writing the buffer: the cell used to hold whatever
+ * the stack had). */
+static void test_row_without_frames(void **state)
+{
+	struct live_model *m = live_model_new(SNAP_KEY_LINENO, NULL, NULL, 0);
+	struct snapshot *s = snapshot_new();
+	struct live_sample smp = { 0 };
+	const struct live_row *const *rows;
+	struct live_cells c;
+	uint32_t tb;
+
+	(void)state;
+	tb = snapshot_intern_traceback(s, NULL, 0, 0);
+	assert_int_equal(snapshot_add_trace(s, 0, 100, tb), 0);
+	assert_int_equal(live_model_push(m, s, &smp), 0);
+	assert_int_equal(live_model_view(m, LIVE_SORT_SIZE, 0, NULL, &rows), 1);
+	assert_null(rows[0]->row->loc);
+	memset(&c, 'A', sizeof(c));
+	live_row_cells(rows[0], &c);
+	assert_string_equal(c.loc, "<unknown>:0");
+	live_model_free(m);
+}
+
 static void test_model_view(void **state)
 {
 	struct live_model *m = live_model_new(SNAP_KEY_LINENO, NULL, NULL, 0);
@@ -323,6 +348,7 @@ int main(void)
 		cmocka_unit_test(test_model_new_rows_and_history),
 		cmocka_unit_test(test_model_view),
 		cmocka_unit_test(test_model_churn_bounded),
+		cmocka_unit_test(test_row_without_frames),
 		cmocka_unit_test(test_sparkline_and_text),
 	};
 
