@@ -59,9 +59,24 @@ static void put(int y, int x, const char *s, int cols, attr_t attr)
 		return;
 	n = mbstowcs(w, s, sizeof(w) / sizeof(w[0]) - 1);
 	if (n == (size_t)-1) {
-		/* not in this locale's charset: bytes as they are, ASCII only */
+		/* not in this locale's charset (LANG=C): ASCII, one '?' a
+		 * character else (s is escaped UTF-8).  Not the bytes:
+		 * ncurses would draw each as two cells ("~W") past cols,
+		 * wrapping onto the next line. */
+		char a[1024];
+		size_t o = 0;
+
+		for (; *s && o < (size_t)cols && o + 1 < sizeof(a); s++) {
+			unsigned char c = (unsigned char)*s;
+
+			if (c < 0x80)
+				a[o++] = (char)c;
+			else if ((c & 0xc0) != 0x80)
+				a[o++] = '?';
+		}
+		a[o] = '\0';
 		attron(attr);
-		mvaddnstr(y, x, s, cols);
+		mvaddnstr(y, x, a, cols);
 		attroff(attr);
 		return;
 	}

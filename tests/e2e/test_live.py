@@ -584,3 +584,21 @@ def test_tui_unknown_terminal(python_faults, spawn, tmux):
         assert re.search(r"^pid %d  .*\n^traced " % t.pid, s, re.M) and "LOCATION (by lineno)" in s, s
     assert t.truth()["tracing"] is False
     assert t.exit() == EXIT_CODE
+
+
+def test_tui_ascii_locale(python_faults, spawn, tmux):
+    """LANG=C: hostile names (tests/targets/hostile_names.py) drawn in
+    ASCII, a '?' for each character beyond it, cut to the line (the bytes
+    used to go to ncurses, which drew each as two cells, '~W', past the
+    line's end onto the next row)."""
+    t = spawn(python_faults, "hostile_names")
+    tmux.type("clear; LANG=C LC_ALL=C %s --pid %d --interval %s; echo TRMTOP-EXIT=$?"
+              % (os.path.abspath(trmtop_path()), t.pid, INTERVAL))
+    tmux.keys("Enter")
+    s = tmux.wait(lambda s: re.search(r"\\xff\?\?\.py:\d+$", s, re.M), "the hostile row")
+    rows = table_rows(s)
+    assert len(rows) >= 2 and all(re.match(r"^\s*\d+ [ !]\s+\d", r) for r in rows), s
+    assert not any(c in s for c in "~\x1b"), s
+    tmux.keys("q")
+    tmux.wait_text("TRMTOP-EXIT=0")
+    assert t.exit() == EXIT_CODE
