@@ -127,6 +127,10 @@ size_t live_model_samples(const struct live_model *m, struct live_sample *out,
 			  size_t n);
 /* Rows in the last refresh; totals of its snapshot. */
 size_t live_model_nkeys(const struct live_model *m);
+/* Keys the model keeps an entry for: those of the baseline and of the
+ * last LIVE_HISTORY refreshes (and at most as many again, not yet
+ * dropped), however many the target has churned through. */
+size_t live_model_nentries(const struct live_model *m);
 void live_model_native(const struct live_model *m, struct live_native *out);
 
 /* ---- pure helpers (exported for the sinks and the unit tests) ------- */
@@ -238,6 +242,8 @@ enum live_end {
 	LIVE_END_GONE,       /* the target exited (st->end_msg says so) */
 	LIVE_END_ABORT,      /* a signal: end with session_cancel */
 	LIVE_END_ERROR,      /* err says why */
+	LIVE_END_OUTPUT,     /* the sink could not write (refresh failed):
+				the caller's stream knows the errno */
 };
 
 /* Run the view on s until it ends.  st must hold the target's part and
@@ -254,5 +260,11 @@ int live_sink_batch(struct live_sink *sink, FILE *f, int json);
 
 /* The terminal view (ncursesw) on the controlling terminal. */
 int live_sink_tui(struct live_sink *sink, struct trm_err *err);
+
+/* Whether the terminal view can run on standard output: TERM has a
+ * terminfo entry with cursor addressing.  0, or -1 with why in err (TERM
+ * unset or unknown, a dumb or hardcopy terminal).  Asked before the
+ * attach: ncurses' initscr would print its own message and exit(1). */
+int live_tui_usable(struct trm_err *err);
 
 #endif

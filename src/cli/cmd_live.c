@@ -187,9 +187,10 @@ int cmd_live(int argc, char **argv)
 	struct source_cache *sc = NULL;
 	struct target_creds creds = { 0 };
 	struct writer wr;
+	struct outfile out = { 0 };
 	char host[256];
-	enum live_end end;
-	int ec, rc, tty;
+	enum live_end end = LIVE_END_ERROR;
+	int ec, rc, tty, wec = 0;
 
 	memset(&a, 0, sizeof(a));
 	cli_target_opts_init(&a.target);
@@ -201,6 +202,12 @@ int cmd_live(int argc, char **argv)
 		return EXIT_USAGE;
 	}
 	tty = !a.batch && isatty(STDOUT_FILENO) && isatty(STDIN_FILENO);
+	if (tty && live_tui_usable(&err) < 0) {
+		/* before the attach: nothing to undo */
+		cli_errorf("%s: no full-screen view (--batch output)", err.msg);
+		memset(&err, 0, sizeof(err));
+		tty = 0;
+	}
 	if (!tty)
 		a.batch = 1;
 	memset(&st, 0, sizeof(st));
@@ -254,9 +261,15 @@ int cmd_live(int argc, char **argv)
 	lo.write = live_write;
 	lo.write_arg = &wr;
 	lo.host = host;
-	if (a.batch)
-		rc = live_sink_batch(&sink, stdout, a.json);
-	else
+	if (a.batch) {
+		/* outfile's stream keeps the errno of a failed write: a reader
+		 * gone (`| head`) ends the view quietly, anything else is
+		 * exit 5 with its errno */
+		ec = outfile_start(&out, NULL, 0666);
+		if (ec)
+			goto out;
+		rc = live_sink_batch(&sink, out.f, a.json);
+	} else
 		rc = live_sink_tui(&sink, &err);
 	if (rc < 0) {
 		if (!err.msg[0])
@@ -266,6 +279,11 @@ int cmd_live(int argc, char **argv)
 		goto out;
 	}
 	end = live_run(ss, &lo, &st, &sink, &err);
+	if (out.f) {
+		wec = outfile_finish(&out, end == LIVE_END_OUTPUT ? -EIO : 0, NULL);
+		if (end == LIVE_END_OUTPUT && !wec)
+			end = LIVE_END_QUIT; /* the reader has gone: done */
+	}
 	switch (end) {
 	case LIVE_END_QUIT:
 		ec = EXIT_OK;
@@ -286,11 +304,17 @@ int cmd_live(int argc, char **argv)
 				? "tracing turned off again" : NULL);
 		break;
 	default:
+		if (end == LIVE_END_OUTPUT) /* said by outfile_finish */
+			break;
 		cli_error(&err);
 		ec = cli_exit_for(err.code);
 		break;
 	}
 out:
+	if (out.f)
+		outfile_abort(&out);
+	if (wec && (ec == EXIT_OK || end == LIVE_END_OUTPUT))
+		ec = wec;
 	live_model_free(st.model);
 	source_cache_free(sc);
 	target_creds_fini(&creds);

@@ -17,6 +17,9 @@
 #include "trmtop/target.h"
 #include "trmtop/util.h"
 
+/* end_refresh: the sink could not write (its stream has the errno) */
+#define LIVE_OUTPUT_FAILED 1
+
 struct loop {
 	struct session *s;
 	const struct live_opts *o;
@@ -114,7 +117,7 @@ static int end_refresh(struct loop *lp, struct trm_err *err)
 	lp->done_ns = smp.t_ns;
 	reschedule(lp);
 	if (lp->sink->refresh(lp->sink->arg, lp->st) < 0)
-		return trm_err_set(err, -EIO, "writing the view: %s", strerror(EIO));
+		return LIVE_OUTPUT_FAILED;
 	return 0;
 }
 
@@ -216,6 +219,11 @@ enum live_end live_run(struct session *s, const struct live_opts *o,
 			again = rc == SESSION_AGAIN;
 			if (rc == SESSION_DONE) {
 				rc = end_refresh(&lp, err);
+				if (rc == LIVE_OUTPUT_FAILED) {
+					trm_err_set(err, -EIO, "writing the view");
+					end = LIVE_END_OUTPUT;
+					break;
+				}
 				if (rc < 0)
 					goto failed;
 			} else if (rc < 0) {

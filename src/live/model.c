@@ -48,6 +48,7 @@ struct live_model {
 
 	struct entry **tab;   /* open addressing, cap a power of two */
 	size_t cap, n;
+	size_t kept;          /* n after the last prune */
 	struct entry **ent;   /* ent[i]: the entry of rows[i] */
 };
 
@@ -230,7 +231,7 @@ static void entries_clear(struct live_model *m)
 	}
 	free(m->tab);
 	m->tab = NULL;
-	m->cap = m->n = 0;
+	m->cap = m->n = m->kept = 0;
 }
 
 static int entries_grow(struct live_model *m)
@@ -289,6 +290,56 @@ static struct entry *entry_get(struct live_model *m, const struct snap_loc *fram
 	m->tab[j] = e;
 	m->n++;
 	return e;
+}
+
+/* Does e still matter at refresh idx: a baseline, or a size within the
+ * last LIVE_HISTORY refreshes?  If not, it is what a new entry would be. */
+static int entry_live(const struct entry *e, uint64_t idx)
+{
+	unsigned i;
+
+	if (e->base_size || e->base_count)
+		return 1;
+	for (i = 0; i < LIVE_HISTORY; i++)
+		if (e->stamp[i] && e->stamp[i] + LIVE_HISTORY > idx + 1)
+			return 1;
+	return 0;
+}
+
+/* Drop the entries that no longer matter, so that a target churning
+ * distinct keys (generated file names) cannot grow the model without
+ * bound: it keeps the baseline's keys and those of the last LIVE_HISTORY
+ * refreshes.  Run when the table has grown by as much as it kept, so its
+ * cost is spread over the entries made. */
+static void entries_prune(struct live_model *m, uint64_t idx)
+{
+	struct entry **t;
+	size_t i, n = 0;
+
+	if (m->n < 2 * m->kept + 1024)
+		return;
+	t = calloc(m->cap, sizeof(*t));
+	if (!t)
+		return; /* next time */
+	for (i = 0; i < m->cap; i++) {
+		struct entry *e = m->tab[i];
+		size_t j;
+
+		if (!e)
+			continue;
+		if (!entry_live(e, idx)) {
+			free(e->key);
+			free(e);
+			continue;
+		}
+		for (j = e->hash & (m->cap - 1); t[j]; j = (j + 1) & (m->cap - 1))
+			;
+		t[j] = e;
+		n++;
+	}
+	free(m->tab);
+	m->tab = t;
+	m->n = m->kept = n;
 }
 
 /* The size of e at refresh idx (0 when it held nothing then). */
@@ -426,6 +477,8 @@ static int build_rows(struct live_model *m)
 		e->stamp[slot] = idx + 1;
 		m->ent[i] = e;
 	}
+	/* after the rows took their entries: those are live (stamped now) */
+	entries_prune(m, idx);
 	compute_rows(m);
 	return 0;
 }
@@ -598,6 +651,11 @@ size_t live_model_samples(const struct live_model *m, struct live_sample *out,
 size_t live_model_nkeys(const struct live_model *m)
 {
 	return m->rep.nrows;
+}
+
+size_t live_model_nentries(const struct live_model *m)
+{
+	return m->n;
 }
 
 void live_model_native(const struct live_model *m, struct live_native *out)

@@ -59,9 +59,24 @@ static void put(int y, int x, const char *s, int cols, attr_t attr)
 		return;
 	n = mbstowcs(w, s, sizeof(w) / sizeof(w[0]) - 1);
 	if (n == (size_t)-1) {
-		/* not in this locale's charset: bytes as they are, ASCII only */
+		/* not in this locale's charset (LANG=C): ASCII, one '?' a
+		 * character else (s is escaped UTF-8).  Not the bytes:
+		 * ncurses would draw each as two cells ("~W") past cols,
+		 * wrapping onto the next line. */
+		char a[1024];
+		size_t o = 0;
+
+		for (; *s && o < (size_t)cols && o + 1 < sizeof(a); s++) {
+			unsigned char c = (unsigned char)*s;
+
+			if (c < 0x80)
+				a[o++] = (char)c;
+			else if ((c & 0xc0) != 0x80)
+				a[o++] = '?';
+		}
+		a[o] = '\0';
 		attron(attr);
-		mvaddnstr(y, x, s, cols);
+		mvaddnstr(y, x, a, cols);
 		attroff(attr);
 		return;
 	}
@@ -125,7 +140,7 @@ static void tb_open(struct tui *t, const struct live_state *st, const struct liv
 	snprintf(pid, sizeof(pid), "%d", (int)st->pid);
 
 	tb_free(t);
-	render_row_loc(row, loc, sizeof(loc));
+	snprintf(loc, sizeof(loc), "%s", render_row_loc(row, esc, sizeof(esc)));
 	snprintf(head, sizeof(head), "%zu: size %s, count %llu", row->rank,
 		 util_format_size((int64_t)row->size, 0, sz, sizeof(sz)),
 		 (unsigned long long)row->count);
@@ -646,7 +661,8 @@ static int tui_begin(void *arg, struct live_state *st)
 	setlocale(LC_ALL, "");
 	cs = nl_langinfo(CODESET);
 	t->utf8 = cs && strcmp(cs, "UTF-8") == 0;
-	if (!initscr())
+	/* not initscr: it exits the process when the terminal is unknown */
+	if (!newterm(NULL, stdout, stdin))
 		return -1;
 	cbreak();
 	noecho();

@@ -115,6 +115,7 @@ void live_header_line(const struct live_state *st, int line, char *buf, size_t c
 void live_row_cells(const struct live_row *r, struct live_cells *c)
 {
 	const struct snap_row *row = r->row;
+	const char *loc;
 
 	snprintf(c->rank, sizeof(c->rank), "%zu", row->rank);
 	util_format_size((int64_t)row->size, 0, c->size, sizeof(c->size));
@@ -123,7 +124,11 @@ void live_row_cells(const struct live_row *r, struct live_cells *c)
 	snprintf(c->dcount, sizeof(c->dcount), "%+" PRId64, r->count_diff);
 	util_format_size_f(row->average, 0, c->avg, sizeof(c->avg));
 	live_format_rate(r->rate, c->rate, sizeof(c->rate));
-	render_row_loc(row, c->loc, sizeof(c->loc));
+	/* its return: a row without frames gets "<unknown>:0" returned, not
+	 * written */
+	loc = render_row_loc(row, c->loc, sizeof(c->loc));
+	if (loc != c->loc)
+		snprintf(c->loc, sizeof(c->loc), "%s", loc);
 	c->source[0] = '\0';
 	if (row->source)
 		util_escape(c->source, sizeof(c->source), row->source,

@@ -543,3 +543,62 @@ def test_help_and_man_page_agree():
         assert re.search(r"^\.B[R]? .*--%s\b" % o, options, re.M), "--%s not in OPTIONS" % o
     top = subprocess.run([trmtop_path(), "--help"], capture_output=True, text=True, timeout=30)
     assert "trmtop --pid PID [--interval 2s]" in top.stdout, top.stdout
+
+
+def test_batch_output_fails(python_faults, spawn, live):
+    """Batch output into a reader that goes (`| head -1`): the view ends
+    quietly with 0, like the reports; into a full device: exit 5 with the
+    errno (not "Input/output error", exit 2).  Tracing is off again."""
+    t = spawn(python_faults, "leaker")
+    lv = live(t.pid)
+    assert lv.readline().startswith("pid %d " % t.pid)
+    lv.proc.stdout.close()
+    err = lv.proc.stderr.read().decode(errors="replace")
+    rc = lv.proc.wait(timeout=TRMTOP_TIMEOUT)
+    assert rc == 0 and err == "", (rc, err)
+    assert t.truth()["tracing"] is False
+    with open("/dev/full", "w") as full:
+        res = subprocess.run([trmtop_path(), "--pid", str(t.pid), "--batch", "--interval",
+                              INTERVAL], stdin=subprocess.DEVNULL, stdout=full,
+                             stderr=subprocess.PIPE, env=_env(), timeout=TRMTOP_TIMEOUT)
+    err = res.stderr.decode(errors="replace")
+    assert res.returncode == 5 and err == "trmtop: standard output: No space left on device\n", (
+        res.returncode, err)
+    assert t.truth()["tracing"] is False
+    assert t.exit() == EXIT_CODE
+
+
+def test_tui_unknown_terminal(python_faults, spawn, tmux):
+    """A terminal that terminfo does not know, or one that cannot move its
+    cursor: one line saying so, then batch text (ncurses' initscr used to
+    print 'Error opening terminal' and exit 1 after the attach)."""
+    t = spawn(python_faults, "native_grower")
+    for term, why in (("no-such-term", "no terminfo entry for this terminal"),
+                      ("dumb", "the terminal cannot move its cursor")):
+        tmux.type("clear; TERM=%s %s --pid %d --iterations 1 --interval %s; echo %s-EXIT=$?"
+                  % (term, os.path.abspath(trmtop_path()), t.pid, INTERVAL, term.upper()))
+        tmux.keys("Enter")
+        s = tmux.wait(lambda s: re.search(r"^%s-EXIT=" % term.upper(), s, re.M), "the end")
+        assert "%s-EXIT=0" % term.upper() in s, s
+        assert "trmtop: TERM=%s: %s: no full-screen view (--batch output)" % (term, why) in s, s
+        assert re.search(r"^pid %d  .*\n^traced " % t.pid, s, re.M) and "LOCATION (by lineno)" in s, s
+    assert t.truth()["tracing"] is False
+    assert t.exit() == EXIT_CODE
+
+
+def test_tui_ascii_locale(python_faults, spawn, tmux):
+    """LANG=C: hostile names (tests/targets/hostile_names.py) drawn in
+    ASCII, a '?' for each character beyond it, cut to the line (the bytes
+    used to go to ncurses, which drew each as two cells, '~W', past the
+    line's end onto the next row)."""
+    t = spawn(python_faults, "hostile_names")
+    tmux.type("clear; LANG=C LC_ALL=C %s --pid %d --interval %s; echo TRMTOP-EXIT=$?"
+              % (os.path.abspath(trmtop_path()), t.pid, INTERVAL))
+    tmux.keys("Enter")
+    s = tmux.wait(lambda s: re.search(r"\\xff\?\?\.py:\d+$", s, re.M), "the hostile row")
+    rows = table_rows(s)
+    assert len(rows) >= 2 and all(re.match(r"^\s*\d+ [ !]\s+\d", r) for r in rows), s
+    assert not any(c in s for c in "~\x1b"), s
+    tmux.keys("q")
+    tmux.wait_text("TRMTOP-EXIT=0")
+    assert t.exit() == EXIT_CODE

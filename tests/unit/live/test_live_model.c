@@ -203,6 +203,78 @@ static void test_model_new_rows_and_history(void **state)
 	live_model_free(m);
 }
 
+/* A snapshot with 1000 bytes at /app/leak.py:7 and 10 bytes at a file
+ * of its own, /gen/N.py:1 (a target compiling generated code). */
+static struct snapshot *make_churn(unsigned n)
+{
+	struct snapshot *s = snapshot_new();
+	char name[32];
+	uint32_t f, fr, tb;
+
+	assert_non_null(s);
+	f = snapshot_intern_str(s, "/app/leak.py", 12);
+	fr = snapshot_intern_frame(s, f, 7);
+	tb = snapshot_intern_traceback(s, &fr, 1, 1);
+	assert_int_equal(snapshot_add_trace(s, 0, 1000, tb), 0);
+	snprintf(name, sizeof(name), "/gen/%u.py", n);
+	f = snapshot_intern_str(s, name, strlen(name));
+	fr = snapshot_intern_frame(s, f, 1);
+	tb = snapshot_intern_traceback(s, &fr, 1, 1);
+	assert_int_equal(snapshot_add_trace(s, 0, 10, tb), 0);
+	return s;
+}
+
+/* Keys churned by the target (a new file name at each refresh) do not
+ * grow the model without bound; a key of the baseline that comes back
+ * after a long absence is still compared with its baseline. */
+static void test_model_churn_bounded(void **state)
+{
+	struct live_model *m = live_model_new(SNAP_KEY_LINENO, NULL, NULL, 0);
+	struct live_sample smp = { 0 };
+	const struct live_row *r;
+	unsigned i;
+
+	(void)state;
+	for (i = 0; i < 5000; i++) {
+		smp.t_ns = i * SEC;
+		/* /gen/0.py is the baseline's, back at the end */
+		assert_int_equal(live_model_push(m, make_churn(i == 4999 ? 0 : i), &smp), 0);
+		assert_true(live_model_nentries(m) <= 2 * (LIVE_HISTORY + 2) + 1024);
+	}
+	r = find(m, "/gen/0.py");
+	assert_non_null(r);
+	assert_int_equal(r->size_diff, 0);
+	r = find(m, "/app/leak.py");
+	assert_int_equal(r->size_diff, 0);
+	assert_int_equal(r->nhist, LIVE_HISTORY);
+	live_model_free(m);
+}
+
+/* A trace without frames (a 0-frame traceback the wire allows): its row
+ * has no location; its cells say <unknown>:0 (render_row_loc returns
+ * that text without writing the buffer: the cell used to hold whatever
+ * the stack had). */
+static void test_row_without_frames(void **state)
+{
+	struct live_model *m = live_model_new(SNAP_KEY_LINENO, NULL, NULL, 0);
+	struct snapshot *s = snapshot_new();
+	struct live_sample smp = { 0 };
+	const struct live_row *const *rows;
+	struct live_cells c;
+	uint32_t tb;
+
+	(void)state;
+	tb = snapshot_intern_traceback(s, NULL, 0, 0);
+	assert_int_equal(snapshot_add_trace(s, 0, 100, tb), 0);
+	assert_int_equal(live_model_push(m, s, &smp), 0);
+	assert_int_equal(live_model_view(m, LIVE_SORT_SIZE, 0, NULL, &rows), 1);
+	assert_null(rows[0]->row->loc);
+	memset(&c, 'A', sizeof(c));
+	live_row_cells(rows[0], &c);
+	assert_string_equal(c.loc, "<unknown>:0");
+	live_model_free(m);
+}
+
 static void test_model_view(void **state)
 {
 	struct live_model *m = live_model_new(SNAP_KEY_LINENO, NULL, NULL, 0);
@@ -275,6 +347,8 @@ int main(void)
 		cmocka_unit_test(test_model_growth),
 		cmocka_unit_test(test_model_new_rows_and_history),
 		cmocka_unit_test(test_model_view),
+		cmocka_unit_test(test_model_churn_bounded),
+		cmocka_unit_test(test_row_without_frames),
 		cmocka_unit_test(test_sparkline_and_text),
 	};
 
