@@ -113,6 +113,9 @@ uint32_t util_hash_bytes(const void *p, size_t len);
  *
  *   a C0 control (0x00-0x1f) or DEL (0x7f)    by \xHH      (ESC: \x1b)
  *   a C1 control (U+0080-U+009F, 2 bytes)     by \u00HH    (U+009B: \u009b)
+ *   a bidirectional formatting character      by \uHHHH    (U+202E: \u202e)
+ *     (LRM, RLM, ALM, U+202A-U+202E, U+2066-U+2069: they reorder what a
+ *     terminal shows around them, so a name could read backwards)
  *   each byte of an invalid UTF-8 sequence    by \xHH      (0xff: \xff)
  *     (overlong forms, surrogates, above U+10FFFF, truncated sequences:
  *     as CPython's strict decoder; the bytes are those Python shows as

@@ -57,6 +57,16 @@ size_t util_utf8_seq(const void *s, size_t len, uint32_t *cp)
 	return need + 1;
 }
 
+/* Bidirectional formatting characters: they reorder what the terminal
+ * shows around them ("Trojan Source": a name whose text runs backwards),
+ * so they are escaped like controls.  LRM, RLM, ALM, the embeddings and
+ * overrides (U+202A..U+202E) and the isolates (U+2066..U+2069). */
+static int is_bidi(uint32_t cp)
+{
+	return cp == 0x200E || cp == 0x200F || cp == 0x061C ||
+	       (cp >= 0x202A && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069);
+}
+
 /* The next unit of s[*i..len): either a run of bytes kept as they are
  * (returned through *run, its length the result) or one escape written
  * into esc (NUL-terminated, *run = NULL).  Advances *i. */
@@ -81,8 +91,8 @@ static size_t next_unit(const unsigned char *p, size_t len, size_t *i,
 		if (c < 0x80)
 			break; /* C0 or DEL */
 		n = util_utf8_seq(p + k, len - k, &cp);
-		if (!n || cp < 0xA0)
-			break; /* an invalid byte, or C1 */
+		if (!n || cp < 0xA0 || is_bidi(cp))
+			break; /* an invalid byte, C1, or bidi */
 		k += n;
 	}
 	if (k > *i) {
@@ -93,9 +103,12 @@ static size_t next_unit(const unsigned char *p, size_t len, size_t *i,
 	/* p[k] starts something to escape */
 	*run = NULL;
 	n = util_utf8_seq(p + k, len - k, &cp);
-	if (n > 1) { /* C1: U+0080..U+009F */
-		memcpy(esc, "\\u00", 4);
-		esc[4] = hex[cp >> 4];
+	if (n > 1) { /* C1 (U+0080..U+009F) or bidi: \uXXXX */
+		esc[0] = '\\';
+		esc[1] = 'u';
+		esc[2] = hex[(cp >> 12) & 15];
+		esc[3] = hex[(cp >> 8) & 15];
+		esc[4] = hex[(cp >> 4) & 15];
 		esc[5] = hex[cp & 15];
 		esc[6] = '\0';
 		*i = k + n;

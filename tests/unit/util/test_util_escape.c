@@ -97,6 +97,21 @@ static void test_c1(void **state)
 			    "\\u0080\\u0085\\u009b31m\\u009f");
 }
 
+static void test_bidi(void **state)
+{
+	(void)state;
+	/* "Trojan Source": RLO makes "gnp.exe.py" read "yp.exe.png" */
+	assert_string_equal(ESC("\xe2\x80\xaegnp.exe.py"), "\\u202egnp.exe.py");
+	/* LRM, RLM, ALM, LRE..RLO, LRI..PDI */
+	assert_string_equal(ESC("\xe2\x80\x8e\xe2\x80\x8f\xd8\x9c"),
+			    "\\u200e\\u200f\\u061c");
+	assert_string_equal(ESC("\xe2\x80\xaa\xe2\x80\xac\xe2\x81\xa6\xe2\x81\xa9"),
+			    "\\u202a\\u202c\\u2066\\u2069");
+	/* their neighbours are printable and kept: U+2029, U+202F, U+206A */
+	assert_string_equal(ESC("\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xaa"),
+			    "\xe2\x80\xa9\xe2\x80\xaf\xe2\x81\xaa");
+}
+
 static void test_invalid_utf8(void **state)
 {
 	(void)state;
@@ -182,6 +197,7 @@ int main(void)
 		cmocka_unit_test(test_printable_kept),
 		cmocka_unit_test(test_controls),
 		cmocka_unit_test(test_c1),
+		cmocka_unit_test(test_bidi),
 		cmocka_unit_test(test_invalid_utf8),
 		cmocka_unit_test(test_every_byte_pair_is_clean),
 		cmocka_unit_test(test_collapsed),
