@@ -12,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <limits.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -149,6 +151,23 @@ struct writer {
 	pid_t pid;
 };
 
+/* The default name of `w`, made unique: a second `w` within the same
+ * second gets "-2" before ".trm" (and so on) instead of replacing the
+ * first file. */
+static void write_name(pid_t pid, char *path, size_t cap)
+{
+	char base[PATH_MAX];
+	size_t blen;
+	struct stat st;
+	int n;
+
+	cli_default_output(pid, base, sizeof(base));
+	blen = strlen(base) - strlen(".trm");
+	snprintf(path, cap, "%s", base);
+	for (n = 2; n < 1000 && lstat(path, &st) == 0; n++)
+		snprintf(path, cap, "%.*s-%d.trm", (int)blen, base, n);
+}
+
 /* `w`: the snapshot shown, as .trm in the current directory. */
 static int live_write(void *arg, const struct snapshot *s, char *path, size_t cap,
 		      struct trm_err *err)
@@ -157,7 +176,7 @@ static int live_write(void *arg, const struct snapshot *s, char *path, size_t ca
 	struct outfile of;
 	int rc;
 
-	cli_default_output(w->pid, path, cap);
+	write_name(w->pid, path, cap);
 	rc = outfile_open(&of, path, cli_snapshot_mode(s), err);
 	if (rc < 0)
 		return rc;

@@ -489,6 +489,15 @@ def test_tui(python, spawn, tmux, tmp_path):
     name = re.search(r"wrote (trmtop-\d+-\d+-\d+\.trm)", s).group(1)
     res = run_trmtop("top", os.path.join(str(tmp_path), name))
     assert res.rc == 0 and loc in res.out, res
+    # a second w (within the same second, most likely) keeps the first
+    first = os.stat(os.path.join(str(tmp_path), name))
+    tmux.keys("w")
+    s = tmux.wait(lambda s: re.search(r"wrote (trmtop-\d+-\d+-\d+(-2)?\.trm)", s)
+                  and re.search(r"wrote (trmtop-\d+-\d+-\d+(-2)?\.trm)", s).group(1) != name,
+                  "a second file")
+    again = os.stat(os.path.join(str(tmp_path), name))
+    assert (again.st_ino, again.st_mtime_ns) == (first.st_ino, first.st_mtime_ns), \
+        "the second w replaced the first file"
     # q: exit 0, tracing off again, the terminal usable
     tmux.keys("q")
     tmux.wait_text("TRMTOP-EXIT=0")
