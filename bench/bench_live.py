@@ -326,6 +326,8 @@ def main():
                 startup(trm, name, py, path, args.first_runs, args.interval)
             for blocks in args.blocks or [100000, 1000000]:
                 long = blocks >= 1000000
+                if not (args.long_rounds if long else args.rounds):
+                    continue  # --rounds 0 / --long-rounds 0: not measured
                 throughput(trm, name, py, path, blocks,
                            args.long_rounds if long else args.rounds,
                            args.long_window if long else args.window, args.interval)
