@@ -20,7 +20,7 @@ from collections import Counter
 import _tracemalloc
 
 HDR = struct.Struct("<IHH")
-PROTO = 0x00010000
+PROTO = 0x00010001
 HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
 (SNAPSHOT_REQ, SNAP_HEAD, SNAP_STRINGS, SNAP_FRAMES, SNAP_TRACEBACKS,
  SNAP_TRACES, SNAP_END) = range(9, 16)
