@@ -215,6 +215,8 @@ class Session:
                 "limit", "first_string", "first_frame", "first_traceback",
                 "new_strings", "new_frames", "new_tracebacks", "tracing")
         head = dict(zip(keys, SNAP_HEAD_FMT.unpack_from(p)))
+        head["sample_size"] = (struct.unpack_from("<Q", p, 76)[0]
+                               if len(p) >= 84 else 0)
         strs, frames, tbs = (tables["strings"], tables["frames"],
                              tables["tracebacks"])
         check((head["first_string"], head["first_frame"],
