@@ -11,8 +11,9 @@
  * GIL; otherwise, and without a Python frame, it counts under
  * "<no Python frame>"), and the block goes into a table of sampled
  * pointers with its weight: a block of s bytes is sampled with
- * probability 1 - e^(-s/SIZE), so it stands for SIZE / (1 - e^(-s/SIZE))
- * bytes and 1 / (1 - e^(-s/SIZE)) blocks (unbiased, as tcmalloc).  The
+ * probability p = 1 - e^(-s/SIZE), so it stands for s / p bytes and 1 / p
+ * blocks (unbiased, as tcmalloc; s / p is about SIZE for small blocks,
+ * s for big ones).  The
  * traceback's totals (in use and allocated, bytes and blocks) are kept up
  * to date as samples come and go.
  *
@@ -94,7 +95,11 @@ struct tls {
 	int64_t left;  /* bytes before the next sample */
 	uint64_t rng;  /* splitmix64 state */
 	uint32_t gen;  /* seed_gen it was seeded for */
-	uint8_t busy;  /* recording a sample: allocations pass through */
+	uint8_t busy;  /* in one of our hooks: nested allocations (pymalloc
+			  falling back on the raw domain, the frame walk) pass
+			  through uncounted */
+	uint8_t probe; /* agent_sample_start's probe: mark, do not count */
+	uint8_t seen;  /* domains the probe went through, a bit each */
 };
 static __thread struct tls tl __attribute__((tls_model("initial-exec")));
 
@@ -317,20 +322,17 @@ static struct agent_stb *tb_intern(const struct agent_sframe *f, uint32_t n)
 	return tb;
 }
 
-/* Forget every sample and traceback.  GIL held (filenames are released),
- * lock held. */
-static void clear_locked(void)
+/* Forget every sample and traceback.  GIL held.  The tracebacks are
+ * released after the lock (a filename freed by it goes through our free
+ * hook, which may take the lock). */
+static void clear(void)
 {
-	for (size_t i = 0; tbs && i <= tbs_mask; i++) {
-		struct agent_stb *tb = tbs[i];
+	struct agent_stb **old;
+	size_t old_mask;
 
-		if (!tb)
-			continue;
-		for (uint32_t k = 0; k < tb->n; k++)
-			Py_DECREF(tb->f[k].filename);
-		free(tb);
-	}
-	free(tbs);
+	pthread_mutex_lock(&lock);
+	old = tbs;
+	old_mask = tbs_mask;
 	free(ptrs);
 	tbs = NULL;
 	ptrs = NULL;
@@ -342,6 +344,17 @@ static void clear_locked(void)
 	no_frame.tb.alloc_bytes = no_frame.tb.alloc_blocks = 0;
 	for (size_t i = 0; i < FILTER_SLOTS; i++)
 		atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
+	pthread_mutex_unlock(&lock);
+	for (size_t i = 0; old && i <= old_mask; i++) {
+		struct agent_stb *tb = old[i];
+
+		if (!tb)
+			continue;
+		for (uint32_t k = 0; k < tb->n; k++)
+			Py_DECREF(tb->f[k].filename);
+		free(tb);
+	}
+	free(old);
 }
 
 /* ---- recording ---- */
@@ -408,7 +421,7 @@ static void record(uintptr_t p, size_t size)
 	double s = size ? (double)size : 1.0;
 	double mean = (double)atomic_load_explicit(&size_mean,
 						   memory_order_relaxed);
-	double w = mean / -expm1(-s / mean);
+	double w = s / -expm1(-s / mean);
 	uint64_t bytes = (uint64_t)(w + 0.5);
 	uint64_t blocks = (uint64_t)(w / s * 65536.0 + 0.5);
 	struct agent_stb *tb;
@@ -452,11 +465,13 @@ out:
 		Py_DECREF(f[k].filename);
 }
 
-/* The countdown ran out on p (size bytes; p may be NULL). */
-static __attribute__((noinline)) void slow_alloc(void *p, size_t size)
+/* The countdown ran out on p (size bytes, domain d; p may be NULL). */
+static __attribute__((noinline)) void slow_alloc(int d, void *p, size_t size)
 {
-	if (tl.busy)
-		return; /* an allocation of our own: passes through */
+	if (tl.probe) {
+		tl.seen |= (uint8_t)(1u << d);
+		return;
+	}
 	tl.busy = 1;
 	if (tl.gen != atomic_load_explicit(&seed_gen, memory_order_relaxed)) {
 		/* first allocation of this thread (or of this start) */
@@ -483,10 +498,10 @@ static __attribute__((noinline)) void slow_free(void *p)
 	pthread_mutex_unlock(&lock);
 }
 
-static inline void count(void *p, size_t size)
+static inline void count(int d, void *p, size_t size)
 {
 	if ((tl.left -= (int64_t)size) <= 0)
-		slow_alloc(p, size);
+		slow_alloc(d, p, size);
 }
 
 static inline void forget(void *p)
@@ -498,21 +513,33 @@ static inline void forget(void *p)
 
 /* ---- the hooks, one set per domain ---- */
 
+/* Nested calls (tl.busy) go straight to the base allocator; the others
+ * call it with busy set, then count. */
 #define HOOKS(D)                                                           \
 	static void *h_malloc_##D(void *ctx, size_t size)                  \
 	{                                                                  \
-		void *p = base[D].malloc(base[D].ctx, size);               \
+		void *p;                                                   \
 		(void)ctx;                                                 \
-		count(p, size);                                            \
+		if (tl.busy)                                               \
+			return base[D].malloc(base[D].ctx, size);          \
+		tl.busy = 1;                                               \
+		p = base[D].malloc(base[D].ctx, size);                     \
+		tl.busy = 0;                                               \
+		count(D, p, size);                                         \
 		return p;                                                  \
 	}                                                                  \
 	static void *h_calloc_##D(void *ctx, size_t nelem, size_t elsize)  \
 	{                                                                  \
-		void *p = base[D].calloc(base[D].ctx, nelem, elsize);      \
+		void *p;                                                   \
 		size_t size;                                               \
 		(void)ctx;                                                 \
+		if (tl.busy)                                               \
+			return base[D].calloc(base[D].ctx, nelem, elsize); \
+		tl.busy = 1;                                               \
+		p = base[D].calloc(base[D].ctx, nelem, elsize);            \
+		tl.busy = 0;                                               \
 		if (!__builtin_mul_overflow(nelem, elsize, &size))         \
-			count(p, size);                                    \
+			count(D, p, size);                                 \
 		return p;                                                  \
 	}                                                                  \
 	static void *h_realloc_##D(void *ctx, void *ptr, size_t size)      \
@@ -520,9 +547,13 @@ static inline void forget(void *p)
 		void *p;                                                   \
 		(void)ctx;                                                 \
 		forget(ptr);                                               \
+		if (tl.busy)                                               \
+			return base[D].realloc(base[D].ctx, ptr, size);    \
+		tl.busy = 1;                                               \
 		p = base[D].realloc(base[D].ctx, ptr, size);               \
+		tl.busy = 0;                                               \
 		if (p)                                                     \
-			count(p, size);                                    \
+			count(D, p, size);                                 \
 		return p;                                                  \
 	}                                                                  \
 	static void h_free_##D(void *ctx, void *ptr)                       \
@@ -588,10 +619,37 @@ static int names_init(void)
 	return 0;
 }
 
+void *PyMem_RawMalloc(size_t size);
+void PyMem_RawFree(void *ptr);
+
+/* Which domains have our hooks somewhere in their chain: one allocation
+ * of each, marked, not counted.  GIL held. */
+static uint8_t probe(void)
+{
+	int64_t left = tl.left;
+	void *p;
+
+	tl.probe = 1;
+	tl.seen = 0;
+	tl.left = 0;
+	p = PyMem_RawMalloc(1);
+	PyMem_RawFree(p);
+	tl.left = 0;
+	p = PyMem_Malloc(1);
+	PyMem_Free(p);
+	tl.left = 0;
+	p = PyObject_Malloc(1);
+	PyObject_Free(p);
+	tl.probe = 0;
+	tl.left = left;
+	return tl.seen;
+}
+
 int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 {
 	const char *env = getenv("TRMTOP_SAMPLE_SEED");
 	uint64_t seed = 0;
+	uint8_t seen;
 
 	if (atomic_load(&recording))
 		return 0;
@@ -612,8 +670,8 @@ int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 		seed = (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&seed;
 	}
 
+	clear();
 	pthread_mutex_lock(&lock);
-	clear_locked();
 	max_memory = max_mem ? max_mem : DEFAULT_MAX_MEMORY;
 	atomic_store(&size_mean, size ? size : DEFAULT_SIZE);
 	atomic_store(&nframe_max, nframe ? nframe : 1);
@@ -623,17 +681,18 @@ int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 	pthread_mutex_unlock(&lock);
 	atomic_store(&recording, true);
 
+	seen = probe();
 	for (int d = 0; d < NDOMAIN; d++) {
 		pem_alloc cur;
 
 		PyMem_GetAllocator(d, &cur);
-		if (cur.malloc == hooks[d].malloc) {
-			in_chain[d] = true; /* still ours from an earlier start */
-			continue;
-		}
+		/* still ours from an earlier start, maybe under someone
+		 * else's (then base[d] must not change: we forward to it) */
+		in_chain[d] = (seen >> d) & 1;
 		if (in_chain[d])
-			continue; /* under someone else's: still forwarding */
+			continue;
 		base[d] = cur;
+		atomic_thread_fence(memory_order_seq_cst); /* base, then hooks */
 		set_domain(d, cur.ctx, true); /* functions only */
 		set_domain(d, &base[d], true); /* context only */
 		in_chain[d] = true;
@@ -643,12 +702,18 @@ int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 
 void agent_sample_stop(void)
 {
+	uint8_t seen;
+
 	if (!atomic_load(&recording))
 		return;
 	atomic_store(&recording, false);
+	seen = probe();
 	for (int d = 0; d < NDOMAIN; d++) {
 		pem_alloc cur;
 
+		in_chain[d] = (seen >> d) & 1; /* tracemalloc.stop() under
+						  us puts back what it found:
+						  ours are gone then */
 		if (!in_chain[d])
 			continue;
 		PyMem_GetAllocator(d, &cur);
@@ -660,9 +725,7 @@ void agent_sample_stop(void)
 		set_domain(d, base[d].ctx, false); /* functions only */
 		in_chain[d] = false;
 	}
-	pthread_mutex_lock(&lock);
-	clear_locked();
-	pthread_mutex_unlock(&lock);
+	clear();
 }
 
 bool agent_sample_on(void)
