@@ -113,13 +113,16 @@
  * the frames without it.  The snapshot is the state of the one
  * _tracemalloc._get_traces() call at its start.
  *
- * Sampled snapshots.  While the sampler runs, SNAPSHOT_REQ answers with
- * the sampler's aggregates instead of tracemalloc's traces, and SNAP_HEAD
- * carries sample_size.  Each SNAP_TRACES entry is then one traceback's
+ * Sampled snapshots.  SNAPSHOT_REQ with the frame flag
+ * WIRE_SNAPSHOT_SAMPLED asks for the sampler's estimates instead of
+ * tracemalloc's traces (ERROR NOT_TRACING when the sampler does not run);
+ * SNAP_HEAD then carries sample_size, its traceback_limit is the
+ * sampler's frame count, traced_current the estimated bytes in use,
+ * traced_peak 0, tracemalloc_memory the sampler's own memory, tracing
+ * tracemalloc's state.  Each SNAP_TRACES entry is one traceback's
  * estimated in-use bytes (size; domain 0), one entry per traceback with
  * a non-zero estimate: the estimated block count and the allocated
  * totals are not carried yet (ntraces counts entries, not blocks).
- * traced_current/peak and tracing are tracemalloc's as ever.
  */
 #ifndef TRMTOP_WIRE_H
 #define TRMTOP_WIRE_H
@@ -158,6 +161,7 @@ enum wire_tracing {
 
 #define WIRE_START_KEEP 1u /* keep tracing after the connection ends */
 #define WIRE_START_SAMPLE 2u /* the sampler, not tracemalloc */
+#define WIRE_SNAPSHOT_SAMPLED 1u /* SNAPSHOT_REQ frame flag: the sampler's */
 
 #define WIRE_SAMPLE_CAPPED 1u /* STATS sample_flags: the sampler's memory
 				 reached its cap; new samples are dropped */

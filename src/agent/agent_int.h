@@ -98,10 +98,10 @@ void agent_py_error(const char *what, char *buf, size_t cap);
 uint64_t agent_read_rss(void);
 
 /* Answer SNAPSHOT_REQ on s (snap.c): called on the control thread without
- * the GIL, takes it to copy the traces, writes the reply stream without
- * it.  0 to go on (also after an ERROR reply), 1 to detach, -errno when
- * the data pipe failed. */
-int agent_snapshot(struct agent_sess *s);
+ * the GIL, takes it to copy the traces (sampled: the sampler's estimates),
+ * writes the reply stream without it.  0 to go on (also after an ERROR
+ * reply), 1 to detach, -errno when the data pipe failed. */
+int agent_snapshot(struct agent_sess *s, bool sampled);
 
 /* Put the raw-allocator guard (rawguard.c) under tracemalloc before
  * trmtop starts it, and take it away after trmtop has stopped it.  GIL
@@ -160,7 +160,8 @@ struct agent_sample_row {
  * exception set. */
 int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_memory);
 /* Stop it, restore the allocators (unless something sits on top of the
- * hooks) and forget every sample.  GIL held. */
+ * hooks: a later call, once it has gone, does) and forget every sample.
+ * GIL held. */
 void agent_sample_stop(void);
 /* Is the sampler recording?  Any thread. */
 bool agent_sample_on(void);

@@ -191,8 +191,14 @@ static int py_stop_tm(struct wire_state *out)
  * then tracemalloc if trmtop started it.  GIL held; 0 or -1. */
 static int py_stop(struct wire_state *out)
 {
+	int rc;
+
 	agent_sample_stop();
-	return py_stop_tm(out);
+	rc = py_stop_tm(out);
+	/* tracemalloc (and the guard) started over the sampler's hooks have
+	 * gone: the hooks can come off now */
+	agent_sample_stop();
+	return rc;
 }
 
 /* Handle one request.  Returns 0 to go on, 1 to detach, -errno when the
@@ -212,7 +218,7 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 	case WIRE_DETACH:
 		return 1;
 	case WIRE_SNAPSHOT_REQ:
-		return agent_snapshot(s);
+		return agent_snapshot(s, msg->flags & WIRE_SNAPSHOT_SAMPLED);
 	case WIRE_STATS_REQ:
 		st.rss = agent_read_rss();
 		what = "stats";
@@ -290,6 +296,8 @@ static void end_session(struct agent_sess *s)
 			agent_sample_stop();
 		if (s->owns && py_stop_tm(&unused) < 0)
 			PyErr_Clear();
+		if (s->owns_sample)
+			agent_sample_stop(); /* as py_stop */
 		PyGILState_Release(g);
 	}
 	pthread_mutex_lock(&agent_lock);

@@ -702,11 +702,11 @@ int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 
 void agent_sample_stop(void)
 {
+	bool was = atomic_exchange(&recording, false);
 	uint8_t seen;
 
-	if (!atomic_load(&recording))
-		return;
-	atomic_store(&recording, false);
+	if (!in_chain[0] && !in_chain[1] && !in_chain[2])
+		goto out;
 	seen = probe();
 	for (int d = 0; d < NDOMAIN; d++) {
 		pem_alloc cur;
@@ -725,7 +725,9 @@ void agent_sample_stop(void)
 		set_domain(d, base[d].ctx, false); /* functions only */
 		in_chain[d] = false;
 	}
-	clear();
+out:
+	if (was)
+		clear();
 }
 
 bool agent_sample_on(void)

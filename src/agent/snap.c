@@ -485,11 +485,16 @@ static int copy_samples(struct snap_ctx *c)
 		goto out;
 	}
 	agent_sample_stats(&ss);
+	if (!ss.size) {
+		c->code = WIRE_ERR_NOT_TRACING;
+		snprintf(c->text, sizeof(c->text), "the sampler is not running");
+		goto out;
+	}
 	if (agent_sample_rows(&rows, &n) < 0) {
 		nomem(c);
 		goto out;
 	}
-	c->head.sample_size = ss.size ? ss.size : 1;
+	c->head.sample_size = ss.size;
 	c->head.traceback_limit = ss.nframe;
 	c->head.tracemalloc_memory = ss.memory;
 	c->ntr = n;
@@ -620,7 +625,7 @@ static void snap_fini(struct snap_ctx *c)
 	ptrmap_fini(&c->strs);
 }
 
-int agent_snapshot(struct agent_sess *s)
+int agent_snapshot(struct agent_sess *s, bool sampled)
 {
 	struct snap_ctx c = { .s = s };
 	uint8_t frame[WIRE_HDR_SIZE + 4 + TEXT_MAX];
@@ -645,7 +650,7 @@ int agent_snapshot(struct agent_sess *s)
 	}
 	g = PyGILState_Ensure();
 	hold_begin(&c);
-	rc = agent_sample_on() ? copy_samples(&c) : copy_traces(&c);
+	rc = sampled ? copy_samples(&c) : copy_traces(&c);
 	hold_end(&c);
 	PyGILState_Release(g);
 	if (rc < 0) {

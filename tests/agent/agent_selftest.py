@@ -133,8 +133,8 @@ class Session:
                                           self.ctl_ino, self.data_ino,
                                           self.token)
 
-    def send(self, typ, payload=b""):
-        os.write(self.ctl_w, HDR.pack(len(payload), typ, 0) + payload)
+    def send(self, typ, payload=b"", flags=0):
+        os.write(self.ctl_w, HDR.pack(len(payload), typ, flags) + payload)
 
     def _fill(self, n, timeout):
         while len(self.buf) < n:
@@ -199,7 +199,7 @@ class Session:
                 "tracing")
         return dict(zip(keys, f))
 
-    def snapshot(self, tables=None):
+    def snapshot(self, tables=None, flags=0):
         """SNAPSHOT_REQ and decode the reply stream (wire.h, "Snapshots").
 
         tables: the connection's interning tables, {"strings": [...],
@@ -208,7 +208,7 @@ class Session:
         new entries {kind: [...]})."""
         if tables is None:
             tables = self.tables
-        self.send(SNAPSHOT_REQ)
+        self.send(SNAPSHOT_REQ, flags=flags)
         p = self.expect(SNAP_HEAD)
         check(len(p) >= SNAP_HEAD_FMT.size, "short SNAP_HEAD")
         keys = ("current", "peak", "tm_memory", "rss", "ntraces", "hexversion",

@@ -19,9 +19,10 @@ from collections import defaultdict
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import agent_selftest as at  # noqa: E402
 from agent_selftest import (Session, check, START, STATS_REQ,  # noqa: E402
-                            STATS, STATE, APPLICATION)
+                            STATS, STATE, OFF, APPLICATION)
 
 SAMPLE = 2
+SAMPLED = 1   # SNAPSHOT_REQ frame flag
 CAPPED = 1
 NO_FRAME = "<no Python frame>"
 OPEN = []   # sessions of the running test, detached if it fails
@@ -135,11 +136,17 @@ def test_accuracy():
         keep = wl.build()
         exact = by_line(at.truth_traces(
             __import__("_tracemalloc")._get_traces()), path)
-        head, traces, end, _ = s.snapshot()
+        head, traces, end, _ = s.snapshot(flags=SAMPLED)
         check(head["sample_size"] == 64 << 10, "SNAP_HEAD sample_size %r"
               % head["sample_size"])
         check(head["tracing"] == APPLICATION, "SNAP_HEAD tracing")
         est = by_line(traces, path)
+        # without the flag: tracemalloc's traces, as before the sampler
+        head2, traces2, _, _ = s.snapshot()
+        check(head2["sample_size"] == 0, "unflagged snapshot is sampled")
+        exact2 = by_line(traces2, path)
+        check(all(abs(exact2[k] - exact[k]) < 0.01 * exact[k] for k in LINES),
+              "unflagged snapshot: %r vs %r" % (exact2, exact))
         st = stats(s)
         check(st["size"] == 64 << 10 and st["samples"] > 500 and
               st["memory"] > 0 and not st["flags"], "STATS %r" % st)
@@ -209,6 +216,48 @@ def test_restore():
                   % (d, get(d), orig[d]))
         if app_tracing:
             tracemalloc.stop()
+    # trmtop's own tracing started over the sampler (the raw-allocator
+    # guard and tracemalloc on top of its hooks): one STOP ends both and
+    # the hooks come off once those have gone
+    orig = [get(d) for d in range(3)]
+    start_sample(s, 4, 4096)
+    check(s.start(1) == (at.TRMTOP, 1), "START tracemalloc over the sampler")
+    check(tracemalloc.is_tracing(), "tracemalloc not started")
+    junk = [bytes(100) for _ in range(20000)]
+    check(stats(s)["samples"] > 0, "sampler under tracemalloc")
+    del junk
+    check(stop(s) == (OFF, 1), "STOP both")
+    for d in range(3):
+        check(get(d) == orig[d], "domain %d not restored after both: %r vs %r"
+              % (d, get(d), orig[d]))
+    # the sampler left under the application's tracemalloc, then the
+    # application stops it: a later start and stop still restore
+    orig = [get(d) for d in range(3)]
+    start_sample(s, 4, 4096)
+    tracemalloc.start(1)
+    stop(s)
+    tracemalloc.stop()
+    start_sample(s, 4, 4096)
+    junk = [bytes(100) for _ in range(20000)]
+    check(stats(s)["samples"] > 0, "sampler after tracemalloc went")
+    del junk
+    stop(s)
+    for d in range(3):
+        check(get(d) == orig[d], "domain %d not restored at last" % d)
+    # the application's tracemalloc under the sampler stops: it puts back
+    # what it found, dropping the hooks; the next start installs anew
+    tracemalloc.start(1)
+    start_sample(s, 4, 4096)
+    tracemalloc.stop()
+    check([get(d) for d in range(3)] == orig, "tracemalloc.stop() restores")
+    stop(s)
+    start_sample(s, 4, 4096)
+    check(all(get(d) != orig[d] for d in range(3)), "not installed anew")
+    junk = [bytes(100) for _ in range(20000)]
+    check(stats(s)["samples"] > 0, "sampler after its hooks were dropped")
+    del junk
+    stop(s)
+    check([get(d) for d in range(3)] == orig, "not restored after reinstall")
     s.detach()
 
 
@@ -242,7 +291,7 @@ def test_thread_churn():
             start_sample(s, 8, 512 if i % 2 else 65536)
             stats(s)
             if i % 5 == 0:
-                s.snapshot()
+                s.snapshot(flags=SAMPLED)
             stop(s)
     finally:
         done.set()
@@ -301,8 +350,11 @@ def test_cap():
     check(st["flags"] & CAPPED, "cap not reported: %r" % st)
     check(st["memory"] <= cap, "memory %d over the cap %d" % (st["memory"], cap))
     check(st["samples"] > 1000, "samples %d" % st["samples"])
-    head, traces, _, _ = s.snapshot()
+    head, traces, _, _ = s.snapshot(flags=SAMPLED)
     check(head["sample_size"] == 64 and traces, "snapshot at the cap")
+    s.send(at.SNAPSHOT_REQ)   # tracemalloc's: it is off
+    check(struct.unpack_from("<I", s.expect(at.ERROR))[0] == at.ERR_NOT_TRACING,
+          "unflagged snapshot while only sampling")
     del keep
     stop(s)
     check(stats(s)["size"] == 0, "STATS after STOP")
@@ -330,7 +382,7 @@ def test_every_allocation():
         raw = lib.PyMem_RawMalloc(3 << 20)
     except (ImportError, AttributeError, OSError):
         lib = None
-    head, traces, _, _ = s.snapshot()
+    head, traces, _, _ = s.snapshot(flags=SAMPLED)
     lines = by_line(traces, path)
     # the 2000 bytes objects, plus the list and (3.8) the frames the line
     # also allocates
