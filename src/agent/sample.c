@@ -8,8 +8,9 @@
  * exponential distribution of mean SIZE (a Poisson process over bytes):
  * no lock, no syscall, no Python call.  When it runs out, that allocation
  * is sampled: its traceback is walked (only when the thread holds the
- * GIL; otherwise, and without a Python frame, it counts under
- * "<no Python frame>"), and the block goes into a table of sampled
+ * GIL, and on 3.11+ not for the raw domain: see record(); otherwise, and
+ * without a Python frame, it counts under "<no Python frame>"), and the
+ * block goes into a table of sampled
  * pointers with its weight: a block of s bytes is sampled with
  * probability p = 1 - e^(-s/SIZE), so it stands for s / p bytes and 1 / p
  * blocks (unbiased, as tcmalloc; s / p is about SIZE for small blocks,
@@ -74,6 +75,11 @@ __asm__(".symver log,log@" AGENT_GLIBC_BASE);
 extern PyFrameObject *PyFrame_GetBack(PyFrameObject *) __attribute__((weak));
 extern PyCodeObject *PyFrame_GetCode(PyFrameObject *) __attribute__((weak));
 int PyGILState_Check(void);
+/* 3.11+: its presence says the frame API may create frame objects */
+extern const unsigned long Py_Version __attribute__((weak));
+/* 3.10+; weak as in snap.c */
+extern int PyGC_Enable(void) __attribute__((weak));
+extern int PyGC_Disable(void) __attribute__((weak));
 
 /* ---- state ---- */
 
@@ -368,12 +374,21 @@ static bool holds_gil(void)
 
 /* Walk up to max frames of this thread's Python stack into f (new
  * references to the filenames).  GIL held; the thread's exception, if
- * any, is kept. */
+ * any, is kept.
+ *
+ * On 3.11+ the frame API materialises frame objects, and on 3.11 the
+ * allocation of a GC object can run a collection there and then: its
+ * finalizers, inside an allocation that may hold interpreter locks (a
+ * thread state is allocated under the runtime's HEAD_LOCK on 3.11.2; a
+ * stress run deadlocked on it).  The cyclic GC is therefore switched off
+ * for the walk (PyGC_Disable, 3.10+: a flag; 3.8 and 3.9 create no frame
+ * objects here). */
 static uint32_t walk(struct agent_sframe *f, uint32_t max)
 {
 	PyObject *type, *value, *tb;
 	PyFrameObject *fr, *back;
 	uint32_t n = 0;
+	bool gc_was = PyGC_Disable && PyGC_Enable && PyGC_Disable() == 1;
 
 	PyErr_Fetch(&type, &value, &tb);
 	fr = PyEval_GetFrame();
@@ -409,15 +424,22 @@ static uint32_t walk(struct agent_sframe *f, uint32_t max)
 	Py_XDECREF(fr);
 	PyErr_Clear();
 	PyErr_Restore(type, value, tb);
+	if (gc_was)
+		PyGC_Enable();
 	return n;
 }
 
-static void record(uintptr_t p, size_t size)
+static void record(int d, uintptr_t p, size_t size)
 {
 	struct agent_sframe f[MAX_FRAMES];
 	uint32_t n = 0, max = atomic_load_explicit(&nframe_max,
 						   memory_order_relaxed);
-	bool gil = holds_gil();
+	/* A raw-domain allocation is not walked where the walk creates
+	 * objects (3.11+): tracemalloc, when it runs over the sampler,
+	 * allocates its tables through the raw domain with its lock held,
+	 * and a new object takes that lock (_PyTraceMalloc_NewReference):
+	 * a stress run deadlocked on it.  It counts under <no Python frame>. */
+	bool gil = !(d == 0 && &Py_Version != NULL) && holds_gil();
 	double s = size ? (double)size : 1.0;
 	double mean = (double)atomic_load_explicit(&size_mean,
 						   memory_order_relaxed);
@@ -482,7 +504,7 @@ static __attribute__((noinline)) void slow_alloc(int d, void *p, size_t size)
 	}
 	tl.left = draw();
 	if (p && atomic_load_explicit(&recording, memory_order_relaxed))
-		record((uintptr_t)p, size);
+		record(d, (uintptr_t)p, size);
 out:
 	tl.busy = 0;
 }
