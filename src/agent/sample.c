@@ -75,6 +75,10 @@ __asm__(".symver log,log@" AGENT_GLIBC_BASE);
 extern PyFrameObject *PyFrame_GetBack(PyFrameObject *) __attribute__((weak));
 extern PyCodeObject *PyFrame_GetCode(PyFrameObject *) __attribute__((weak));
 int PyGILState_Check(void);
+/* The thread state holding the GIL (3.8-3.11: the runtime's; 3.12+:
+ * this thread's when attached): 3.13 renamed it. */
+extern PyThreadState *_PyThreadState_UncheckedGet(void) __attribute__((weak));
+extern PyThreadState *PyThreadState_GetUnchecked(void) __attribute__((weak));
 /* 3.11+: its presence says the frame API may create frame objects */
 extern const unsigned long Py_Version __attribute__((weak));
 /* 3.10+; weak as in snap.c */
@@ -365,11 +369,26 @@ static void clear(void)
 
 /* ---- recording ---- */
 
-/* Does this thread hold the GIL, with a thread state of its own? */
+/* Does this thread hold the GIL, with its own thread state of the main
+ * interpreter?  Compared with the current thread state rather than asked
+ * of PyGILState_Check(), which says yes to every thread once a
+ * subinterpreter exists (3.8-3.11) or its check is off. */
 static bool holds_gil(void)
 {
-	return !atomic_load_explicit(&agent_exiting, memory_order_relaxed) &&
-	       PyGILState_GetThisThreadState() != NULL && PyGILState_Check();
+	PyThreadState *mine, *cur;
+
+	if (atomic_load_explicit(&agent_exiting, memory_order_relaxed))
+		return false;
+	mine = PyGILState_GetThisThreadState();
+	if (!mine)
+		return false;
+	if (PyThreadState_GetUnchecked)
+		cur = PyThreadState_GetUnchecked();
+	else if (_PyThreadState_UncheckedGet)
+		cur = _PyThreadState_UncheckedGet();
+	else
+		return PyGILState_Check();
+	return cur == mine;
 }
 
 /* Walk up to max frames of this thread's Python stack into f (new
