@@ -58,6 +58,7 @@
 #include <unistd.h>
 
 #include "agent_int.h"
+#include "trmtop/util.h"
 
 #ifdef AGENT_GLIBC_BASE
 /* log got a new version in glibc 2.29 (agent_int.h) */
@@ -173,6 +174,8 @@ static void seed_thread(void)
 
 /* ---- tables (lock held) ---- */
 
+/* The filter's slot of p: the high bits of a multiplicative hash (one
+ * multiplication: it runs on every free). */
 static size_t filter_slot(uintptr_t p)
 {
 	return (size_t)(((uint64_t)p * 0x9e3779b97f4a7c15ull) >> (64 - FILTER_BITS));
@@ -180,12 +183,7 @@ static size_t filter_slot(uintptr_t p)
 
 static size_t ptr_hash(uintptr_t p)
 {
-	uint64_t h = (uint64_t)p;
-
-	h ^= h >> 29;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 32;
-	return (size_t)h;
+	return (size_t)util_mix64((uint64_t)p);
 }
 
 static uint64_t memory_locked(void)
@@ -267,13 +265,12 @@ static void unaccount(struct sent *e)
 
 static uint64_t tb_hash(const struct agent_sframe *f, uint32_t n)
 {
-	uint64_t h = 0xcbf29ce484222325ull ^ n;
+	uint64_t h = n;
 
-	for (uint32_t i = 0; i < n; i++) {
-		h = (h ^ (uint64_t)(uintptr_t)f[i].filename) * 0x100000001b3ull;
-		h = (h ^ f[i].lineno) * 0x100000001b3ull;
-	}
-	return h ^ (h >> 31);
+	for (uint32_t i = 0; i < n; i++)
+		h = util_mix64(h ^ (uint64_t)(uintptr_t)f[i].filename) ^
+		    f[i].lineno;
+	return util_mix64(h);
 }
 
 /* The interned traceback of f[0..n), taking references to its filenames

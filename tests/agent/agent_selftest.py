@@ -539,13 +539,14 @@ def build():
 """
 
 
-def load_workload(name):
-    """Write WORKLOAD to a file called name.py and import it: its
-    allocations are the ones compared between the wire and tracemalloc."""
+def load_workload(name, text=None):
+    """Write WORKLOAD (or text) to a file called name.py and import it:
+    its allocations are the ones compared between the wire and
+    tracemalloc."""
     d = tempfile.mkdtemp(prefix="trmtop-")
     path = os.path.join(d, name + ".py")
     with open(path, "w", encoding="utf-8") as f:
-        f.write(WORKLOAD)
+        f.write(WORKLOAD if text is None else text)
     sys.path.insert(0, d)
     try:
         mod = __import__(name)
@@ -719,9 +720,10 @@ def test_exit_with_session():
           % (p.returncode, p.stdout, p.stderr))
 
 def raw_allocator():
-    """PyMem_GetAllocator(PYMEM_DOMAIN_RAW) as (ctx, malloc, calloc,
-    realloc, free) addresses, and a reader of such structs, through
-    ctypes (None where ctypes is missing)."""
+    """get(): PyMem_GetAllocator(PYMEM_DOMAIN_RAW, or the domain get(d)
+    names) as (ctx, malloc, calloc, realloc, free) addresses, and a
+    reader of such structs, through ctypes (None where ctypes is
+    missing)."""
     try:
         import ctypes
     except ImportError:
@@ -731,9 +733,9 @@ def raw_allocator():
         _fields_ = [(n, ctypes.c_void_p)
                     for n in ("ctx", "malloc", "calloc", "realloc", "free")]
 
-    def get():
+    def get(domain=0):
         a = Alloc()
-        ctypes.pythonapi.PyMem_GetAllocator(0, ctypes.byref(a))
+        ctypes.pythonapi.PyMem_GetAllocator(domain, ctypes.byref(a))
         return tuple(getattr(a, n) or 0 for n, _ in Alloc._fields_)
 
     def at(addr):
@@ -793,15 +795,23 @@ def main(argv):
         print("1..0 # SKIP needs Python 3.8+")
         return 77
     AGENT_SO = argv[1]
+    return run_tap(TESTS)
+
+
+def run_tap(tests, cleanup=None):
+    """Run tests, printing TAP; after a failure, cleanup() (if any) and
+    tracemalloc stopped.  The exit code: 0, or 1 if one failed."""
     failed = 0
-    print("1..%d" % len(TESTS))
-    for i, t in enumerate(TESTS, 1):
+    print("1..%d" % len(tests))
+    for i, t in enumerate(tests, 1):
         try:
             t()
             print("ok %d - %s" % (i, t.__name__))
         except Exception as e:
             failed += 1
             print("not ok %d - %s: %s" % (i, t.__name__, e))
+            if cleanup:
+                cleanup()
             if tracemalloc.is_tracing():
                 tracemalloc.stop()
         sys.stdout.flush()

@@ -66,27 +66,8 @@ def stats(s):
 
 
 def allocators():
-    """get(d): PyMem_GetAllocator(d) as a 5-tuple of addresses; at(a):
-    the struct at address a (None, None without ctypes)."""
-    try:
-        import ctypes
-    except ImportError:
-        return None, None
-
-    class Alloc(ctypes.Structure):
-        _fields_ = [(n, ctypes.c_void_p)
-                    for n in ("ctx", "malloc", "calloc", "realloc", "free")]
-
-    def get(d):
-        a = Alloc()
-        ctypes.pythonapi.PyMem_GetAllocator(d, ctypes.byref(a))
-        return tuple(getattr(a, n) or 0 for n, _ in Alloc._fields_)
-
-    def at_(addr):
-        a = Alloc.from_address(addr)
-        return tuple(getattr(a, n) or 0 for n, _ in Alloc._fields_)
-
-    return get, at_
+    """get(domain), at(address): agent_selftest.raw_allocator's."""
+    return at.raw_allocator()
 
 
 WORKLOAD = """
@@ -164,18 +145,14 @@ def test_accuracy():
         tracemalloc.stop()
 
 
+LOADED = [0]
+
+
 def load(text):
-    d = at.tempfile.mkdtemp(prefix="trmtop-")
-    name = "trm_sample_wl_%d_%s" % (os.getpid(), os.path.basename(d)[7:])
-    path = os.path.join(d, name + ".py")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write(text)
-    sys.path.insert(0, d)
-    try:
-        mod = __import__(name)
-    finally:
-        sys.path.remove(d)
-    return mod, path
+    """text as a new module (agent_selftest.load_workload): (module, path)."""
+    LOADED[0] += 1
+    return at.load_workload("trm_sample_wl_%d_%d" % (os.getpid(), LOADED[0]),
+                            text)
 
 
 def test_restore():
@@ -438,8 +415,18 @@ def test_exit_sampling():
               % (size, p.returncode, p.stdout, p.stderr[-2000:]))
 
 
-TESTS = [test_accuracy, test_restore, test_thread_churn, test_fork, test_cap,
-         test_every_allocation, test_exit_sampling]
+def fresh(test):
+    """test, with OPEN holding only its own sessions."""
+    def run():
+        del OPEN[:]
+        test()
+    run.__name__ = test.__name__
+    return run
+
+
+TESTS = [fresh(t) for t in (test_accuracy, test_restore, test_thread_churn,
+                            test_fork, test_cap, test_every_allocation,
+                            test_exit_sampling)]
 
 
 def main(argv):
@@ -454,25 +441,17 @@ def main(argv):
         print("1..0 # SKIP needs Python 3.8+")
         return 77
     at.AGENT_SO = argv[1]
-    failed = 0
-    print("1..%d" % len(TESTS))
-    for i, t in enumerate(TESTS, 1):
+    return at.run_tap(TESTS, detach_open)
+
+
+def detach_open():
+    """After a failure: detach what the test left open."""
+    for s in OPEN:
         try:
-            t()
-            print("ok %d - %s" % (i, t.__name__))
-        except Exception as e:
-            failed += 1
-            print("not ok %d - %s: %s" % (i, t.__name__, e))
-            for s in OPEN:
-                try:
-                    s.detach()
-                except Exception:
-                    pass
-            if tracemalloc.is_tracing():
-                tracemalloc.stop()
-        del OPEN[:]
-        sys.stdout.flush()
-    return 1 if failed else 0
+            s.detach()
+        except Exception:
+            pass
+    del OPEN[:]
 
 
 if __name__ == "__main__":
