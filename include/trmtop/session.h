@@ -154,6 +154,11 @@ int session_stats(struct session *s, struct wire_stats *out, int timeout_ms,
 /* START with nframe and flags (WIRE_START_*); *st the STATE reply. */
 int session_start(struct session *s, unsigned nframe, uint32_t flags,
 		  struct wire_state *st, int timeout_ms, struct trm_err *err);
+/* START as start says (with WIRE_START_SAMPLE: the sampler's size and
+ * cap too); *st the STATE reply. */
+int session_start_req(struct session *s, const struct wire_start *start,
+		      struct wire_state *st, int timeout_ms,
+		      struct trm_err *err);
 int session_stop(struct session *s, struct wire_state *st, int timeout_ms,
 		 struct trm_err *err);
 /* A snapshot into `into` (a fresh snapshot_new()); progress may be NULL.

@@ -29,10 +29,21 @@
  *   STATS   agent->cli   u64 traced_current, u64 traced_peak,
  *                        u64 tracemalloc_memory, u64 traced_blocks,
  *                        u64 rss, u32 traceback_limit, u8 tracing, u8 pad[3]
- *   START   cli->agent   u32 nframe, u32 start_flags (WIRE_START_*)
- *   STOP    cli->agent   (empty)
+ *                        (48 bytes); while the sampler runs, then:
+ *                        u64 sample_size, u64 samples (sampled blocks
+ *                        held), u64 sample_memory (the sampler's own),
+ *                        u32 sample_flags (WIRE_SAMPLE_*), u32 pad (80)
+ *   START   cli->agent   u32 nframe, u32 start_flags (WIRE_START_*); with
+ *                        WIRE_START_SAMPLE, then: u64 sample_size (0: the
+ *                        default, 512 KiB), u64 sample_max_memory (0: the
+ *                        default cap, 64 MiB).  START with SAMPLE turns on
+ *                        the sampler (docs/DESIGN.md §4.8), not
+ *                        tracemalloc; without it, as before.
+ *   STOP    cli->agent   (empty) stops what trmtop started: tracemalloc,
+ *                        the sampler, or both
  *   STATE   agent->cli   reply to START/STOP: u8 tracing, u8 pad[3],
- *                        u32 traceback_limit
+ *                        u32 traceback_limit (8 bytes); while the sampler
+ *                        runs, then: u64 sample_size (16)
  *   DETACH  cli->agent   (empty) the agent closes both pipes, its thread
  *                        exits; tracing started with WIRE_START_KEEP stays
  *                        on, any other tracing trmtop started is stopped.
@@ -73,7 +84,8 @@
  *                   (ids of this snapshot's first new entries = how many
  *                   of each the connection had before it), u32 new_strings,
  *                   u32 new_frames, u32 new_tracebacks, u8 tracing, u8 pad[3]
- *                   (76 bytes)
+ *                   (76 bytes); a sampled snapshot then has u64
+ *                   sample_size (84 bytes)
  *   SNAP_STRINGS    u32 first_id, u32 count, count x { varint len, len
  *                   bytes }: ids first_id .. first_id+count-1.  UTF-8 (a
  *                   filename that was undecodable in the target arrives as
@@ -100,6 +112,17 @@
  * between them, so the application keeps running), and encodes and writes
  * the frames without it.  The snapshot is the state of the one
  * _tracemalloc._get_traces() call at its start.
+ *
+ * Sampled snapshots.  SNAPSHOT_REQ with the frame flag
+ * WIRE_SNAPSHOT_SAMPLED asks for the sampler's estimates instead of
+ * tracemalloc's traces (ERROR NOT_TRACING when the sampler does not run);
+ * SNAP_HEAD then carries sample_size, its traceback_limit is the
+ * sampler's frame count, traced_current the estimated bytes in use,
+ * traced_peak 0, tracemalloc_memory the sampler's own memory, tracing
+ * tracemalloc's state.  Each SNAP_TRACES entry is one traceback's
+ * estimated in-use bytes (size; domain 0), one entry per traceback with
+ * a non-zero estimate: the estimated block count and the allocated
+ * totals are not carried yet (ntraces counts entries, not blocks).
  */
 #ifndef TRMTOP_WIRE_H
 #define TRMTOP_WIRE_H
@@ -107,7 +130,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_PROTO_VERSION 0x00010000u
+#define WIRE_PROTO_VERSION 0x00010001u /* minor 1: the sampler */
 #define WIRE_HDR_SIZE 8u
 #define WIRE_MAX_PAYLOAD (64u << 20)
 #define WIRE_CTL_MAX 512u /* every control frame fits (< PIPE_BUF) */
@@ -137,6 +160,11 @@ enum wire_tracing {
 };
 
 #define WIRE_START_KEEP 1u /* keep tracing after the connection ends */
+#define WIRE_START_SAMPLE 2u /* the sampler, not tracemalloc */
+#define WIRE_SNAPSHOT_SAMPLED 1u /* SNAPSHOT_REQ frame flag: the sampler's */
+
+#define WIRE_SAMPLE_CAPPED 1u /* STATS sample_flags: the sampler's memory
+				 reached its cap; new samples are dropped */
 
 enum wire_errcode {
 	WIRE_ERR_UNKNOWN = 1,  /* unknown request type */
@@ -160,15 +188,21 @@ struct wire_stats {
 	uint64_t traced_blocks, rss;
 	uint32_t traceback_limit;
 	uint8_t tracing;
+	/* the sampler's; all 0 when it does not run (not sent then) */
+	uint64_t sample_size, samples, sample_memory;
+	uint32_t sample_flags;
 };
 
 struct wire_start {
 	uint32_t nframe, flags;
+	/* sent with WIRE_START_SAMPLE only; 0: the agent's defaults */
+	uint64_t sample_size, sample_max_memory;
 };
 
 struct wire_state {
 	uint8_t tracing;
 	uint32_t traceback_limit;
+	uint64_t sample_size; /* 0: the sampler does not run (not sent) */
 };
 
 struct wire_error {
@@ -181,6 +215,7 @@ struct wire_error {
 #define WIRE_SNAP_STR_MAX 65535u        /* bytes of one string */
 #define WIRE_SNAP_NFRAME_MAX 65535u     /* frames of one traceback */
 #define WIRE_SNAP_HEAD_LEN 76u
+#define WIRE_SNAP_HEAD_SAMPLE_LEN 84u
 #define WIRE_SNAP_END_LEN 48u
 
 struct wire_snap_head {
@@ -190,6 +225,7 @@ struct wire_snap_head {
 	uint32_t first_string, first_frame, first_traceback;
 	uint32_t new_strings, new_frames, new_tracebacks;
 	uint8_t tracing;
+	uint64_t sample_size; /* 0: exact (tracemalloc's traces, not sent) */
 };
 
 struct wire_snap_end {

@@ -35,6 +35,7 @@ struct agent_sess {
 	int ctl_fd, data_fd;
 	uint64_t token;
 	bool owns; /* this session started tracing without WIRE_START_KEEP */
+	bool owns_sample; /* ... and the sampler */
 	struct wire_reader rd;
 	struct wire_intern *tables; /* what this connection has sent; NULL
 				       until the first snapshot */
@@ -97,16 +98,79 @@ void agent_py_error(const char *what, char *buf, size_t cap);
 uint64_t agent_read_rss(void);
 
 /* Answer SNAPSHOT_REQ on s (snap.c): called on the control thread without
- * the GIL, takes it to copy the traces, writes the reply stream without
- * it.  0 to go on (also after an ERROR reply), 1 to detach, -errno when
- * the data pipe failed. */
-int agent_snapshot(struct agent_sess *s);
+ * the GIL, takes it to copy the traces (sampled: the sampler's estimates),
+ * writes the reply stream without it.  0 to go on (also after an ERROR
+ * reply), 1 to detach, -errno when the data pipe failed. */
+int agent_snapshot(struct agent_sess *s, bool sampled);
 
 /* Put the raw-allocator guard (rawguard.c) under tracemalloc before
  * trmtop starts it, and take it away after trmtop has stopped it.  GIL
  * held. */
 void agent_rawguard_install(void);
 void agent_rawguard_remove(void);
+
+/* PyMemAllocatorEx and PyMem_{Get,Set}Allocator (PEP 445): stable since
+ * 3.5 but outside the limited API, so declared here. */
+typedef struct {
+	void *ctx;
+	void *(*malloc)(void *ctx, size_t size);
+	void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
+	void *(*realloc)(void *ctx, void *ptr, size_t new_size);
+	void (*free)(void *ctx, void *ptr);
+} pem_alloc;
+
+void PyMem_GetAllocator(int domain, pem_alloc *allocator);
+void PyMem_SetAllocator(int domain, pem_alloc *allocator);
+
+/* ---- the sampler (sample.c, docs/DESIGN.md §4.8) ---- */
+
+/* One frame of a sampled traceback: a reference to its filename. */
+struct agent_sframe {
+	PyObject *filename;
+	uint32_t lineno;
+};
+
+/* An interned sampled traceback and its estimates (bytes; blocks in
+ * 16.16 fixed point).  Alive while the sampler runs; read the totals
+ * through agent_sample_rows. */
+struct agent_stb {
+	uint64_t hash;
+	uint64_t inuse_bytes, inuse_blocks, alloc_bytes, alloc_blocks;
+	uint32_t n;
+	struct agent_sframe f[]; /* most recent call first */
+};
+
+struct agent_sample_stats {
+	uint64_t size;     /* 0: the sampler does not run */
+	uint32_t nframe;
+	uint64_t samples;  /* sampled blocks held */
+	uint64_t memory;   /* the sampler's own */
+	uint64_t dropped;  /* samples dropped at the cap */
+	bool capped;
+};
+
+struct agent_sample_row {
+	const struct agent_stb *tb;
+	uint64_t inuse_bytes, inuse_blocks, alloc_bytes, alloc_blocks;
+};
+
+/* Start sampling one allocation per size bytes (0: 512 KiB) with nframe
+ * frames, the sampler's memory capped at max_memory (0: 64 MiB); a
+ * running sampler is left as it is.  GIL held; 0 or -1 with an
+ * exception set. */
+int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_memory);
+/* Stop it, restore the allocators (unless something sits on top of the
+ * hooks: a later call, once it has gone, does) and forget every sample.
+ * GIL held. */
+void agent_sample_stop(void);
+/* Is the sampler recording?  Any thread. */
+bool agent_sample_on(void);
+/* Its settings and counters (all 0 when it does not run).  Any thread. */
+void agent_sample_stats(struct agent_sample_stats *st);
+/* The tracebacks with a non-zero in-use estimate, in *rows (malloc'd,
+ * the caller frees; blocks rounded down to whole blocks).  The
+ * tracebacks stay valid while the caller holds the GIL.  0 or -ENOMEM. */
+int agent_sample_rows(struct agent_sample_row **rows, size_t *n);
 
 /* Start the control thread for s with every signal blocked.  0 or
  * -errno (then the caller still owns s). */

@@ -96,6 +96,43 @@ out:
 	return rc;
 }
 
+/* The sampler's part of STATS. */
+static void sample_stats(struct wire_stats *st)
+{
+	struct agent_sample_stats ss;
+
+	agent_sample_stats(&ss);
+	st->sample_size = ss.size;
+	st->samples = ss.samples;
+	st->sample_memory = ss.memory;
+	st->sample_flags = ss.capped ? WIRE_SAMPLE_CAPPED : 0;
+}
+
+/* START with WIRE_START_SAMPLE: the sampler, tracemalloc untouched.  GIL
+ * held; 0 or -1 with an exception set. */
+static int py_start_sample(struct agent_sess *s, const struct wire_start *req,
+			   struct wire_state *out)
+{
+	struct agent_sample_stats ss;
+
+	if (req->nframe == 0) {
+		PyErr_SetString(PyExc_ValueError,
+				"the number of frames must be in range [1; 65535]");
+		return -1;
+	}
+	if (!agent_sample_on()) {
+		if (agent_sample_start(req->sample_size, req->nframe,
+				       req->sample_max_memory) < 0)
+			return -1;
+		s->owns_sample = !(req->flags & WIRE_START_KEEP);
+	} else if (req->flags & WIRE_START_KEEP) {
+		s->owns_sample = false; /* now asked to keep it */
+	}
+	agent_sample_stats(&ss);
+	out->sample_size = ss.size;
+	return agent_tm_state(&out->tracing, &out->traceback_limit);
+}
+
 /* START: trace with nframe frames unless something already traces.  GIL
  * held; 0 or -1 with an exception set. */
 static int py_start(struct agent_sess *s, const struct wire_start *req,
@@ -103,6 +140,8 @@ static int py_start(struct agent_sess *s, const struct wire_start *req,
 {
 	PyObject *n, *r;
 
+	if (req->flags & WIRE_START_SAMPLE)
+		return py_start_sample(s, req, out);
 	if (agent_tm_state(&out->tracing, &out->traceback_limit) < 0)
 		return -1;
 	if (out->tracing == WIRE_TRACING_TRMTOP) {
@@ -129,7 +168,7 @@ static int py_start(struct agent_sess *s, const struct wire_start *req,
 }
 
 /* Stop tracing if (and only if) trmtop started it.  GIL held; 0 or -1. */
-static int py_stop(struct wire_state *out)
+static int py_stop_tm(struct wire_state *out)
 {
 	PyObject *r;
 
@@ -146,6 +185,20 @@ static int py_stop(struct wire_state *out)
 	agent_trm_started = false;
 	agent_rawguard_remove();
 	return agent_tm_state(&out->tracing, &out->traceback_limit);
+}
+
+/* STOP: the sampler (first: its hooks may sit on top of tracemalloc's),
+ * then tracemalloc if trmtop started it.  GIL held; 0 or -1. */
+static int py_stop(struct wire_state *out)
+{
+	int rc;
+
+	agent_sample_stop();
+	rc = py_stop_tm(out);
+	/* tracemalloc (and the guard) started over the sampler's hooks have
+	 * gone: the hooks can come off now */
+	agent_sample_stop();
+	return rc;
 }
 
 /* Handle one request.  Returns 0 to go on, 1 to detach, -errno when the
@@ -165,7 +218,7 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 	case WIRE_DETACH:
 		return 1;
 	case WIRE_SNAPSHOT_REQ:
-		return agent_snapshot(s);
+		return agent_snapshot(s, msg->flags & WIRE_SNAPSHOT_SAMPLED);
 	case WIRE_STATS_REQ:
 		st.rss = agent_read_rss();
 		what = "stats";
@@ -173,7 +226,8 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 	case WIRE_START:
 		if (wire_dec_start(msg, &req) < 0)
 			return send_error(s, WIRE_ERR_UNKNOWN, "malformed START");
-		what = "tracemalloc.start";
+		what = req.flags & WIRE_START_SAMPLE ? "sampler start"
+						     : "tracemalloc.start";
 		break;
 	case WIRE_STOP:
 		what = "tracemalloc.stop";
@@ -200,8 +254,10 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 
 	if (rc < 0)
 		return send_error(s, WIRE_ERR_PYTHON, text);
-	if (msg->type == WIRE_STATS_REQ)
+	if (msg->type == WIRE_STATS_REQ) {
+		sample_stats(&st);
 		return send_frame(s, frame, wire_enc_stats(frame, sizeof(frame), &st));
+	}
 	return send_frame(s, frame, wire_enc_state(frame, sizeof(frame), &state));
 }
 
@@ -232,12 +288,16 @@ static int wait_ctl(struct agent_sess *s)
 /* Undo what this session must not leave behind, unpublish it, release it. */
 static void end_session(struct agent_sess *s)
 {
-	if (s->owns && !agent_py_gone()) {
+	if ((s->owns || s->owns_sample) && !agent_py_gone()) {
 		PyGILState_STATE g = PyGILState_Ensure();
 		struct wire_state unused;
 
-		if (py_stop(&unused) < 0)
+		if (s->owns_sample)
+			agent_sample_stop();
+		if (s->owns && py_stop_tm(&unused) < 0)
 			PyErr_Clear();
+		if (s->owns_sample)
+			agent_sample_stop(); /* as py_stop */
 		PyGILState_Release(g);
 	}
 	pthread_mutex_lock(&agent_lock);

@@ -25,25 +25,17 @@
  * (t forwards to base, i.e. B) or {&tm, g} (g forwards to B).  After
  * tracemalloc.stop() has put {&base, g} back, the same steps in reverse
  * restore B.  The struct layout and PyMem_{Get,Set}Allocator have been
- * stable since 3.5 but are outside the limited API: declared here. */
+ * stable since 3.5 but are outside the limited API: declared in
+ * agent_int.h. */
 #include "config.h"
 
 #include <string.h>
 
 #include "agent_int.h"
 
-typedef struct {
-	void *ctx;
-	void *(*malloc)(void *ctx, size_t size);
-	void *(*calloc)(void *ctx, size_t nelem, size_t elsize);
-	void *(*realloc)(void *ctx, void *ptr, size_t new_size);
-	void (*free)(void *ctx, void *ptr);
-} raw_alloc;
+typedef pem_alloc raw_alloc;
 
 #define DOMAIN_RAW 0 /* PYMEM_DOMAIN_RAW */
-
-void PyMem_GetAllocator(int domain, raw_alloc *allocator);
-void PyMem_SetAllocator(int domain, raw_alloc *allocator);
 
 /* B, the allocator found at install; written only while not installed,
  * and the guard functions may still run on it afterwards (a thread that

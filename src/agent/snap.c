@@ -470,6 +470,71 @@ out:
 	return rc;
 }
 
+/* The sampler's estimates as traces, one per traceback with a non-zero
+ * in-use estimate (wire.h, "Sampled snapshots").  GIL held (the
+ * tracebacks and their filenames stay alive meanwhile).  0 or -1. */
+static int copy_samples(struct snap_ctx *c)
+{
+	struct agent_sample_row *rows = NULL;
+	struct agent_sample_stats ss;
+	size_t n = 0;
+	int rc = -1;
+
+	if (agent_tm_state(&c->head.tracing, &c->head.traceback_limit) < 0) {
+		pyfail(c, "tracemalloc state");
+		goto out;
+	}
+	agent_sample_stats(&ss);
+	if (!ss.size) {
+		c->code = WIRE_ERR_NOT_TRACING;
+		snprintf(c->text, sizeof(c->text), "the sampler is not running");
+		goto out;
+	}
+	if (agent_sample_rows(&rows, &n) < 0) {
+		nomem(c);
+		goto out;
+	}
+	c->head.sample_size = ss.size;
+	c->head.traceback_limit = ss.nframe;
+	c->head.tracemalloc_memory = ss.memory;
+	c->ntr = n;
+	c->tr = malloc((n ? n : 1) * sizeof(*c->tr));
+	c->fids_cap = ss.nframe ? ss.nframe : 1;
+	c->fids = malloc(c->fids_cap * sizeof(*c->fids));
+	if (!c->tr || !c->fids) {
+		nomem(c);
+		goto out;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct agent_stb *tb = rows[i].tb;
+		uint32_t nf = tb->n < c->fids_cap ? tb->n : (uint32_t)c->fids_cap;
+
+		for (uint32_t k = 0; k < nf; k++) {
+			uint32_t sid;
+
+			if (conv_str(c, tb->f[k].filename, &sid) < 0 ||
+			    interned(c, wire_intern_frame(c->s->tables, sid,
+							  tb->f[k].lineno,
+							  &c->fids[k])) < 0)
+				goto out;
+		}
+		if (interned(c, wire_intern_traceback(c->s->tables, c->fids,
+						      nf, nf, &c->tr[i].tb)) < 0)
+			goto out;
+		c->tr[i].size = rows[i].inuse_bytes;
+		c->tr[i].domain = 0;
+		c->end.total_size += rows[i].inuse_bytes;
+	}
+	c->head.traced_current = c->end.total_size;
+	c->head.ntraces = c->ntr;
+	c->end.ntraces = c->ntr;
+	rc = 0;
+out:
+	free(rows);
+	PyErr_Clear();
+	return rc;
+}
+
 /* ---- encoding (no GIL) ---- */
 
 static int send_chunk(struct snap_ctx *c, struct wire_chunk *ck)
@@ -560,7 +625,7 @@ static void snap_fini(struct snap_ctx *c)
 	ptrmap_fini(&c->strs);
 }
 
-int agent_snapshot(struct agent_sess *s)
+int agent_snapshot(struct agent_sess *s, bool sampled)
 {
 	struct snap_ctx c = { .s = s };
 	uint8_t frame[WIRE_HDR_SIZE + 4 + TEXT_MAX];
@@ -585,7 +650,7 @@ int agent_snapshot(struct agent_sess *s)
 	}
 	g = PyGILState_Ensure();
 	hold_begin(&c);
-	rc = copy_traces(&c);
+	rc = sampled ? copy_samples(&c) : copy_traces(&c);
 	hold_end(&c);
 	PyGILState_Release(g);
 	if (rc < 0) {

@@ -17,13 +17,19 @@
 #define REQUEST_TIMEOUT_MS 60000 /* STATS */
 #define CONTROL_TIMEOUT_MS 60000 /* START, STOP */
 
-enum { OPT_JSON = 0x200, OPT_FRAMES };
+enum { OPT_JSON = 0x200, OPT_FRAMES, OPT_SAMPLE };
+
+#define SAMPLE_SIZE_DEFAULT (512u << 10)
+#define SAMPLE_FRAMES_DEFAULT 16u
+#define SAMPLE_SIZE_MAX (1ull << 40)
 
 struct attach_args {
 	struct cli_target_opts target;
 	int json;
 	unsigned frames;
 	int want_json, want_frames;
+	int frames_set, sample;
+	uint64_t sample_size;
 };
 
 static const struct argp_option stats_options[] = {
@@ -34,7 +40,12 @@ static const struct argp_option stats_options[] = {
 static const struct argp_option start_options[] = {
 	{ "frames", OPT_FRAMES, "N", 0,
 	  "Frames kept per traceback (default 1, as tracemalloc; each extra "
-	  "frame costs the target about 0.5 us per allocation)", 2 },
+	  "frame costs the target about 0.5 us per allocation; 16 with "
+	  "--sample)", 2 },
+	{ "sample", OPT_SAMPLE, "SIZE", OPTION_ARG_OPTIONAL,
+	  "Sample one allocation per SIZE bytes allocated (default 512KiB) "
+	  "instead of tracing them all with tracemalloc: sizes become "
+	  "estimates, at a cost a production service does not notice", 2 },
 	{ 0 }
 };
 
@@ -48,6 +59,16 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_FRAMES:
 		a->frames = cli_parse_frames(state, arg);
+		a->frames_set = 1;
+		return 0;
+	case OPT_SAMPLE:
+		a->sample = 1;
+		a->sample_size = SAMPLE_SIZE_DEFAULT;
+		if (arg && (util_parse_size(arg, &a->sample_size) < 0 ||
+			    a->sample_size == 0 ||
+			    a->sample_size > SAMPLE_SIZE_MAX))
+			argp_error(state, "--sample: expected a size from 1 byte "
+				   "to 1TiB such as 64KiB, not '%s'", arg);
 		return 0;
 	default:
 		return cli_target_parse_key(key, arg, state, &a->target);
@@ -94,6 +115,48 @@ static const char *tracing_text(unsigned t)
 	}
 }
 
+/* start --sample: the sampler, kept on after trmtop exits (as tracing
+ * is, in two steps).  Returns the exit code. */
+static int start_sample(struct session *s, const struct attach_args *a)
+{
+	const struct inject_conn *c = session_conn(s);
+	struct wire_start req = {
+		.nframe = a->frames_set ? a->frames : SAMPLE_FRAMES_DEFAULT,
+		.flags = WIRE_START_SAMPLE,
+		.sample_size = a->sample_size,
+	};
+	struct wire_state st;
+	struct trm_err err = { 0 };
+	char b[32];
+	int rc;
+
+	if ((c->hello.proto & 0xffffu) < 1) {
+		cli_errorf("pid %d: its agent, loaded by an earlier trmtop "
+			   "(protocol %#x), cannot sample", (int)a->target.pid,
+			   c->hello.proto);
+		return EXIT_TARGET;
+	}
+	rc = session_start_req(s, &req, &st, CONTROL_TIMEOUT_MS, &err);
+	if (rc < 0)
+		return cli_request_failed(s, rc, &err,
+					  "waiting for the agent to start sampling",
+					  NULL);
+	if (!st.sample_size) {
+		cli_errorf("pid %d: sampling could not be started",
+			   (int)a->target.pid);
+		return EXIT_TARGET;
+	}
+	req.flags |= WIRE_START_KEEP;
+	rc = session_start_req(s, &req, &st, CONTROL_TIMEOUT_MS, &err);
+	if (rc < 0)
+		return cli_request_failed(s, rc, &err,
+					  "waiting for the agent to keep sampling on",
+					  "sampling left on, as asked");
+	printf("pid %d: sampled every %s\n", (int)a->target.pid,
+	       util_format_size((int64_t)st.sample_size, 0, b, sizeof(b)));
+	return 0;
+}
+
 int cmd_start(int argc, char **argv)
 {
 	static const char *what_start = "waiting for the agent to start tracing";
@@ -106,10 +169,16 @@ int cmd_start(int argc, char **argv)
 	int rc;
 
 	rc = parse_and_attach(argc, argv, start_options,
-			      "Turn tracemalloc tracing on in a running process; it "
-			      "stays on after trmtop exits, until 'trmtop stop'.", &a, &s);
+			      "Turn tracemalloc tracing on in a running process (or "
+			      "the sampler, with --sample); it stays on after trmtop "
+			      "exits, until 'trmtop stop'.", &a, &s);
 	if (rc)
 		return rc;
+	if (a.sample) {
+		rc = start_sample(s, &a);
+		session_close(s);
+		return rc;
+	}
 	/* Started without KEEP, the tracing is the session's: should trmtop
 	 * be cancelled or die before the second START (KEEP) is answered,
 	 * the agent turns it off again when the session ends. */
@@ -192,7 +261,7 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 		printf(", \"libpython\": \"%s\", \"pie\": %s, \"tracing\": \"%s\", "
 		       "\"traceback_limit\": %u, \"traced_current\": %llu, "
 		       "\"traced_peak\": %llu, \"tracemalloc_memory\": %llu, "
-		       "\"traced_blocks\": %llu, \"rss\": %llu}\n",
+		       "\"traced_blocks\": %llu, \"rss\": %llu",
 		       t->py.shared ? "shared" : "static", t->py.pie ? "true" : "false",
 		       tracing_word(s->tracing), s->traceback_limit,
 		       (unsigned long long)s->traced_current,
@@ -200,6 +269,14 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 		       (unsigned long long)s->tracemalloc_memory,
 		       (unsigned long long)s->traced_blocks,
 		       (unsigned long long)s->rss);
+		if (s->sample_size)
+			printf(", \"sample_size\": %llu, \"samples\": %llu, "
+			       "\"sample_memory\": %llu, \"sample_capped\": %s",
+			       (unsigned long long)s->sample_size,
+			       (unsigned long long)s->samples,
+			       (unsigned long long)s->sample_memory,
+			       s->sample_flags & WIRE_SAMPLE_CAPPED ? "true" : "false");
+		printf("}\n");
 		return;
 	}
 	printf("pid:                %d\n", (int)t->pid);
@@ -209,8 +286,21 @@ static void print_stats(const struct inject_conn *c, const struct wire_stats *s,
 	       t->py.shared ? "libpython shared" : "libpython in the executable",
 	       t->py.pie ? "PIE" : "not PIE");
 	printf("tracing:            %s\n", tracing_text(s->tracing));
+	if (s->sample_size) {
+		char b5[32], b6[32];
+
+		printf("sampling:           sampled every %s, %llu samples held, "
+		       "sampler memory %s%s\n",
+		       util_format_size((int64_t)s->sample_size, 0, b5, sizeof(b5)),
+		       (unsigned long long)s->samples,
+		       util_format_size((int64_t)s->sample_memory, 0, b6, sizeof(b6)),
+		       s->sample_flags & WIRE_SAMPLE_CAPPED
+			       ? " (cap reached: new samples are dropped)" : "");
+	}
 	if (s->tracing == WIRE_TRACING_OFF) {
-		printf("hint: 'trmtop start --pid %d' turns it on\n", (int)t->pid);
+		if (!s->sample_size)
+			printf("hint: 'trmtop start --pid %d' turns it on\n",
+			       (int)t->pid);
 	} else {
 		printf("traceback limit:    %u\n", s->traceback_limit);
 		printf("traced memory:      %s (peak %s)\n",

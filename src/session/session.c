@@ -301,16 +301,24 @@ int session_stats(struct session *s, struct wire_stats *out, int timeout_ms,
 	return rc;
 }
 
-int session_start(struct session *s, unsigned nframe, uint32_t flags,
-		  struct wire_state *st, int timeout_ms, struct trm_err *err)
+int session_start_req(struct session *s, const struct wire_start *start,
+		      struct wire_state *st, int timeout_ms,
+		      struct trm_err *err)
 {
-	struct session_req req = { .op = SESSION_OP_START,
-				   .start = { .nframe = nframe, .flags = flags } };
+	struct session_req req = { .op = SESSION_OP_START, .start = *start };
 	int rc = request(s, &req, timeout_ms, err);
 
 	if (rc == 0)
 		*st = s->state;
 	return rc;
+}
+
+int session_start(struct session *s, unsigned nframe, uint32_t flags,
+		  struct wire_state *st, int timeout_ms, struct trm_err *err)
+{
+	struct wire_start start = { .nframe = nframe, .flags = flags };
+
+	return session_start_req(s, &start, st, timeout_ms, err);
 }
 
 int session_stop(struct session *s, struct wire_state *st, int timeout_ms,

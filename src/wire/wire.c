@@ -18,8 +18,11 @@
 /* Payload sizes of the fixed layouts (see wire.h). */
 #define HELLO_LEN 28u
 #define STATS_LEN 48u
+#define STATS_SAMPLE_LEN 80u  /* with the sampler's fields */
 #define START_LEN 8u
+#define START_SAMPLE_LEN 24u  /* with WIRE_START_SAMPLE's fields */
 #define STATE_LEN 8u
+#define STATE_SAMPLE_LEN 16u  /* with sample_size */
 #define ERROR_MIN 4u
 
 #define READER_MIN_CAP 4096u
@@ -41,7 +44,8 @@ int wire_enc_hello(uint8_t *buf, size_t cap, const struct wire_hello *m)
 
 int wire_enc_stats(uint8_t *buf, size_t cap, const struct wire_stats *m)
 {
-	uint8_t *p = wi_begin_frame(buf, cap, WIRE_STATS, STATS_LEN);
+	size_t len = m->sample_size ? STATS_SAMPLE_LEN : STATS_LEN;
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_STATS, len);
 	if (!p)
 		return -ENOSPC;
 	wi_put_u64(p, m->traced_current);
@@ -52,28 +56,43 @@ int wire_enc_stats(uint8_t *buf, size_t cap, const struct wire_stats *m)
 	wi_put_u32(p + 40, m->traceback_limit);
 	p[44] = m->tracing;
 	p[45] = p[46] = p[47] = 0;
-	return (int)(WIRE_HDR_SIZE + STATS_LEN);
+	if (m->sample_size) {
+		wi_put_u64(p + 48, m->sample_size);
+		wi_put_u64(p + 56, m->samples);
+		wi_put_u64(p + 64, m->sample_memory);
+		wi_put_u32(p + 72, m->sample_flags);
+		wi_put_u32(p + 76, 0);
+	}
+	return (int)(WIRE_HDR_SIZE + len);
 }
 
 int wire_enc_start(uint8_t *buf, size_t cap, const struct wire_start *m)
 {
-	uint8_t *p = wi_begin_frame(buf, cap, WIRE_START, START_LEN);
+	size_t len = m->flags & WIRE_START_SAMPLE ? START_SAMPLE_LEN : START_LEN;
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_START, len);
 	if (!p)
 		return -ENOSPC;
 	wi_put_u32(p, m->nframe);
 	wi_put_u32(p + 4, m->flags);
-	return (int)(WIRE_HDR_SIZE + START_LEN);
+	if (len == START_SAMPLE_LEN) {
+		wi_put_u64(p + 8, m->sample_size);
+		wi_put_u64(p + 16, m->sample_max_memory);
+	}
+	return (int)(WIRE_HDR_SIZE + len);
 }
 
 int wire_enc_state(uint8_t *buf, size_t cap, const struct wire_state *m)
 {
-	uint8_t *p = wi_begin_frame(buf, cap, WIRE_STATE, STATE_LEN);
+	size_t len = m->sample_size ? STATE_SAMPLE_LEN : STATE_LEN;
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_STATE, len);
 	if (!p)
 		return -ENOSPC;
 	p[0] = m->tracing;
 	p[1] = p[2] = p[3] = 0;
 	wi_put_u32(p + 4, m->traceback_limit);
-	return (int)(WIRE_HDR_SIZE + STATE_LEN);
+	if (m->sample_size)
+		wi_put_u64(p + 8, m->sample_size);
+	return (int)(WIRE_HDR_SIZE + len);
 }
 
 int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text)
@@ -125,6 +144,14 @@ int wire_dec_stats(const struct wire_msg *msg, struct wire_stats *m)
 	m->rss = wi_get_u64(p + 32);
 	m->traceback_limit = wi_get_u32(p + 40);
 	m->tracing = p[44];
+	m->sample_size = m->samples = m->sample_memory = 0;
+	m->sample_flags = 0;
+	if (msg->len >= STATS_SAMPLE_LEN) {
+		m->sample_size = wi_get_u64(p + 48);
+		m->samples = wi_get_u64(p + 56);
+		m->sample_memory = wi_get_u64(p + 64);
+		m->sample_flags = wi_get_u32(p + 72);
+	}
 	return 0;
 }
 
@@ -135,6 +162,11 @@ int wire_dec_start(const struct wire_msg *msg, struct wire_start *m)
 		return -EPROTO;
 	m->nframe = wi_get_u32(p);
 	m->flags = wi_get_u32(p + 4);
+	m->sample_size = m->sample_max_memory = 0;
+	if (msg->len >= START_SAMPLE_LEN) {
+		m->sample_size = wi_get_u64(p + 8);
+		m->sample_max_memory = wi_get_u64(p + 16);
+	}
 	return 0;
 }
 
@@ -145,6 +177,7 @@ int wire_dec_state(const struct wire_msg *msg, struct wire_state *m)
 		return -EPROTO;
 	m->tracing = p[0];
 	m->traceback_limit = wi_get_u32(p + 4);
+	m->sample_size = msg->len >= STATE_SAMPLE_LEN ? wi_get_u64(p + 8) : 0;
 	return 0;
 }
 

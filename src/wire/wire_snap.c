@@ -18,7 +18,9 @@
 
 int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m)
 {
-	uint8_t *p = wi_begin_frame(buf, cap, WIRE_SNAP_HEAD, WIRE_SNAP_HEAD_LEN);
+	size_t len = m->sample_size ? WIRE_SNAP_HEAD_SAMPLE_LEN
+				    : WIRE_SNAP_HEAD_LEN;
+	uint8_t *p = wi_begin_frame(buf, cap, WIRE_SNAP_HEAD, len);
 
 	if (!p)
 		return -ENOSPC;
@@ -37,7 +39,9 @@ int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m)
 	wi_put_u32(p + 68, m->new_tracebacks);
 	p[72] = m->tracing;
 	p[73] = p[74] = p[75] = 0;
-	return (int)(WIRE_HDR_SIZE + WIRE_SNAP_HEAD_LEN);
+	if (m->sample_size)
+		wi_put_u64(p + 76, m->sample_size);
+	return (int)(WIRE_HDR_SIZE + len);
 }
 
 int wire_enc_snap_end(uint8_t *buf, size_t cap, const struct wire_snap_end *m)
@@ -77,6 +81,8 @@ int wire_dec_snap_head(const struct wire_msg *msg, struct wire_snap_head *m)
 	m->new_frames = wi_get_u32(p + 64);
 	m->new_tracebacks = wi_get_u32(p + 68);
 	m->tracing = p[72];
+	m->sample_size = msg->len >= WIRE_SNAP_HEAD_SAMPLE_LEN
+				 ? wi_get_u64(p + 76) : 0;
 	return 0;
 }
 

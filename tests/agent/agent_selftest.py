@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leb128  # noqa: E402  (tests/lib)
 
 HDR = struct.Struct("<IHH")
-PROTO = 0x00010000
+PROTO = 0x00010001
 HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
 (SNAPSHOT_REQ, SNAP_HEAD, SNAP_STRINGS, SNAP_FRAMES, SNAP_TRACEBACKS,
  SNAP_TRACES, SNAP_END) = range(9, 16)
@@ -136,8 +136,8 @@ class Session:
                                           self.ctl_ino, self.data_ino,
                                           self.token)
 
-    def send(self, typ, payload=b""):
-        os.write(self.ctl_w, HDR.pack(len(payload), typ, 0) + payload)
+    def send(self, typ, payload=b"", flags=0):
+        os.write(self.ctl_w, HDR.pack(len(payload), typ, flags) + payload)
 
     def _fill(self, n, timeout):
         while len(self.buf) < n:
@@ -202,7 +202,7 @@ class Session:
                 "tracing")
         return dict(zip(keys, f))
 
-    def snapshot(self, tables=None):
+    def snapshot(self, tables=None, flags=0):
         """SNAPSHOT_REQ and decode the reply stream (wire.h, "Snapshots").
 
         tables: the connection's interning tables, {"strings": [...],
@@ -211,13 +211,15 @@ class Session:
         new entries {kind: [...]})."""
         if tables is None:
             tables = self.tables
-        self.send(SNAPSHOT_REQ)
+        self.send(SNAPSHOT_REQ, flags=flags)
         p = self.expect(SNAP_HEAD)
         check(len(p) >= SNAP_HEAD_FMT.size, "short SNAP_HEAD")
         keys = ("current", "peak", "tm_memory", "rss", "ntraces", "hexversion",
                 "limit", "first_string", "first_frame", "first_traceback",
                 "new_strings", "new_frames", "new_tracebacks", "tracing")
         head = dict(zip(keys, SNAP_HEAD_FMT.unpack_from(p)))
+        head["sample_size"] = (struct.unpack_from("<Q", p, 76)[0]
+                               if len(p) >= 84 else 0)
         strs, frames, tbs = (tables["strings"], tables["frames"],
                              tables["tracebacks"])
         check((head["first_string"], head["first_frame"],
@@ -540,13 +542,14 @@ def build():
 """
 
 
-def load_workload(name):
-    """Write WORKLOAD to a file called name.py and import it: its
-    allocations are the ones compared between the wire and tracemalloc."""
+def load_workload(name, text=None):
+    """Write WORKLOAD (or text) to a file called name.py and import it:
+    its allocations are the ones compared between the wire and
+    tracemalloc."""
     d = tempfile.mkdtemp(prefix="trmtop-")
     path = os.path.join(d, name + ".py")
     with open(path, "w", encoding="utf-8") as f:
-        f.write(WORKLOAD)
+        f.write(WORKLOAD if text is None else text)
     sys.path.insert(0, d)
     try:
         mod = __import__(name)
@@ -714,9 +717,10 @@ def test_exit_with_session():
           % (p.returncode, p.stdout, p.stderr))
 
 def raw_allocator():
-    """PyMem_GetAllocator(PYMEM_DOMAIN_RAW) as (ctx, malloc, calloc,
-    realloc, free) addresses, and a reader of such structs, through
-    ctypes (None where ctypes is missing)."""
+    """get(): PyMem_GetAllocator(PYMEM_DOMAIN_RAW, or the domain get(d)
+    names) as (ctx, malloc, calloc, realloc, free) addresses, and a
+    reader of such structs, through ctypes (None where ctypes is
+    missing)."""
     try:
         import ctypes
     except ImportError:
@@ -726,9 +730,9 @@ def raw_allocator():
         _fields_ = [(n, ctypes.c_void_p)
                     for n in ("ctx", "malloc", "calloc", "realloc", "free")]
 
-    def get():
+    def get(domain=0):
         a = Alloc()
-        ctypes.pythonapi.PyMem_GetAllocator(0, ctypes.byref(a))
+        ctypes.pythonapi.PyMem_GetAllocator(domain, ctypes.byref(a))
         return tuple(getattr(a, n) or 0 for n, _ in Alloc._fields_)
 
     def at(addr):
@@ -788,15 +792,23 @@ def main(argv):
         print("1..0 # SKIP needs Python 3.8+")
         return 77
     AGENT_SO = argv[1]
+    return run_tap(TESTS)
+
+
+def run_tap(tests, cleanup=None):
+    """Run tests, printing TAP; after a failure, cleanup() (if any) and
+    tracemalloc stopped.  The exit code: 0, or 1 if one failed."""
     failed = 0
-    print("1..%d" % len(TESTS))
-    for i, t in enumerate(TESTS, 1):
+    print("1..%d" % len(tests))
+    for i, t in enumerate(tests, 1):
         try:
             t()
             print("ok %d - %s" % (i, t.__name__))
         except Exception as e:
             failed += 1
             print("not ok %d - %s: %s" % (i, t.__name__, e))
+            if cleanup:
+                cleanup()
             if tracemalloc.is_tracing():
                 tracemalloc.stop()
         sys.stdout.flush()

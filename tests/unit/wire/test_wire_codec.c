@@ -90,7 +90,7 @@ static void test_hello_layout(void **state)
 	/* The exact bytes documented in wire.h, little-endian. */
 	static const uint8_t want[] = {
 		28, 0, 0, 0, 1, 0, 0, 0,                /* len, HELLO, flags */
-		0x00, 0x00, 0x01, 0x00,                 /* proto 0x00010000 */
+		0x01, 0x00, 0x01, 0x00,                 /* proto 0x00010001 */
 		0x04, 0x03, 0x02, 0x01,                 /* pid */
 		0xf0, 0x00, 0x0b, 0x03,                 /* 0x030b00f0 */
 		0x05, 0x00, 0x00, 0x00,                 /* traceback_limit */
@@ -141,7 +141,7 @@ static void test_start_roundtrip(void **state)
 {
 	uint8_t buf[BUFSZ];
 	struct wire_start in = { .nframe = 100, .flags = WIRE_START_KEEP };
-	struct wire_start out = { 0, 0 };
+	struct wire_start out = { .nframe = 0 };
 	struct wire_msg msg;
 	int n = wire_enc_start(buf, sizeof(buf), &in);
 
@@ -159,7 +159,7 @@ static void test_state_roundtrip(void **state)
 	uint8_t buf[BUFSZ];
 	struct wire_state in = { .tracing = WIRE_TRACING_OFF,
 				 .traceback_limit = 0xdeadbeef };
-	struct wire_state out = { 9, 0 };
+	struct wire_state out = { .tracing = 9 };
 	struct wire_msg msg;
 	int n = wire_enc_state(buf, sizeof(buf), &in);
 
@@ -170,6 +170,69 @@ static void test_state_roundtrip(void **state)
 	assert_int_equal(out.tracing, WIRE_TRACING_OFF);
 	assert_int_equal(out.traceback_limit, 0xdeadbeef);
 	check_enospc(enc_state_v, &in, n);
+}
+
+/* The sampler's trailing fields: sent only when set, read back, and 0
+ * when absent (an older peer's frame). */
+static void test_sample_fields_roundtrip(void **state)
+{
+	uint8_t buf[BUFSZ];
+	struct wire_start st = { .nframe = 16, .flags = WIRE_START_SAMPLE,
+				 .sample_size = 65536, .sample_max_memory = 1 << 21 };
+	struct wire_start sto;
+	struct wire_state ste = { .tracing = WIRE_TRACING_OFF,
+				  .traceback_limit = 16, .sample_size = 65536 };
+	struct wire_state steo;
+	struct wire_stats ss = { .rss = 5, .sample_size = 4096, .samples = 77,
+				 .sample_memory = 1 << 20,
+				 .sample_flags = WIRE_SAMPLE_CAPPED };
+	struct wire_stats sso;
+	struct wire_msg msg;
+	int n;
+
+	(void)state;
+	n = wire_enc_start(buf, sizeof(buf), &st);
+	assert_int_equal(n, 8 + 24);
+	parse_whole(buf, n, WIRE_START, &msg);
+	assert_int_equal(wire_dec_start(&msg, &sto), 0);
+	assert_int_equal(sto.flags, WIRE_START_SAMPLE);
+	assert_int_equal(sto.sample_size, 65536);
+	assert_int_equal(sto.sample_max_memory, 1 << 21);
+	check_enospc(enc_start_v, &st, n);
+
+	n = wire_enc_state(buf, sizeof(buf), &ste);
+	assert_int_equal(n, 8 + 16);
+	parse_whole(buf, n, WIRE_STATE, &msg);
+	assert_int_equal(wire_dec_state(&msg, &steo), 0);
+	assert_int_equal(steo.sample_size, 65536);
+	assert_int_equal(steo.traceback_limit, 16);
+
+	n = wire_enc_stats(buf, sizeof(buf), &ss);
+	assert_int_equal(n, 8 + 80);
+	parse_whole(buf, n, WIRE_STATS, &msg);
+	assert_int_equal(wire_dec_stats(&msg, &sso), 0);
+	assert_int_equal(sso.rss, 5);
+	assert_int_equal(sso.sample_size, 4096);
+	assert_int_equal(sso.samples, 77);
+	assert_int_equal(sso.sample_memory, 1 << 20);
+	assert_int_equal(sso.sample_flags, WIRE_SAMPLE_CAPPED);
+	check_enospc(enc_stats_v, &ss, n);
+
+	/* without them: the old sizes, and the decoder says 0 */
+	ss.sample_size = 0;
+	n = wire_enc_stats(buf, sizeof(buf), &ss);
+	assert_int_equal(n, 8 + 48);
+	parse_whole(buf, n, WIRE_STATS, &msg);
+	sso.samples = 1;
+	assert_int_equal(wire_dec_stats(&msg, &sso), 0);
+	assert_int_equal(sso.sample_size, 0);
+	assert_int_equal(sso.samples, 0);
+	st.flags = 0;
+	n = wire_enc_start(buf, sizeof(buf), &st);
+	assert_int_equal(n, 16);
+	parse_whole(buf, n, WIRE_START, &msg);
+	assert_int_equal(wire_dec_start(&msg, &sto), 0);
+	assert_int_equal(sto.sample_size, 0);
 }
 
 static void test_error_roundtrip(void **state)
@@ -391,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_stats_roundtrip),
 		cmocka_unit_test(test_start_roundtrip),
 		cmocka_unit_test(test_state_roundtrip),
+		cmocka_unit_test(test_sample_fields_roundtrip),
 		cmocka_unit_test(test_error_roundtrip),
 		cmocka_unit_test(test_error_long_text_truncated),
 		cmocka_unit_test(test_empty_frames),

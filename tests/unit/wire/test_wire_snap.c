@@ -66,6 +66,18 @@ static void test_head_end_roundtrip(void **state)
 	assert_int_equal(h2.new_frames, 11);
 	assert_int_equal(h2.new_tracebacks, UINT32_MAX);
 	assert_int_equal(h2.tracing, WIRE_TRACING_APPLICATION);
+	assert_int_equal(h2.sample_size, 0);
+	/* a sampled snapshot's head carries the sampling size */
+	h.sample_size = 65536;
+	n = wire_enc_snap_head(buf, sizeof(buf), &h);
+	assert_int_equal(n, WIRE_HDR_SIZE + WIRE_SNAP_HEAD_SAMPLE_LEN);
+	assert_int_equal(wire_parse_frame(buf, (size_t)n, &msg), n);
+	assert_int_equal(wire_dec_snap_head(&msg, &h2), 0);
+	assert_int_equal(h2.sample_size, 65536);
+	assert_int_equal(h2.tracing, WIRE_TRACING_APPLICATION);
+	h.sample_size = 0;
+	n = wire_enc_snap_head(buf, sizeof(buf), &h);
+	assert_int_equal(wire_parse_frame(buf, (size_t)n, &msg), n);
 	for (uint32_t len = 0; len < WIRE_SNAP_HEAD_LEN; len++) {
 		struct wire_msg t = msg_copy(WIRE_SNAP_HEAD, msg.payload, len, &own);
 		assert_int_equal(wire_dec_snap_head(&t, &h2), -EPROTO);

@@ -1,0 +1,52 @@
+"""trmtop start --sample, stats and stop on a live target: the sampler
+turned on at run time, reported by stats (text and JSON), kept after
+trmtop exits, and removed by stop.  (Its accuracy and safety are tested
+in the agent, tests/agent/sample_selftest.py.)"""
+import subprocess
+
+from conftest import stats, stopped_or_traced
+
+ALLOCATOR = r'''
+import sys
+keep = []
+sys.stdout.write("ready\n"); sys.stdout.flush()
+while True:
+    keep.append(bytes(1000 + len(keep) % 500))
+    if len(keep) > 40000:
+        del keep[:20000]
+'''
+
+
+def test_start_sample_stats_stop(python_faults, trmtop):
+    proc = subprocess.Popen([python_faults.path, "-c", ALLOCATOR],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+        res = trmtop("start", "--pid", proc.pid, "--sample=64KiB")
+        assert res.rc == 0, res
+        assert res.out.strip() == "pid %d: sampled every 64.0 KiB" % proc.pid, res
+        st = stats(proc.pid)
+        assert st["tracing"] == "off", st
+        assert st["sample_size"] == 65536 and st["sample_memory"] > 0, st
+        assert st["samples"] >= 0 and st["sample_capped"] is False, st
+        res = trmtop("stats", "--pid", proc.pid)
+        assert res.rc == 0 and "sampled every 64.0 KiB" in res.out, res
+        # started again (default size): the running sampler is kept
+        res = trmtop("start", "--pid", proc.pid, "--sample")
+        assert res.rc == 0 and "sampled every 64.0 KiB" in res.out, res
+        res = trmtop("stop", "--pid", proc.pid)
+        assert res.rc == 0, res
+        st = stats(proc.pid)
+        assert "sample_size" not in st and st["tracing"] == "off", st
+        assert proc.poll() is None, "the target died"
+        assert not stopped_or_traced(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr.read() == b""
+
+
+def test_sample_size_refused(trmtop):
+    for bad in ("0", "1x", "2TiB"):
+        res = trmtop("start", "--pid", "1", "--sample=" + bad)
+        assert res.rc == 1 and "--sample" in res.err, res   # usage
