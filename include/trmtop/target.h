@@ -62,6 +62,11 @@ struct target_status {
 };
 
 /* Parse /proc/PID/status (or /proc/PID/task/TID/status when tid > 0). */
+/* Has pid exited (a zombie, or gone)?  A process's files close before it
+ * becomes a zombie, so one whose pipe just hung up may still look alive:
+ * waits up to timeout_ms for it to end (its pidfd).  1 exited, 0 not. */
+int target_exited(pid_t pid, int timeout_ms);
+
 int target_read_status(pid_t pid, pid_t tid, struct target_status *out,
 		       struct trm_err *err);
 

@@ -75,10 +75,7 @@ int inject_wake_on_signal(void *ab)
 
 int inject_agent_gone(pid_t pid, struct trm_err *err)
 {
-	struct target_status st;
-
-	if (target_read_status(pid, 0, &st, NULL) < 0 || st.state == 'Z' ||
-	    st.state == 'X')
+	if (target_exited(pid, 500))
 		return trm_err_set(err, -TRM_EAGENT,
 				   "pid %d: the agent went away: the target exited",
 				   (int)pid);

@@ -121,17 +121,6 @@ static int end_refresh(struct loop *lp, struct trm_err *err)
 	return 0;
 }
 
-/* Has the target gone (the agent's pipes hung up with it)? */
-static int target_gone(pid_t pid)
-{
-	struct target_status ts;
-	struct trm_err e = { 0 };
-
-	if (target_read_status(pid, 0, &ts, &e) < 0)
-		return 1;
-	return ts.state == 'Z' || ts.state == 'X';
-}
-
 /* Requests of the sink: write a snapshot; the interval changed. */
 static void serve_requests(struct loop *lp)
 {
@@ -240,7 +229,7 @@ enum live_end live_run(struct session *s, const struct live_opts *o,
 failed:
 	if (rc == -TRM_EINTR) {
 		end = LIVE_END_ABORT;
-	} else if (rc == -TRM_EAGENT && target_gone(st->pid)) {
+	} else if (rc == -TRM_EAGENT && target_exited(st->pid, 500)) {
 		snprintf(st->end_msg, sizeof(st->end_msg), "pid %d exited",
 			 (int)st->pid);
 		end = LIVE_END_GONE;

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -642,6 +643,28 @@ int target_read_fd(pid_t pid, int fd, struct target_fd *out)
 	out->ino = (unsigned long)sb.st_ino;
 	out->mode = (unsigned)sb.st_mode;
 	return 0;
+}
+
+int target_exited(pid_t pid, int timeout_ms)
+{
+	struct target_status st;
+	struct pollfd p;
+	int pidfd, n;
+
+	if (target_read_status(pid, 0, &st, NULL) < 0 || st.state == 'Z' ||
+	    st.state == 'X')
+		return 1;
+	/* Its files (the agent's pipes) close before it becomes a zombie:
+	 * wait for that, as its pidfd says (readable once it has exited). */
+	pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+	if (pidfd < 0)
+		return errno == ESRCH;
+	p = (struct pollfd){ pidfd, POLLIN, 0 };
+	do
+		n = poll(&p, 1, timeout_ms);
+	while (n < 0 && errno == EINTR);
+	close(pidfd);
+	return n > 0;
 }
 
 int target_take_fd(pid_t pid, int fd, int flags)
