@@ -26,6 +26,9 @@
  * grow or shrink it any more, nor unseal it */
 #define MEMFD_SEALS (F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL)
 
+/* every page size mmap may use is a multiple of this */
+#define PAGE_ALIGN_MIN 4096u
+
 int inject_rsys(struct ptrace_thread *t, struct attach *a, long nr,
 		uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
 		uint64_t a5, int64_t *ret, struct trm_err *err)
@@ -95,6 +98,15 @@ int inject_map_page(struct ptrace_thread *t, struct attach *a, raddr_t *page,
 		ptrace_undo_truncate(t, u);
 		return trm_err_set(err, -ENOMEM, "pid %d: mmap in the target failed",
 				   (int)a->pid);
+	}
+	/* never write to what is not a page of ours: a result that is no
+	 * page address means the call did not run as laid out (its undo
+	 * step, which would unmap that address, goes too) */
+	if (r < 0 || ((uint64_t)r & (PAGE_ALIGN_MIN - 1)) != 0) {
+		ptrace_undo_truncate(t, u);
+		return trm_err_set(err, -EIO, "pid %d: mmap in the target returned "
+				   "%#llx, not a page address", (int)a->pid,
+				   (unsigned long long)r);
 	}
 	*page = (raddr_t)r;
 	return 0;

@@ -174,6 +174,39 @@ static int pick_notify_sig(const struct target_status *st)
 	return 0;
 }
 
+/* What a guarded call needs of the held thread's signal state, read in
+ * its current stop: the mask the call's signal frame restores, and the
+ * notify signal (one the thread does not block now).  Read again at every
+ * new stop of the thread's own (ptrace_resume_briefly): a mask read at an
+ * earlier stop may not be the thread's any more -- glibc's pthread_create
+ * blocks all signals around the clone, and a chain whose notify signal is
+ * blocked runs on through its undo steps (unmapping the page just mapped)
+ * before the signal frame unblocks it. */
+static void read_mask(struct ptrace_thread *t)
+{
+	struct target_status st;
+	long nr = arch_in_syscall(t->saved, NULL);
+
+	t->have_sigmask = 0;
+	t->notify_sig = 0;
+	t->mask_pending = 0;
+	if (target_read_status(t->pid, t->tid, &st, NULL) == 0) {
+		/* the signal frame of a guarded call restores this mask */
+		t->sigmask = st.sigblk;
+		t->have_sigmask = 1;
+		t->nspid = st.nstgid > 0 ? st.nstgid : t->pid;
+		t->notify_sig = pick_notify_sig(&st);
+	}
+	/* ppoll & co. run with a mask of their own, which SigBlk shows until
+	 * the thread is resumed: the first call steps syscalls instead of
+	 * raising, and reads the mask again */
+	if (nr == SYS_ppoll || nr == SYS_pselect6 || nr == SYS_epoll_pwait ||
+	    nr == SYS_epoll_pwait2 || nr == SYS_rt_sigsuspend) {
+		t->mask_pending = 1;
+		t->notify_sig = 0;
+	}
+}
+
 int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 		 struct trm_abort *ab, int timeout_ms, struct trm_err *err)
 {
@@ -216,28 +249,8 @@ int ptrace_seize(struct ptrace_thread *t, pid_t pid, pid_t tid,
 		goto fail;
 	}
 	memcpy(t->work, t->saved, sz);
-	{
-		struct target_status st;
-
-		/* the signal frame of a guarded call restores this mask */
-		long nr = arch_in_syscall(t->saved, NULL);
-
-		t->area = -1;
-		if (target_read_status(pid, tid, &st, NULL) == 0) {
-			t->sigmask = st.sigblk;
-			t->have_sigmask = 1;
-			t->nspid = st.nstgid > 0 ? st.nstgid : pid;
-			t->notify_sig = pick_notify_sig(&st);
-		}
-		/* ppoll & co. run with a mask of their own, which SigBlk
-		 * shows until the thread is resumed: the first call steps
-		 * syscalls instead of raising, and reads the mask again */
-		if (nr == SYS_ppoll || nr == SYS_pselect6 || nr == SYS_epoll_pwait ||
-		    nr == SYS_epoll_pwait2 || nr == SYS_rt_sigsuspend) {
-			t->mask_pending = 1;
-			t->notify_sig = 0;
-		}
-	}
+	t->area = -1;
+	read_mask(t);
 	return 0;
 fail:
 	ptrace_release(t);
@@ -363,6 +376,10 @@ int ptrace_resume_briefly(struct ptrace_thread *t, int run_us, int timeout_ms,
 		return trm_err_set(err, rc, "reading registers: %s", strerror(-rc));
 	memcpy(t->work, t->saved, arch_regs_size());
 	t->at_entry = 0;
+	/* a new stop of the thread's own: its own restart block, and
+	 * perhaps another signal mask */
+	t->restart_lost = 0;
+	read_mask(t);
 	return 0;
 }
 
