@@ -852,8 +852,9 @@ static int add_traces(struct vm *vm, struct snapshot *s,
 		v = vm->vecs[list->u.vec].v;
 		n = vm->vecs[list->u.vec].n;
 	} else if (list->kind == N_TUPLE) {
-		v = vm->items + list->u.t.first;
 		n = list->u.t.n;
+		/* no items array at all while every tuple is empty */
+		v = n ? vm->items + list->u.t.first : NULL;
 	} else {
 		return fmt_err(vm, list->pos, "traces are not a list");
 	}
