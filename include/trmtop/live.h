@@ -196,7 +196,10 @@ struct live_state {
 	enum live_sort sort;
 	int suspects_only;
 	char glob[256];            /* "" for none */
-	/* requests of a sink to the loop */
+	/* requests of a sink to the loop: quit counts the q keys; with a
+	 * refresh in flight the first waits for it to end, a second does
+	 * not (the loop then ends with LIVE_END_QUIT and the request in
+	 * flight: session_pending says so) */
 	int quit;
 	int want_write;
 	/* a message for the sink to show (the loop's, e.g. where a .trm

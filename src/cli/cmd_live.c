@@ -308,6 +308,14 @@ int cmd_live(int argc, char **argv)
 		ec = EXIT_OK;
 		if (st.tracing != LIVE_TRACING_VIEW)
 			break;
+		if (session_pending(ss) != SESSION_OP_NONE) {
+			/* q twice: left with a refresh in flight; the agent
+			 * turns tracing off when it sees the hang-up */
+			cli_errorf("pid %d: left without waiting for the refresh in "
+				   "flight; the agent turns tracing off once the "
+				   "target lets it run", (int)st.pid);
+			break;
+		}
 		/* off before trmtop exits (DETACH would do it too, after) */
 		rc = session_stop(ss, &wst, CONTROL_TIMEOUT_MS, &err);
 		if (rc < 0)

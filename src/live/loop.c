@@ -166,11 +166,13 @@ enum live_end live_run(struct session *s, const struct live_opts *o,
 		int np = 0, ifd = sink->fd(sink->arg), timeout = -1;
 		uint64_t now = util_now_ns();
 
-		if (st->quit)
+		/* q: at once between refreshes; with one in flight once it
+		 * ends (STOP cannot be asked before), unless q comes again */
+		if (st->quit && (!st->in_flight || st->quit > 1))
 			break;
 		if (o->iterations && live_model_nrefresh(st->model) >= o->iterations)
 			break;
-		if (!st->in_flight && !st->paused && now >= lp.next_ns) {
+		if (!st->in_flight && !st->paused && !st->quit && now >= lp.next_ns) {
 			rc = start_refresh(&lp, err);
 			if (rc < 0)
 				goto failed;
@@ -222,6 +224,9 @@ enum live_end live_run(struct session *s, const struct live_opts *o,
 		if (ifd >= 0 && p[2].revents) {
 			sink->input(sink->arg, st);
 			serve_requests(&lp);
+			if (st->quit == 1 && st->in_flight)
+				snprintf(st->msg, sizeof(st->msg), "quitting once the "
+					 "refresh in flight ends (q: now)");
 			sink->draw(sink->arg, st);
 		}
 	}
@@ -237,6 +242,9 @@ failed:
 		end = LIVE_END_ERROR;
 	}
 out:
+	/* a request still in flight (a second q, an abort, an error) is
+	 * not read any more: the caller only cancels or closes the session
+	 * now, which never writes into lp.into */
 	snapshot_free(lp.into);
 	sink->end(sink->arg, st);
 	return end;

@@ -226,6 +226,10 @@ static void draw_status(struct tui *t, struct live_state *st, int y)
 		put(y, 0, line, COLS, A_BOLD);
 		return;
 	}
+	if (st->quit && st->msg[0]) { /* quitting: said over the progress */
+		put(y, 0, st->msg, COLS, A_BOLD);
+		return;
+	}
 	if (st->in_flight && (live_model_nrefresh(st->model) == 0 || st->total > 20000)) {
 		if (st->total) {
 			snprintf(n1, sizeof(n1), "%llu", (unsigned long long)st->total);
@@ -422,7 +426,8 @@ static char *const help[] = {
 	"  w           write the snapshot shown to a .trm file in the current directory",
 	"  Up Down PgUp PgDn Home End, mouse wheel: move and scroll",
 	"  h ?         this help",
-	"  q           quit (tracing is left as the view found it)",
+	"  q           quit (tracing is left as the view found it); with a",
+	"              refresh in flight once it ends, q again: at once",
 	"",
 	"Columns: # rank by size; ! leak suspect; SIZE and COUNT now; \u0394SIZE and",
 	"\u0394COUNT since the baseline; AVG block; GROWTH per minute over the last",
@@ -502,7 +507,7 @@ static void key_table(struct tui *t, struct live_state *st, int ch)
 	st->msg[0] = '\0';
 	switch (ch) {
 	case 'q': case 'Q':
-		st->quit = 1;
+		st->quit++;
 		break;
 	case 's': st->sort = LIVE_SORT_SIZE; t->sel = 0; break;
 	case 'd': st->sort = LIVE_SORT_DSIZE; t->sel = 0; break;

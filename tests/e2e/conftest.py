@@ -340,6 +340,26 @@ def wait_spinning(t, flag):
     wait_until(spinning, PROC_TIMEOUT, "the target's main thread to spin in C")
 
 
+FUTEX = 202
+
+
+def agent_waits_for_gil(pid):
+    """A thread other than main (c_spin has no other: the agent's) blocked
+    in futex: the agent waits for the GIL to answer a request."""
+    return any(syscall_nr(pid, tid) == FUTEX for tid in tids(pid) if tid != pid)
+
+
+def sustained(pred, n=3):
+    """pred true at the last n calls of the result (a state that lasts,
+    not one passed through)."""
+    hist = []
+
+    def check():
+        hist.append(bool(pred()))
+        return hist[-n:] == [True] * n
+    return check
+
+
 def end_spin(flag):
     with open(flag, "r+b") as f:
         f.write(b"\1")

@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from conftest import EXIT_CODE, TRMTOP_TIMEOUT, _env, run_trmtop, trmtop_path, wait_until
+from conftest import (EXIT_CODE, PROC_TIMEOUT, TRMTOP_TIMEOUT, _env, agent_waits_for_gil, end_spin,
+                      run_trmtop, spin_flag, sustained, trmtop_path, wait_spinning, wait_until)
 
 LEAK_SIZE = 10 * 1024  # tests/targets/leaker.py LEAK_SIZE
 MIB = 1 << 20
@@ -530,6 +531,41 @@ def test_tui_ends(python_faults, how, spawn, tmux):
     if how != "target-killed":
         t.ok("drip 0")
         assert t.exit() == EXIT_CODE
+
+
+@pytest.mark.parametrize("twice", [False, True], ids=["q", "qq"])
+def test_tui_quit_with_refresh_in_flight(python_faults, twice, spawn, tmux, tmp_path):
+    """q while a refresh waits for the GIL (the main thread spins in C):
+    the view says it quits once that refresh ends, and does when the spin
+    ends: exit 0, tracing off (it used to say 'a request is in flight',
+    exit 2, tracing left on -- seen in CI as a q that came mid-refresh).
+    q twice leaves at once, exit 0, saying the agent turns tracing off
+    when it can; it does once the spin ends."""
+    flag = spin_flag(tmp_path)
+    t = spawn(python_faults, "c_spin", args=[flag, "after-tracing"])
+    tmux.run_trmtop(t.pid, "--interval", INTERVAL)
+    wait_spinning(t, flag)
+    wait_until(sustained(lambda: agent_waits_for_gil(t.pid)), TRMTOP_TIMEOUT,
+               "a refresh waiting for the GIL")
+    if twice:
+        tmux.keys("q", "q")
+        s = tmux.wait_text("TRMTOP-EXIT=0")
+        assert re.search(r"trmtop: pid %d: left without waiting for the refresh in flight; "
+                         r"the agent turns tracing off once the target lets it run" % t.pid, s), s
+        end_spin(flag)
+    else:
+        tmux.keys("q")
+        s = tmux.wait_text("quitting once the refresh in flight ends (q: now)")
+        assert "TRMTOP-EXIT" not in s, s
+        end_spin(flag)
+        s = tmux.wait_text("TRMTOP-EXIT=0")
+        assert "trmtop:" not in s, s
+        assert t.truth()["tracing"] is False
+    wait_until(lambda: t.truth()["tracing"] is False, PROC_TIMEOUT,
+               "the agent to turn tracing off")
+    tmux.usable()
+    t.check_healthy()
+    assert t.exit() == EXIT_CODE
 
 
 def test_help_and_man_page_agree():

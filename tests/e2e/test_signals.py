@@ -17,7 +17,7 @@ import time
 
 import pytest
 
-from conftest import (end_spin, spin_flag, wait_spinning, EXIT_CODE, PROC_TIMEOUT, Result, TRMTOP_TIMEOUT, _env,
+from conftest import (agent_waits_for_gil, end_spin, spin_flag, sustained, wait_spinning, EXIT_CODE, PROC_TIMEOUT, Result, TRMTOP_TIMEOUT, _env,
                       assert_same_outcome, baseline, fd_links, run_trmtop,
                       stopped_or_traced, syscall_nr, tids, trmtop_path,
                       wait_until)
@@ -29,9 +29,6 @@ SIGNALS = [pytest.param(signal.SIGINT, id="INT"), pytest.param(signal.SIGTERM, i
 # a loaded machine.  Without the fix, trmtop waits for --attach-timeout
 # (60 s) or the agent's answer (600 s).
 CANCEL_BOUND = 20.0
-FUTEX = 202
-
-
 def sig_name(sig):
     return signal.Signals(sig).name
 
@@ -107,21 +104,6 @@ def check_cancelled(res, sig, pid, what, rest):
     assert re.fullmatch(want, line), "%r does not match %r: %r" % (line, want, res)
     assert "Traceback" not in res.err
     return line
-
-
-def agent_waits_for_gil(pid):
-    """A thread other than main (c_spin has no other: the agent's) blocked
-    in futex: the agent waits for the GIL to answer a request."""
-    return any(syscall_nr(pid, tid) == FUTEX for tid in tids(pid) if tid != pid)
-
-
-def sustained(pred, n=3):
-    hist = []
-
-    def check():
-        hist.append(bool(pred()))
-        return hist[-n:] == [True] * n
-    return check
 
 
 def check_c_spin_after(t, trmtop):
