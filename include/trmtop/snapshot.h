@@ -41,6 +41,12 @@ struct snapshot_meta {
 	char executable[1024];
 	char python_version[32];   /* "3.11.7" */
 	char host[256];
+	/* 0: an exact snapshot (tracemalloc's traces); else the sampler's
+	 * mean sampling interval in bytes (docs/DESIGN.md §4.8): each trace
+	 * is then one traceback's estimates, with its struct snap_sample
+	 * (snapshot_samples).  Set before the first trace is added
+	 * (snapshot_set_sampled, or a copy of another snapshot's meta). */
+	uint64_t sample_size;
 };
 
 struct snap_trace {
@@ -73,11 +79,63 @@ uint32_t snapshot_intern_frame(struct snapshot *s, uint32_t filename_id,
 uint32_t snapshot_intern_traceback(struct snapshot *s, const uint32_t *frames,
 				   uint32_t n, uint32_t total_nframe);
 
-/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id) /
- * -EOVERFLOW (the snapshot's total size would exceed SNAP_SIZE_MAX: the
- * trace is not added). */
+/* Append a trace.  0 or -ENOMEM / -EINVAL (unknown traceback id, or a
+ * sampled snapshot: snapshot_add_sample) / -EOVERFLOW (the snapshot's
+ * total size would exceed SNAP_SIZE_MAX: the trace is not added). */
 int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 		       uint32_t traceback);
+
+/* ---- sampled snapshots ------------------------------------------------
+ *
+ * A sampled snapshot holds the sampler's estimates, one trace per
+ * traceback: the trace's size is the estimated bytes in use, and a
+ * struct snap_sample beside it (a parallel array, absent from exact
+ * snapshots, which keep their 16 bytes a trace) the estimated blocks in
+ * use and the estimated bytes and blocks allocated since sampling
+ * started.  Every computation counts a sampled trace as `count` blocks
+ * (an exact one as 1), and reads the figures snapshot_set_what chose. */
+struct snap_sample {
+	uint64_t count;       /* estimated blocks in use */
+	uint64_t alloc_size;  /* estimated bytes allocated (>= the size) */
+	uint64_t alloc_count; /* estimated blocks allocated (>= count) */
+};
+
+/* Which figures the statistics read. */
+enum snap_what {
+	SNAP_WHAT_INUSE, /* in use now (exact snapshots have only these) */
+	SNAP_WHAT_ALLOC, /* allocated since sampling started (sampled) */
+};
+
+/* "inuse", "alloc". */
+const char *snap_what_name(enum snap_what what);
+/* From what a user typed: those names.  0, or -EINVAL. */
+int snap_what_parse(const char *name, enum snap_what *what);
+
+/* Make the empty snapshot s a sampled one of this sampling size
+ * (meta.sample_size).  0, -EINVAL (size 0), -EBUSY (s has traces). */
+int snapshot_set_sampled(struct snapshot *s, uint64_t sample_size);
+
+/* Append a sampled trace: size, the bytes in use, and e's figures.  0,
+ * -EINVAL (an exact snapshot, an unknown traceback id, allocated figures
+ * below those in use, bytes without blocks: every sample stands for at
+ * least one block), -EOVERFLOW (a total of the snapshot, in use or
+ * allocated, bytes or blocks, would exceed SNAP_SIZE_MAX: not added),
+ * -ENOMEM. */
+int snapshot_add_sample(struct snapshot *s, uint32_t domain, uint64_t size,
+			uint32_t traceback, const struct snap_sample *e);
+
+/* meta.sample_size of a sampled snapshot, 0 for an exact one. */
+uint64_t snapshot_sample_size(const struct snapshot *s);
+/* The figures of each trace (parallel to snapshot_traces), or NULL for
+ * an exact snapshot.  Borrowed as snapshot_traces. */
+const struct snap_sample *snapshot_samples(const struct snapshot *s);
+
+/* Choose the figures statistics, compare, reports and the totals read:
+ * SNAP_WHAT_ALLOC only for a sampled snapshot (-EINVAL for an exact
+ * one).  A new snapshot reads SNAP_WHAT_INUSE; a filtered copy keeps its
+ * source's choice.  The files keep every figure whatever the choice. */
+int snapshot_set_what(struct snapshot *s, enum snap_what what);
+enum snap_what snapshot_what(const struct snapshot *s);
 
 /* Read access.  Borrowed pointers valid until snapshot_free, except
  * snapshot_traces: until the next snapshot_add_trace. */
@@ -92,7 +150,10 @@ void snapshot_frame(const struct snapshot *s, uint32_t frame_id,
 /* Frame ids of a traceback (most recent first) and its total_nframe. */
 const uint32_t *snapshot_traceback(const struct snapshot *s, uint32_t tb_id,
 				   uint32_t *n, uint32_t *total_nframe);
+/* The traces' bytes and blocks, as snapshot_what chose (the blocks of
+ * an exact snapshot: its trace count; of a sampled one: the estimates). */
 uint64_t snapshot_total_size(const struct snapshot *s);
+uint64_t snapshot_total_count(const struct snapshot *s);
 /* Table sizes: ids run from 0 to the count - 1. */
 size_t snapshot_nframes(const struct snapshot *s);
 size_t snapshot_ntracebacks(const struct snapshot *s);
@@ -167,6 +228,8 @@ struct snap_diffs {
 
 /* new.compare_to(old, key, cumulative), sorted as tracemalloc sorts it
  * (abs(size_diff), size, abs(count_diff), count, traceback, descending).
+ * Both exact, or both sampled with the same size and snapshot_what (else
+ * -EXDEV: estimates of another kind do not subtract).
  * Frames point into either snapshot: both must outlive the result.
  * Differences are exact (every size and count is at most SNAP_SIZE_MAX);
  * -EOVERFLOW as for statistics. */
@@ -235,6 +298,11 @@ struct snap_report {
 	 * the row's; DIFF: total_size_diff = new total - old total. */
 	uint64_t total_size, total_count;
 	int64_t total_size_diff;
+	/* The snapshot's sampling size (snapshot_sample_size; both
+	 * snapshots' for a diff), 0 when exact: every size and count is then
+	 * an estimate of what `what` says, and the sinks say so. */
+	uint64_t sample_size;
+	enum snap_what what;
 	void *priv;            /* owns the rows and what they point to */
 };
 
@@ -314,7 +382,7 @@ struct snapshot *snapshot_filter(const struct snapshot *s,
 
 /* ---- files ------------------------------------------------------------ */
 
-#define SNAP_TRM_VERSION 1
+#define SNAP_TRM_VERSION 2 /* 2: sampled snapshots (an exact one is written as 1) */
 
 /* .trm: own binary format (see docs/FORMATS.md).  Read errors are
  * -TRM_EFORMAT with the byte offset and reason in err ("truncated at byte
@@ -333,7 +401,9 @@ struct snapshot *snapshot_read_trm_mem(const uint8_t *buf, size_t len,
  * Python version (3.8-3.14, pickle protocols 2-5) and fills meta's
  * traceback_limit (other metadata stays empty); the writer produces a file
  * that tracemalloc.Snapshot.load of the Python version in
- * meta.py_hexversion loads (its trace tuple layout).  Read errors are
+ * meta.py_hexversion loads (its trace tuple layout); a sampled snapshot
+ * is refused (-EINVAL: its traces are estimates per traceback, not
+ * blocks, and the format cannot say so).  Read errors are
  * -TRM_EFORMAT with offset and reason; never crashes on any input. */
 int snapshot_write_tracemalloc(const struct snapshot *s, FILE *f,
 			       struct trm_err *err);

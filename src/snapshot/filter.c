@@ -473,12 +473,13 @@ struct snapshot *snapshot_filter(const struct snapshot *s,
 	uint32_t *strmap = NULL, *framemap = NULL, *tbmap = NULL;
 	uint32_t *scratch = NULL, maxn = 0;
 	size_t i, k, ninc = 0, nexc = 0;
-	int rc = -ENOMEM;
+	int rc = -ENOMEM, sampled;
 
 	if (!s || (n && !filters)) {
 		errno = EINVAL;
 		return NULL;
 	}
+	sampled = snap_sampled(s);
 	d = snapshot_new();
 	cf = calloc(n ? n : 1, sizeof(*cf));
 	strmap = none_array(s->nstrs);
@@ -491,6 +492,9 @@ struct snapshot *snapshot_filter(const struct snapshot *s,
 	if (!d || !cf || !strmap || !framemap || !tbmap || !scratch)
 		goto out;
 	d->meta = s->meta;
+	if (!sampled)
+		d->meta.sample_size = 0;
+	d->what = s->what;
 	for (k = 0; k < n; k++) {
 		const struct snap_filter *f = &filters[k];
 
@@ -536,7 +540,9 @@ struct snapshot *snapshot_filter(const struct snapshot *s,
 		tb = copy_tb(d, s, tr->traceback, strmap, framemap, tbmap,
 			     scratch);
 		if (tb == SNAP_NONE ||
-		    snapshot_add_trace(d, tr->domain, tr->size, tb) < 0)
+		    (sampled ? snapshot_add_sample(d, tr->domain, tr->size, tb,
+						   &s->samples[i])
+			     : snapshot_add_trace(d, tr->domain, tr->size, tb)) < 0)
 			goto out;
 	}
 	for (i = 0; i < s->nsrcs; i++) {

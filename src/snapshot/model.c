@@ -1,5 +1,7 @@
 /* model.c - the snapshot model: arena, interned strings, frames,
- * tracebacks, the trace array, metadata and source lines. */
+ * tracebacks, the trace array (and, for a sampled snapshot, the
+ * estimates beside it and which of them the statistics read), metadata
+ * and source lines. */
 #include "config.h"
 
 #include <errno.h>
@@ -183,6 +185,7 @@ void snapshot_free(struct snapshot *s)
 	free(s->tbs);
 	free(s->tbtab.slot);
 	free(s->traces);
+	free(s->samples);
 	free(s->srcs);
 	free(s->srctab.slot);
 	free(s);
@@ -432,7 +435,7 @@ int snap_reserve_traces(struct snapshot *s, size_t n)
 int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 		       uint32_t traceback)
 {
-	if (!s || traceback >= s->ntbs)
+	if (!s || traceback >= s->ntbs || s->meta.sample_size)
 		return -EINVAL;
 	if (size > SNAP_SIZE_MAX - s->total_size)
 		return -EOVERFLOW;
@@ -442,6 +445,84 @@ int snapshot_add_trace(struct snapshot *s, uint32_t domain, uint64_t size,
 	s->traces[s->ntraces++] = (struct snap_trace){ size, traceback, domain };
 	s->total_size += size;
 	return 0;
+}
+
+/* ---- sampled snapshots -------------------------------------------------- */
+
+const char *snap_what_name(enum snap_what what)
+{
+	return what == SNAP_WHAT_ALLOC ? "alloc" : "inuse";
+}
+
+int snap_what_parse(const char *name, enum snap_what *what)
+{
+	if (strcmp(name, "inuse") == 0)
+		*what = SNAP_WHAT_INUSE;
+	else if (strcmp(name, "alloc") == 0)
+		*what = SNAP_WHAT_ALLOC;
+	else
+		return -EINVAL;
+	return 0;
+}
+
+int snapshot_set_sampled(struct snapshot *s, uint64_t sample_size)
+{
+	if (!s || !sample_size)
+		return -EINVAL;
+	if (s->ntraces)
+		return -EBUSY;
+	s->meta.sample_size = sample_size;
+	return 0;
+}
+
+int snapshot_add_sample(struct snapshot *s, uint32_t domain, uint64_t size,
+			uint32_t traceback, const struct snap_sample *e)
+{
+	if (!s || !e || !s->meta.sample_size || s->nsamples != s->ntraces ||
+	    traceback >= s->ntbs || e->alloc_size < size ||
+	    e->alloc_count < e->count || (size && !e->count) ||
+	    (e->alloc_size && !e->alloc_count))
+		return -EINVAL;
+	if (size > SNAP_SIZE_MAX - s->total_size ||
+	    e->count > SNAP_SIZE_MAX - s->total_count ||
+	    e->alloc_size > SNAP_SIZE_MAX - s->alloc_total_size ||
+	    e->alloc_count > SNAP_SIZE_MAX - s->alloc_total_count)
+		return -EOVERFLOW;
+	if ((s->ntraces == s->captraces &&
+	     UTIL_GROW(s->traces, s->captraces, s->ntraces + 1, FIRST_CAP)) ||
+	    (s->nsamples == s->capsamples &&
+	     UTIL_GROW(s->samples, s->capsamples, s->nsamples + 1, FIRST_CAP)))
+		return -ENOMEM;
+	s->traces[s->ntraces++] = (struct snap_trace){ size, traceback, domain };
+	s->samples[s->nsamples++] = *e;
+	s->total_size += size;
+	s->total_count += e->count;
+	s->alloc_total_size += e->alloc_size;
+	s->alloc_total_count += e->alloc_count;
+	return 0;
+}
+
+uint64_t snapshot_sample_size(const struct snapshot *s)
+{
+	return snap_sampled(s) ? s->meta.sample_size : 0;
+}
+
+const struct snap_sample *snapshot_samples(const struct snapshot *s)
+{
+	return snap_sampled(s) ? s->samples : NULL;
+}
+
+int snapshot_set_what(struct snapshot *s, enum snap_what what)
+{
+	if (what != SNAP_WHAT_INUSE && (what != SNAP_WHAT_ALLOC || !snap_sampled(s)))
+		return -EINVAL;
+	s->what = what;
+	return 0;
+}
+
+enum snap_what snapshot_what(const struct snapshot *s)
+{
+	return snap_sampled(s) ? s->what : SNAP_WHAT_INUSE;
 }
 
 /* ---- read access ------------------------------------------------------- */
@@ -517,7 +598,16 @@ size_t snapshot_ntracebacks(const struct snapshot *s)
 
 uint64_t snapshot_total_size(const struct snapshot *s)
 {
+	if (snap_sampled(s) && s->what == SNAP_WHAT_ALLOC)
+		return s->alloc_total_size;
 	return s->total_size;
+}
+
+uint64_t snapshot_total_count(const struct snapshot *s)
+{
+	if (!snap_sampled(s))
+		return s->ntraces;
+	return s->what == SNAP_WHAT_ALLOC ? s->alloc_total_count : s->total_count;
 }
 
 /* ---- source lines ------------------------------------------------------- */

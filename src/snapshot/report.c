@@ -20,13 +20,18 @@ struct report_priv {
 	struct snap_loc *locs;
 };
 
+/* s: the snapshot the report reads (a diff's new one), for whether its
+ * figures are estimates, and of what. */
 static int report_init(struct snap_report *r, enum snap_report_kind kind,
-		       enum snap_key key, int cumulative)
+		       enum snap_key key, int cumulative,
+		       const struct snapshot *s)
 {
 	memset(r, 0, sizeof(*r));
 	r->kind = kind;
 	r->key = key;
 	r->cumulative = cumulative;
+	r->sample_size = snapshot_sample_size(s);
+	r->what = snapshot_what(s);
 	r->priv = calloc(1, sizeof(struct report_priv));
 	return r->priv ? 0 : -ENOMEM;
 }
@@ -154,7 +159,7 @@ int snapshot_report_top(const struct snapshot *s,
 	size_t i;
 	int rc;
 
-	rc = report_init(out, SNAP_REPORT_TOP, o->key, o->cumulative);
+	rc = report_init(out, SNAP_REPORT_TOP, o->key, o->cumulative, s);
 	if (rc < 0)
 		return rc;
 	p = out->priv;
@@ -182,7 +187,7 @@ int snapshot_report_diff(const struct snapshot *new_s,
 	size_t i;
 	int rc;
 
-	rc = report_init(out, SNAP_REPORT_DIFF, o->key, o->cumulative);
+	rc = report_init(out, SNAP_REPORT_DIFF, o->key, o->cumulative, new_s);
 	if (rc < 0)
 		return rc;
 	p = out->priv;
@@ -236,7 +241,7 @@ int snapshot_report_traceback(const struct snapshot *s,
 	size_t i;
 	int rc;
 
-	rc = report_init(out, SNAP_REPORT_TRACEBACK, SNAP_KEY_TRACEBACK, 0);
+	rc = report_init(out, SNAP_REPORT_TRACEBACK, SNAP_KEY_TRACEBACK, 0, s);
 	if (rc < 0)
 		return rc;
 	p = out->priv;
@@ -285,6 +290,26 @@ static void stack_locs(const struct snapshot *s, uint32_t tb,
 	}
 }
 
+/* Trace i's bytes and blocks as snapshot_what chose: a sampled trace
+ * stands for its estimated blocks, an exact one for one block. */
+static uint64_t trace_size(const struct snapshot *s, size_t i)
+{
+	const struct snap_sample *e = snapshot_samples(s);
+
+	if (e && snapshot_what(s) == SNAP_WHAT_ALLOC)
+		return e[i].alloc_size;
+	return snapshot_traces(s)[i].size;
+}
+
+static uint64_t trace_count(const struct snapshot *s, size_t i)
+{
+	const struct snap_sample *e = snapshot_samples(s);
+
+	if (!e)
+		return 1;
+	return snapshot_what(s) == SNAP_WHAT_ALLOC ? e[i].alloc_count : e[i].count;
+}
+
 int snapshot_report_stacks(const struct snapshot *s, struct snap_report *out)
 {
 	const struct snap_trace *tr = snapshot_traces(s);
@@ -295,7 +320,7 @@ int snapshot_report_stacks(const struct snapshot *s, struct snap_report *out)
 	struct snap_loc *loc;
 	int rc;
 
-	rc = report_init(out, SNAP_REPORT_STACKS, SNAP_KEY_TRACEBACK, 0);
+	rc = report_init(out, SNAP_REPORT_STACKS, SNAP_KEY_TRACEBACK, 0, s);
 	if (rc < 0)
 		return rc;
 	p = out->priv;
@@ -305,12 +330,12 @@ int snapshot_report_stacks(const struct snapshot *s, struct snap_report *out)
 	if (!sizes || !counts)
 		goto out;
 	/* tracebacks are interned: same stack, same id; sums are at most
-	 * the snapshot's total */
+	 * the snapshot's totals */
 	for (i = 0; i < n; i++) {
 		if (tr[i].traceback >= ntb)
 			continue;
-		sizes[tr[i].traceback] += tr[i].size;
-		counts[tr[i].traceback]++;
+		sizes[tr[i].traceback] += trace_size(s, i);
+		counts[tr[i].traceback] += trace_count(s, i);
 	}
 	for (i = 0; i < ntb; i++) {
 		uint32_t nf, total;
@@ -341,7 +366,7 @@ int snapshot_report_stacks(const struct snapshot *s, struct snap_report *out)
 	}
 	out->nrows = out->nshown = out->nkeys = nrows;
 	out->total_size = snapshot_total_size(s);
-	out->total_count = n;
+	out->total_count = snapshot_total_count(s);
 	rc = 0;
 out:
 	free(sizes);

@@ -75,6 +75,12 @@ struct snapshot {
 	size_t ntraces, captraces;
 	uint64_t total_size;
 
+	/* sampled snapshots only (meta.sample_size): parallel to traces */
+	struct snap_sample *samples;
+	size_t nsamples, capsamples;
+	uint64_t total_count, alloc_total_size, alloc_total_count;
+	enum snap_what what;
+
 	struct snap_src *srcs;
 	size_t nsrcs, capsrcs;
 	struct snap_htab srctab;
@@ -90,6 +96,29 @@ uint32_t snap_lookup_tb(const struct snapshot *s, const uint32_t *frames,
 
 /* Make room for n more traces: 0 or -ENOMEM. */
 int snap_reserve_traces(struct snapshot *s, size_t n);
+
+/* A sampled snapshot: meta.sample_size set and a struct snap_sample for
+ * every trace (a meta set by hand over exact traces reads as exact). */
+static inline int snap_sampled(const struct snapshot *s)
+{
+	return s->meta.sample_size && s->nsamples == s->ntraces;
+}
+
+/* Trace i's bytes and blocks, as s->what chose. */
+static inline uint64_t snap_tr_size(const struct snapshot *s, size_t i)
+{
+	if (s->what == SNAP_WHAT_ALLOC && snap_sampled(s))
+		return s->samples[i].alloc_size;
+	return s->traces[i].size;
+}
+
+static inline uint64_t snap_tr_count(const struct snapshot *s, size_t i)
+{
+	if (!snap_sampled(s))
+		return 1;
+	return s->what == SNAP_WHAT_ALLOC ? s->samples[i].alloc_count
+					  : s->samples[i].count;
+}
 
 /* ---- UTF-8 ---------------------------------------------------------- */
 /* Decode one code point at p[*i] (p NUL-terminated or len-bounded):

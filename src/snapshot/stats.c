@@ -11,6 +11,8 @@
  *   traceback   all frames (total_nframe is ignored by Traceback equality)
  *   lineno      (frames[0],)           cumulative: each frame, no dedup
  *   filename    ((frames[0].file, 0),) cumulative: each frame's file
+ * A sampled snapshot's trace counts as its estimated blocks, in use or
+ * allocated as snapshot_set_what chose (snap_tr_size, snap_tr_count).
  * We aggregate per traceback id first (one pass over the traces), then per
  * key id (canonical traceback, frame or string id), so the cost is
  * O(traces + tracebacks * depth + groups log groups).
@@ -90,10 +92,11 @@ static int group_by(const struct snapshot *s, enum snap_key key, int cum,
 	tbcount = calloc(s->ntbs ? s->ntbs : 1, sizeof(*tbcount));
 	if (!g->size || !g->count || !tbsize || !tbcount)
 		goto out;
-	/* at most the snapshot's total: no overflow */
+	/* at most the snapshot's totals (a sampled trace counts its
+	 * estimated blocks): no overflow */
 	for (i = 0; i < s->ntraces; i++) {
-		tbsize[s->traces[i].traceback] += s->traces[i].size;
-		tbcount[s->traces[i].traceback]++;
+		tbsize[s->traces[i].traceback] += snap_tr_size(s, i);
+		tbcount[s->traces[i].traceback] += snap_tr_count(s, i);
 	}
 	for (i = 0; i < s->ntbs; i++) {
 		const struct snap_tb *t = &s->tbs[i];
@@ -316,8 +319,8 @@ int snapshot_statistics(const struct snapshot *s, enum snap_key key,
 					SNAP_NONE;
 	}
 	out->n = j;
-	out->total_size = s->total_size;
-	out->total_count = s->ntraces;
+	out->total_size = snapshot_total_size(s);
+	out->total_count = snapshot_total_count(s);
 	qsort(out->v, out->n, sizeof(*out->v), cmp_stat);
 	rc = 0;
 out:
@@ -377,6 +380,9 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 	memset(out, 0, sizeof(*out));
 	if (!new_s || !old_s)
 		return -EINVAL;
+	if (snapshot_sample_size(new_s) != snapshot_sample_size(old_s) ||
+	    snapshot_what(new_s) != snapshot_what(old_s))
+		return -EXDEV;
 	rc = group_by(new_s, key, cumulative, &gn);
 	if (rc < 0)
 		return rc;
@@ -457,7 +463,8 @@ int snapshot_compare(const struct snapshot *new_s, const struct snapshot *old_s,
 	}
 	out->n = j;
 	/* both totals are at most SNAP_SIZE_MAX: exact */
-	out->total_size_diff = (int64_t)new_s->total_size - (int64_t)old_s->total_size;
+	out->total_size_diff = (int64_t)snapshot_total_size(new_s) -
+			       (int64_t)snapshot_total_size(old_s);
 	qsort(out->v, out->n, sizeof(*out->v), cmp_diff);
 	rc = 0;
 out:

@@ -1254,6 +1254,10 @@ int snapshot_write_tracemalloc(const struct snapshot *s, FILE *f,
 	struct pw w;
 	int rc = 0, four;
 
+	if (snapshot_sample_size(s))
+		return trm_err_set(err, -EINVAL, "a sampled snapshot holds "
+				   "estimates per traceback, which tracemalloc's "
+				   "format cannot hold");
 	memset(&w, 0, sizeof(w));
 	w.f = f;
 	errno = 0;

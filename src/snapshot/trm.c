@@ -13,7 +13,11 @@
 #define TRM_MAGIC "TRMSNAP\0"
 #define TRM_END "TEND"
 #define TRM_FLAG_SOURCE 0x1u
-#define TRM_FLAGS_KNOWN TRM_FLAG_SOURCE
+#define TRM_FLAG_SAMPLED 0x2u /* version 2 */
+#define TRM_FLAGS_KNOWN (TRM_FLAG_SOURCE | TRM_FLAG_SAMPLED)
+/* The version an exact snapshot is written with: files older trmtop
+ * builds read; only a sampled one needs version 2. */
+#define TRM_VERSION_EXACT 1
 #define TRM_HEADER 16
 #define TRM_TRAILER 8
 
@@ -119,25 +123,42 @@ static void put_str(struct wbuf *w, const char *p, size_t len)
 	put(w, p, len);
 }
 
-static int cmp_trace(const void *pa, const void *pb)
-{
-	const struct snap_trace *a = pa, *b = pb;
+/* A trace as the writer orders it, with its estimates (zero when exact). */
+struct wtrace {
+	struct snap_trace t;
+	struct snap_sample e;
+};
 
-	if (a->domain != b->domain)
-		return a->domain < b->domain ? -1 : 1;
-	if (a->size != b->size)
-		return a->size < b->size ? -1 : 1;
-	return 0;
+static int cmp_u64(uint64_t a, uint64_t b)
+{
+	return a < b ? -1 : a > b;
 }
 
-/* The traces grouped by traceback id, each group sorted by (domain,
- * size); start[tb] .. start[tb + 1] is the group of tb. */
-static int group_traces(const struct snapshot *s, struct snap_trace **outv,
+/* (domain, size), then the estimates: ties are equal records, so the
+ * order, and the file, depend on the snapshot's content only. */
+static int cmp_trace(const void *pa, const void *pb)
+{
+	const struct wtrace *a = pa, *b = pb;
+	int c;
+
+	if (a->t.domain != b->t.domain)
+		return a->t.domain < b->t.domain ? -1 : 1;
+	if ((c = cmp_u64(a->t.size, b->t.size)) ||
+	    (c = cmp_u64(a->e.count, b->e.count)) ||
+	    (c = cmp_u64(a->e.alloc_size, b->e.alloc_size)))
+		return c;
+	return cmp_u64(a->e.alloc_count, b->e.alloc_count);
+}
+
+/* The traces grouped by traceback id, each group sorted by cmp_trace;
+ * start[tb] .. start[tb + 1] is the group of tb. */
+static int group_traces(const struct snapshot *s, struct wtrace **outv,
 			size_t **outstart)
 {
-	struct snap_trace *v = malloc((s->ntraces ? s->ntraces : 1) * sizeof(*v));
+	struct wtrace *v = calloc(s->ntraces ? s->ntraces : 1, sizeof(*v));
 	size_t *start = calloc(s->ntbs + 2, sizeof(*start));
-	size_t i, t;
+	const struct snap_sample *e = snapshot_samples(s);
+	size_t i, t, k;
 
 	if (!v || !start) {
 		free(v);
@@ -148,8 +169,12 @@ static int group_traces(const struct snapshot *s, struct snap_trace **outv,
 		start[s->traces[i].traceback + 2]++;
 	for (t = 2; t < s->ntbs + 2; t++)
 		start[t] += start[t - 1];
-	for (i = 0; i < s->ntraces; i++)
-		v[start[s->traces[i].traceback + 1]++] = s->traces[i];
+	for (i = 0; i < s->ntraces; i++) {
+		k = start[s->traces[i].traceback + 1]++;
+		v[k].t = s->traces[i];
+		if (e)
+			v[k].e = e[i];
+	}
 	for (t = 0; t < s->ntbs; t++)
 		if (start[t + 1] - start[t] > 1)
 			qsort(v + start[t], start[t + 1] - start[t], sizeof(*v),
@@ -162,7 +187,8 @@ static int group_traces(const struct snapshot *s, struct snap_trace **outv,
 int snapshot_write_trm(const struct snapshot *s, FILE *f, struct trm_err *err)
 {
 	const struct snapshot_meta *m = &s->meta;
-	struct snap_trace *v = NULL;
+	uint64_t sample_size = snapshot_sample_size(s);
+	struct wtrace *v = NULL;
 	size_t *start = NULL, i, t;
 	struct wbuf w = { 0 };
 	uint32_t crc;
@@ -172,8 +198,9 @@ int snapshot_write_trm(const struct snapshot *s, FILE *f, struct trm_err *err)
 	if (rc < 0)
 		goto out;
 	put(&w, TRM_MAGIC, 8);
-	put_u32(&w, SNAP_TRM_VERSION);
-	put_u32(&w, s->nsrcs ? TRM_FLAG_SOURCE : 0);
+	put_u32(&w, sample_size ? SNAP_TRM_VERSION : TRM_VERSION_EXACT);
+	put_u32(&w, (s->nsrcs ? TRM_FLAG_SOURCE : 0) |
+			    (sample_size ? TRM_FLAG_SAMPLED : 0));
 	/* metadata */
 	put_varint(&w, zigzag(m->pid));
 	put_varint(&w, m->py_hexversion);
@@ -187,6 +214,8 @@ int snapshot_write_trm(const struct snapshot *s, FILE *f, struct trm_err *err)
 	put_str(&w, m->python_version,
 		strnlen(m->python_version, sizeof(m->python_version) - 1));
 	put_str(&w, m->host, strnlen(m->host, sizeof(m->host) - 1));
+	if (sample_size)
+		put_varint(&w, sample_size);
 	/* string, frame and traceback tables */
 	put_varint(&w, s->nstrs);
 	for (i = 0; i < s->nstrs; i++)
@@ -212,19 +241,24 @@ int snapshot_write_trm(const struct snapshot *s, FILE *f, struct trm_err *err)
 		size_t a = start[t], b = start[t + 1], r, nruns = 0;
 
 		for (i = a; i < b; i++)
-			if (i == a || v[i].domain != v[i - 1].domain)
+			if (i == a || v[i].t.domain != v[i - 1].t.domain)
 				nruns++;
 		put_varint(&w, nruns);
 		for (i = a; i < b; i = r) {
 			uint64_t prev = 0;
 
-			for (r = i; r < b && v[r].domain == v[i].domain; r++)
+			for (r = i; r < b && v[r].t.domain == v[i].t.domain; r++)
 				;
-			put_varint(&w, v[i].domain);
+			put_varint(&w, v[i].t.domain);
 			put_varint(&w, r - i);
 			for (; i < r; i++) {
-				put_varint(&w, v[i].size - prev);
-				prev = v[i].size;
+				put_varint(&w, v[i].t.size - prev);
+				prev = v[i].t.size;
+				if (!sample_size)
+					continue;
+				put_varint(&w, v[i].e.count);
+				put_varint(&w, v[i].e.alloc_size - v[i].t.size);
+				put_varint(&w, v[i].e.alloc_count - v[i].e.count);
 			}
 		}
 	}
@@ -407,6 +441,21 @@ static int read_meta(struct cur *c, struct snapshot_meta *m)
 	return 0;
 }
 
+/* A sampled file's sampling size, after the metadata. */
+static int read_sample_size(struct cur *c, struct snapshot *s)
+{
+	size_t at = c->off;
+	uint64_t v;
+	int rc;
+
+	c->what = "sampling size";
+	if ((rc = get_varint(c, &v)) < 0)
+		return rc;
+	if (v == 0)
+		return bad(c, at, "sampled every 0 bytes");
+	return snapshot_set_sampled(s, v) < 0 ? bad(c, at, "sampling size") : 0;
+}
+
 /* A table count: each entry takes at least min_bytes. */
 static int get_count(struct cur *c, size_t min_bytes, const char *name,
 		     uint64_t *n)
@@ -520,6 +569,30 @@ static int read_tables(struct cur *c, struct snapshot *s, struct maps *mp)
 	return 0;
 }
 
+/* A sampled trace's estimates after its size (FORMATS.md: the blocks in
+ * use, then what was allocated beyond what is in use), added to s. */
+static int read_sample(struct cur *c, struct snapshot *s, uint32_t domain,
+		       uint64_t size, uint32_t tb, size_t at)
+{
+	struct snap_sample e;
+	uint64_t d1, d2;
+	int rc;
+
+	if ((rc = get_varint(c, &e.count)) < 0 ||
+	    (rc = get_varint(c, &d1)) < 0 || (rc = get_varint(c, &d2)) < 0)
+		return rc;
+	if (d1 > UINT64_MAX - size || d2 > UINT64_MAX - e.count)
+		return bad(c, at, "estimate overflow");
+	e.alloc_size = size + d1;
+	e.alloc_count = e.count + d2;
+	rc = snapshot_add_sample(s, domain, size, tb, &e);
+	if (rc == -EOVERFLOW)
+		return bad(c, at, "the estimates add up to more than 2^63-1");
+	if (rc == -EINVAL)
+		return bad(c, at, "an estimate of bytes without blocks");
+	return rc < 0 ? oom(c) : 0;
+}
+
 static int read_traces(struct cur *c, struct snapshot *s, struct maps *mp)
 {
 	uint64_t total, seen = 0, t;
@@ -555,6 +628,13 @@ static int read_traces(struct cur *c, struct snapshot *s, struct maps *mp)
 				if (d > UINT64_MAX - size)
 					return bad(c, at, "size overflow");
 				size += d;
+				if (s->meta.sample_size) {
+					rc = read_sample(c, s, (uint32_t)domain,
+							 size, mp->tb[t], at);
+					if (rc < 0)
+						return rc;
+					continue;
+				}
 				rc = snapshot_add_trace(s, (uint32_t)domain,
 							size, mp->tb[t]);
 				if (rc == -EOVERFLOW)
@@ -636,7 +716,8 @@ struct snapshot *snapshot_read_trm_mem(const uint8_t *buf, size_t len,
 	}
 	if ((rc = get_u32(&c, &flags)) < 0)
 		goto out;
-	if (flags & ~TRM_FLAGS_KNOWN) {
+	if ((flags & ~TRM_FLAGS_KNOWN) ||
+	    ((flags & TRM_FLAG_SAMPLED) && version < 2)) {
 		rc = bad(&c, 12, "unknown flags 0x%x", flags);
 		goto out;
 	}
@@ -646,6 +727,7 @@ struct snapshot *snapshot_read_trm_mem(const uint8_t *buf, size_t len,
 		goto out;
 	}
 	if ((rc = read_meta(&c, &s->meta)) < 0 ||
+	    ((flags & TRM_FLAG_SAMPLED) && (rc = read_sample_size(&c, s)) < 0) ||
 	    (rc = read_tables(&c, s, &mp)) < 0 ||
 	    (rc = read_traces(&c, s, &mp)) < 0)
 		goto out;

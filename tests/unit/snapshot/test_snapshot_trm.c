@@ -282,8 +282,8 @@ static void test_header(void **state)
 	put_le32(buf + 8, SNAP_TRM_VERSION + 1);
 	assert_null(snapshot_read_trm_mem(buf, len, &err));
 	assert_int_equal(err.code, -TRM_EFORMAT);
-	assert_string_equal(err.msg, "format version 2 is newer than this trmtop "
-				     "supports (1)");
+	assert_string_equal(err.msg, "format version 3 is newer than this trmtop "
+				     "supports (2)");
 	trm_err_clear(&err);
 	put_le32(buf + 8, 0);
 	assert_null(snapshot_read_trm_mem(buf, len, &err));
