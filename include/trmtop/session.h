@@ -92,6 +92,10 @@ struct session_req {
 	 * fills pid, executable, host, time_ns and python_version); on error
 	 * it holds an unspecified part: free it */
 	struct snapshot *into;
+	/* SESSION_OP_SNAPSHOT: the sampler's estimates (a sampled snapshot,
+	 * snapshot.h), not tracemalloc's traces; an agent older than wire
+	 * minor 2 is refused (-TRM_EAGENT): it sends no block counts */
+	int sampled;
 	session_progress_fn *progress; /* may be NULL */
 	void *arg;
 };
@@ -147,6 +151,10 @@ void session_gil_time(const struct session *s, uint64_t *total_ns,
 		      uint64_t *max_ns);
 
 /* ---- blocking requests ---------------------------------------------- */
+
+/* Any request: session_request_async, then session_wait(timeout_ms). */
+int session_request(struct session *s, const struct session_req *req,
+		    int timeout_ms, struct trm_err *err);
 
 /* Each: session_request_async, then session_wait(timeout_ms). */
 int session_stats(struct session *s, struct wire_stats *out, int timeout_ms,

@@ -119,10 +119,27 @@
  * SNAP_HEAD then carries sample_size, its traceback_limit is the
  * sampler's frame count, traced_current the estimated bytes in use,
  * traced_peak 0, tracemalloc_memory the sampler's own memory, tracing
- * tracemalloc's state.  Each SNAP_TRACES entry is one traceback's
- * estimated in-use bytes (size; domain 0), one entry per traceback with
- * a non-zero estimate: the estimated block count and the allocated
- * totals are not carried yet (ntraces counts entries, not blocks).
+ * tracemalloc's state.  The traces are one per traceback (the
+ * "<no Python frame>" one included: a traceback of one frame of that
+ * name, line 0), with domain 0:
+ *
+ *  - minor 1, or without WIRE_SNAPSHOT_ESTIMATES: each SNAP_TRACES
+ *    entry is a traceback's estimated in-use bytes (size), one per
+ *    traceback with a non-zero estimate; ntraces counts entries, not
+ *    blocks;
+ *  - minor 2, SNAPSHOT_REQ flags SAMPLED | ESTIMATES: every SNAP_TRACES
+ *    chunk has the frame flag WIRE_TRACES_ESTIMATES and its entries are
+ *    { varint size, varint traceback_id, varint domain, varint count,
+ *    varint alloc_size, varint alloc_count }: the bytes and blocks in use
+ *    and those allocated since sampling started (estimates, blocks
+ *    rounded to whole blocks; alloc_size >= size, alloc_count >= count,
+ *    count > 0 when size > 0), one entry per traceback with a non-zero
+ *    allocated estimate (in use or not).  An older agent ignores
+ *    ESTIMATES (trmtop asks a minor-2 agent only); an older trmtop never
+ *    sets it and gets the minor-1 form.
+ *
+ * Minor versions: 1 the sampler (START's SAMPLE, STATS's and STATE's
+ * sampler fields, SNAPSHOT_REQ's SAMPLED); 2 the estimates above.
  */
 #ifndef TRMTOP_WIRE_H
 #define TRMTOP_WIRE_H
@@ -130,7 +147,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_PROTO_VERSION 0x00010001u /* minor 1: the sampler */
+#define WIRE_PROTO_VERSION 0x00010002u /* minor 1: the sampler; 2: its
+					  estimates in sampled snapshots */
 #define WIRE_HDR_SIZE 8u
 #define WIRE_MAX_PAYLOAD (64u << 20)
 #define WIRE_CTL_MAX 512u /* every control frame fits (< PIPE_BUF) */
@@ -162,6 +180,10 @@ enum wire_tracing {
 #define WIRE_START_KEEP 1u /* keep tracing after the connection ends */
 #define WIRE_START_SAMPLE 2u /* the sampler, not tracemalloc */
 #define WIRE_SNAPSHOT_SAMPLED 1u /* SNAPSHOT_REQ frame flag: the sampler's */
+#define WIRE_SNAPSHOT_ESTIMATES 2u /* SNAPSHOT_REQ frame flag (with SAMPLED,
+				      minor 2): all four estimates */
+#define WIRE_TRACES_ESTIMATES 1u /* SNAP_TRACES frame flag: its entries
+				    carry the estimates (minor 2) */
 
 #define WIRE_SAMPLE_CAPPED 1u /* STATS sample_flags: the sampler's memory
 				 reached its cap; new samples are dropped */
@@ -252,6 +274,8 @@ int wire_enc_state(uint8_t *buf, size_t cap, const struct wire_state *m);
 int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text);
 /* A frame with an empty payload (STATS_REQ, STOP, DETACH). */
 int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type);
+/* SNAPSHOT_REQ with its frame flags (WIRE_SNAPSHOT_*). */
+int wire_enc_snapshot_req(uint8_t *buf, size_t cap, uint16_t flags);
 
 /* Decoders check the payload length (shorter than the layout: -EPROTO;
  * longer: extra bytes ignored) and fill the struct.  0 or -EPROTO. */
@@ -292,6 +316,15 @@ struct wire_chunk {
 	size_t cap, len; /* len: bytes used, header included */
 	uint32_t first, count;
 	uint16_t type;
+	uint16_t flags;  /* the frame's (WIRE_TRACES_ESTIMATES) */
+};
+
+/* The estimates of a sampled trace besides its size (the bytes in use):
+ * what SNAP_TRACES with WIRE_TRACES_ESTIMATES carries. */
+struct wire_trace_est {
+	uint64_t count;       /* blocks in use */
+	uint64_t alloc_size;  /* bytes allocated since sampling started */
+	uint64_t alloc_count; /* blocks allocated */
 };
 
 void wire_chunk_begin(struct wire_chunk *ck, uint8_t *buf, size_t cap,
@@ -303,6 +336,11 @@ int wire_chunk_add_traceback(struct wire_chunk *ck, const uint32_t *frames,
 			     uint32_t n, uint32_t total_nframe);
 int wire_chunk_add_trace(struct wire_chunk *ck, uint64_t size,
 			 uint32_t traceback_id, uint32_t domain);
+/* A trace with its estimates: the chunk becomes a WIRE_TRACES_ESTIMATES
+ * one (-EINVAL: mixing the two kinds of entry in one chunk). */
+int wire_chunk_add_trace_est(struct wire_chunk *ck, uint64_t size,
+			     uint32_t traceback_id, uint32_t domain,
+			     const struct wire_trace_est *e);
 /* Write the frame header and counts; returns the frame size (header
  * included) to send from buf, 0 when the chunk has no entry. */
 size_t wire_chunk_finish(struct wire_chunk *ck);
@@ -316,7 +354,7 @@ size_t wire_chunk_finish(struct wire_chunk *ck);
 struct wire_chunk_rd {
 	const uint8_t *base, *p, *end;
 	uint32_t first, count, done;
-	uint16_t type;
+	uint16_t type, flags;
 };
 
 int wire_chunk_open(const struct wire_msg *msg, struct wire_chunk_rd *rd);
@@ -331,6 +369,11 @@ int wire_chunk_next_traceback(struct wire_chunk_rd *rd, uint32_t *frames,
 			      uint32_t *total_nframe);
 int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
 			  uint32_t *traceback_id, uint32_t *domain);
+/* The same, with the estimates of a WIRE_TRACES_ESTIMATES chunk in *e
+ * (all 0 for a chunk without them; next_trace skips them). */
+int wire_chunk_next_trace_est(struct wire_chunk_rd *rd, uint64_t *size,
+			      uint32_t *traceback_id, uint32_t *domain,
+			      struct wire_trace_est *e);
 /* Offset of the cursor in the payload. */
 size_t wire_chunk_offset(const struct wire_chunk_rd *rd);
 

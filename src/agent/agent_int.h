@@ -97,11 +97,13 @@ void agent_py_error(const char *what, char *buf, size_t cap);
 /* Resident set size of this process in bytes (0 if unknown); no GIL. */
 uint64_t agent_read_rss(void);
 
-/* Answer SNAPSHOT_REQ on s (snap.c): called on the control thread without
- * the GIL, takes it to copy the traces (sampled: the sampler's estimates),
- * writes the reply stream without it.  0 to go on (also after an ERROR
- * reply), 1 to detach, -errno when the data pipe failed. */
-int agent_snapshot(struct agent_sess *s, bool sampled);
+/* Answer SNAPSHOT_REQ on s (snap.c) with its frame flags
+ * (WIRE_SNAPSHOT_SAMPLED: the sampler's estimates, with
+ * WIRE_SNAPSHOT_ESTIMATES all four of them): called on the control thread
+ * without the GIL, takes it to copy the traces, writes the reply stream
+ * without it.  0 to go on (also after an ERROR reply), 1 to detach,
+ * -errno when the data pipe failed. */
+int agent_snapshot(struct agent_sess *s, uint16_t flags);
 
 /* Put the raw-allocator guard (rawguard.c) under tracemalloc before
  * trmtop starts it, and take it away after trmtop has stopped it.  GIL
@@ -167,9 +169,11 @@ void agent_sample_stop(void);
 bool agent_sample_on(void);
 /* Its settings and counters (all 0 when it does not run).  Any thread. */
 void agent_sample_stats(struct agent_sample_stats *st);
-/* The tracebacks with a non-zero in-use estimate, in *rows (malloc'd,
- * the caller frees; blocks rounded down to whole blocks).  The
- * tracebacks stay valid while the caller holds the GIL.  0 or -ENOMEM. */
+/* The tracebacks with a non-zero allocated estimate (in use or not any
+ * more), the "<no Python frame>" one included, in *rows (malloc'd, the
+ * caller frees; blocks rounded to the nearest whole block, at least 1
+ * for a non-zero estimate of bytes).  The tracebacks stay valid while
+ * the caller holds the GIL.  0 or -ENOMEM. */
 int agent_sample_rows(struct agent_sample_row **rows, size_t *n);
 
 /* Start the control thread for s with every signal blocked.  0 or

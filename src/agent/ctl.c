@@ -218,7 +218,7 @@ static int handle(struct agent_sess *s, const struct wire_msg *msg)
 	case WIRE_DETACH:
 		return 1;
 	case WIRE_SNAPSHOT_REQ:
-		return agent_snapshot(s, msg->flags & WIRE_SNAPSHOT_SAMPLED);
+		return agent_snapshot(s, msg->flags);
 	case WIRE_STATS_REQ:
 		st.rss = agent_read_rss();
 		what = "stats";

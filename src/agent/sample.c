@@ -788,6 +788,22 @@ void agent_sample_stats(struct agent_sample_stats *st)
 	pthread_mutex_unlock(&lock);
 }
 
+/* 16.16 fixed-point blocks to whole ones, to the nearest (each sample
+ * stands for at least one block: a non-zero estimate stays non-zero). */
+static uint64_t whole_blocks(uint64_t fixed)
+{
+	return (fixed >> 16) + ((fixed & 0xffff) >= 0x8000);
+}
+
+static void row_of(struct agent_sample_row *r, const struct agent_stb *tb)
+{
+	r->tb = tb;
+	r->inuse_bytes = tb->inuse_bytes;
+	r->inuse_blocks = whole_blocks(tb->inuse_blocks);
+	r->alloc_bytes = tb->alloc_bytes;
+	r->alloc_blocks = whole_blocks(tb->alloc_blocks);
+}
+
 int agent_sample_rows(struct agent_sample_row **rows, size_t *n)
 {
 	struct agent_sample_row *r;
@@ -801,26 +817,11 @@ int agent_sample_rows(struct agent_sample_row **rows, size_t *n)
 		pthread_mutex_unlock(&lock);
 		return -ENOMEM;
 	}
-	for (size_t i = 0; tbs && i <= tbs_mask; i++) {
-		struct agent_stb *tb = tbs[i];
-
-		if (tb && tb->inuse_bytes) {
-			r[k].tb = tb;
-			r[k].inuse_bytes = tb->inuse_bytes;
-			r[k].inuse_blocks = tb->inuse_blocks >> 16;
-			r[k].alloc_bytes = tb->alloc_bytes;
-			r[k].alloc_blocks = tb->alloc_blocks >> 16;
-			k++;
-		}
-	}
-	if (no_frame.tb.inuse_bytes) {
-		r[k].tb = &no_frame.tb;
-		r[k].inuse_bytes = no_frame.tb.inuse_bytes;
-		r[k].inuse_blocks = no_frame.tb.inuse_blocks >> 16;
-		r[k].alloc_bytes = no_frame.tb.alloc_bytes;
-		r[k].alloc_blocks = no_frame.tb.alloc_blocks >> 16;
-		k++;
-	}
+	for (size_t i = 0; tbs && i <= tbs_mask; i++)
+		if (tbs[i] && tbs[i]->alloc_bytes)
+			row_of(&r[k++], tbs[i]);
+	if (no_frame.tb.alloc_bytes)
+		row_of(&r[k++], &no_frame.tb);
 	pthread_mutex_unlock(&lock);
 	*rows = r;
 	*n = k;

@@ -39,6 +39,8 @@ struct ptrmap {
 /* Everything one snapshot needs; freed by snap_fini. */
 struct snap_ctx {
 	struct agent_sess *s;
+	bool estimates; /* sampled, with all four figures (wire.h) */
+	struct wire_trace_est *est; /* then: parallel to tr */
 	struct wire_intern_counts mark; /* tables before this snapshot */
 	struct snap_tr *tr;
 	size_t ntr;
@@ -470,8 +472,10 @@ out:
 	return rc;
 }
 
-/* The sampler's estimates as traces, one per traceback with a non-zero
- * in-use estimate (wire.h, "Sampled snapshots").  GIL held (the
+/* The sampler's estimates as traces, one per traceback (wire.h,
+ * "Sampled snapshots"): with c->estimates every traceback with a non-zero
+ * allocated estimate and all four figures, else (an older trmtop) those
+ * with a non-zero in-use estimate and their bytes.  GIL held (the
  * tracebacks and their filenames stay alive meanwhile).  0 or -1. */
 static int copy_samples(struct snap_ctx *c)
 {
@@ -497,17 +501,22 @@ static int copy_samples(struct snap_ctx *c)
 	c->head.sample_size = ss.size;
 	c->head.traceback_limit = ss.nframe;
 	c->head.tracemalloc_memory = ss.memory;
-	c->ntr = n;
 	c->tr = malloc((n ? n : 1) * sizeof(*c->tr));
+	if (c->estimates)
+		c->est = malloc((n ? n : 1) * sizeof(*c->est));
 	c->fids_cap = ss.nframe ? ss.nframe : 1;
 	c->fids = malloc(c->fids_cap * sizeof(*c->fids));
-	if (!c->tr || !c->fids) {
+	if (!c->tr || !c->fids || (c->estimates && !c->est)) {
 		nomem(c);
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
 		const struct agent_stb *tb = rows[i].tb;
 		uint32_t nf = tb->n < c->fids_cap ? tb->n : (uint32_t)c->fids_cap;
+		struct snap_tr *t = &c->tr[c->ntr];
+
+		if (!c->estimates && !rows[i].inuse_bytes)
+			continue;
 
 		for (uint32_t k = 0; k < nf; k++) {
 			uint32_t sid;
@@ -519,11 +528,16 @@ static int copy_samples(struct snap_ctx *c)
 				goto out;
 		}
 		if (interned(c, wire_intern_traceback(c->s->tables, c->fids,
-						      nf, nf, &c->tr[i].tb)) < 0)
+						      nf, nf, &t->tb)) < 0)
 			goto out;
-		c->tr[i].size = rows[i].inuse_bytes;
-		c->tr[i].domain = 0;
+		t->size = rows[i].inuse_bytes;
+		t->domain = 0;
+		if (c->est)
+			c->est[c->ntr] = (struct wire_trace_est){
+				rows[i].inuse_blocks, rows[i].alloc_bytes,
+				rows[i].alloc_blocks };
 		c->end.total_size += rows[i].inuse_bytes;
+		c->ntr++;
 	}
 	c->head.traced_current = c->end.total_size;
 	c->head.ntraces = c->ntr;
@@ -604,7 +618,13 @@ static int send_all(struct snap_ctx *c)
 	wire_chunk_begin(&ck, c->buf, cap, WIRE_SNAP_TRACES, 0);
 	for (size_t i = 0; i < c->ntr; i++) {
 		const struct snap_tr *tr = &c->tr[i];
-		ADD(c, &ck, wire_chunk_add_trace(&ck, tr->size, tr->tb, tr->domain));
+
+		if (c->est)
+			ADD(c, &ck, wire_chunk_add_trace_est(&ck, tr->size, tr->tb,
+							     tr->domain, &c->est[i]));
+		else
+			ADD(c, &ck, wire_chunk_add_trace(&ck, tr->size, tr->tb,
+							 tr->domain));
 	}
 	if ((rc = send_chunk(c, &ck)) < 0)
 		return rc;
@@ -619,15 +639,18 @@ static int send_all(struct snap_ctx *c)
 static void snap_fini(struct snap_ctx *c)
 {
 	free(c->tr);
+	free(c->est);
 	free(c->fids);
 	free(c->buf);
 	ptrmap_fini(&c->tbs);
 	ptrmap_fini(&c->strs);
 }
 
-int agent_snapshot(struct agent_sess *s, bool sampled)
+int agent_snapshot(struct agent_sess *s, uint16_t flags)
 {
-	struct snap_ctx c = { .s = s };
+	bool sampled = flags & WIRE_SNAPSHOT_SAMPLED;
+	struct snap_ctx c = {
+		.s = s, .estimates = sampled && (flags & WIRE_SNAPSHOT_ESTIMATES) };
 	uint8_t frame[WIRE_HDR_SIZE + 4 + TEXT_MAX];
 	PyGILState_STATE g;
 	struct wire_intern_counts now;

@@ -164,13 +164,20 @@ int session_request_async(struct session *s, const struct session_req *req,
 		if (!req->into)
 			return trm_err_set(err, -EINVAL, "pid %d: no snapshot to "
 					   "fill", pid);
+		if (req->sampled && (s->c.hello.proto & 0xffffu) < 2)
+			return trm_err_set(err, -TRM_EAGENT, "pid %d: its agent, "
+					   "loaded by an earlier trmtop (protocol "
+					   "%#x), sends no sampled block counts",
+					   pid, s->c.hello.proto);
 		if (!s->sf && !(s->sf = snapfetch_new()))
 			return trm_err_set(err, -ENOMEM, "pid %d: out of memory", pid);
 		rc = snapfetch_begin(s->sf, req->into, req->progress, req->arg);
 		if (rc < 0)
 			return trm_err_set(err, rc, "pid %d: connection out of step "
 					   "after an earlier error", pid);
-		n = wire_enc_empty(buf, sizeof(buf), WIRE_SNAPSHOT_REQ);
+		n = wire_enc_snapshot_req(buf, sizeof(buf), req->sampled ?
+					  WIRE_SNAPSHOT_SAMPLED |
+					  WIRE_SNAPSHOT_ESTIMATES : 0);
 		break;
 	default:
 		return trm_err_set(err, -EINVAL, "pid %d: no such request", pid);
@@ -282,8 +289,8 @@ int session_wait(struct session *s, int timeout_ms, struct trm_err *err)
 
 /* ---- blocking requests ------------------------------------------------ */
 
-static int request(struct session *s, const struct session_req *req,
-		   int timeout_ms, struct trm_err *err)
+int session_request(struct session *s, const struct session_req *req,
+		    int timeout_ms, struct trm_err *err)
 {
 	int rc = session_request_async(s, req, err);
 
@@ -294,7 +301,7 @@ int session_stats(struct session *s, struct wire_stats *out, int timeout_ms,
 		  struct trm_err *err)
 {
 	struct session_req req = { .op = SESSION_OP_STATS };
-	int rc = request(s, &req, timeout_ms, err);
+	int rc = session_request(s, &req, timeout_ms, err);
 
 	if (rc == 0)
 		*out = s->stats;
@@ -306,7 +313,7 @@ int session_start_req(struct session *s, const struct wire_start *start,
 		      struct trm_err *err)
 {
 	struct session_req req = { .op = SESSION_OP_START, .start = *start };
-	int rc = request(s, &req, timeout_ms, err);
+	int rc = session_request(s, &req, timeout_ms, err);
 
 	if (rc == 0)
 		*st = s->state;
@@ -325,7 +332,7 @@ int session_stop(struct session *s, struct wire_state *st, int timeout_ms,
 		 struct trm_err *err)
 {
 	struct session_req req = { .op = SESSION_OP_STOP };
-	int rc = request(s, &req, timeout_ms, err);
+	int rc = session_request(s, &req, timeout_ms, err);
 
 	if (rc == 0)
 		*st = s->state;
@@ -339,7 +346,7 @@ int session_snapshot(struct session *s, struct snapshot *into,
 	struct session_req req = { .op = SESSION_OP_SNAPSHOT, .into = into,
 				   .progress = progress, .arg = arg };
 
-	return request(s, &req, timeout_ms, err);
+	return session_request(s, &req, timeout_ms, err);
 }
 
 /* ---- the abort ---------------------------------------------------------

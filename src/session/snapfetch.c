@@ -208,6 +208,8 @@ static int on_head(struct snapfetch *sf, const struct wire_msg *msg,
 	    h->new_frames > UINT32_MAX - sf->nframe ||
 	    h->new_tracebacks > UINT32_MAX - sf->ntb)
 		return proto(sf, 60, "too many new entries", err);
+	if (h->sample_size && snapshot_set_sampled(sf->into, h->sample_size) < 0)
+		return fail(sf, -EINVAL, err);
 	sf->state = SF_BODY;
 	return 0;
 }
@@ -367,20 +369,40 @@ static uint32_t resolve_tb(struct snapfetch *sf, uint32_t tb)
 	return sf->map_tb[tb];
 }
 
+/* Add one trace, with its estimates in a sampled reply: 0 or the error
+ * of snapshot_add_trace / snapshot_add_sample. */
+static int add_trace(struct snapfetch *sf, uint32_t domain, uint64_t size,
+		     uint32_t tb, const struct wire_trace_est *e)
+{
+	struct snap_sample smp = { e->count, e->alloc_size, e->alloc_count };
+
+	if (!sf->head.sample_size)
+		return snapshot_add_trace(sf->into, domain, size, tb);
+	return snapshot_add_sample(sf->into, domain, size, tb, &smp);
+}
+
 static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		     struct trm_err *err)
 {
+	struct wire_trace_est e;
 	uint64_t size;
 	uint32_t tb, domain, stb;
 	size_t at;
-	int rc;
+	int rc, est = !!(rd->flags & WIRE_TRACES_ESTIMATES);
 
 	if ((rc = chunk_order(sf, rd, 3, sf->got, err)) < 0)
 		return rc;
 	if (rd->count > sf->head.ntraces - sf->got)
 		return proto(sf, 4, "more traces than announced", err);
+	/* a sampled reply's traces are estimates, an exact one's are not
+	 * (an agent older than wire minor 2 sends no block counts: the
+	 * session does not ask it for a sampled snapshot) */
+	if (est != !!sf->head.sample_size)
+		return proto(sf, 0, est ? "estimates in an exact snapshot"
+				       : "sampled traces without their estimates",
+			     err);
 	for (at = wire_chunk_offset(rd);
-	     (rc = wire_chunk_next_trace(rd, &size, &tb, &domain)) == 1;
+	     (rc = wire_chunk_next_trace_est(rd, &size, &tb, &domain, &e)) == 1;
 	     at = wire_chunk_offset(rd)) {
 		if (tb >= sf->ntb)
 			return proto(sf, at, "trace refers to an unknown traceback",
@@ -388,10 +410,14 @@ static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		stb = resolve_tb(sf, tb);
 		if (stb == SNAP_NONE)
 			return fail(sf, -ENOMEM, err);
-		rc = snapshot_add_trace(sf->into, domain, size, stb);
+		rc = add_trace(sf, domain, size, stb, &e);
 		if (rc == -EOVERFLOW)
-			return proto(sf, at, "trace sizes add up to more than "
+			return proto(sf, at, est ? "trace estimates add up to more "
+				     "than 2^63-1" : "trace sizes add up to more than "
 				     "2^63-1 bytes", err);
+		if (rc == -EINVAL && est)
+			return proto(sf, at, "estimates that cannot be (allocated "
+				     "below in use, or bytes without blocks)", err);
 		if (rc < 0)
 			return fail(sf, rc, err);
 		sf->total_size += size;

@@ -68,7 +68,9 @@ void snapfetch_gil_time(const struct snapfetch *sf, uint64_t *total_ns,
  * its frames one by one (payload as wire_read_frame or wire_parse_frame
  * give it).  On SNAP_END, into's traces are filled and, in its meta,
  * traceback_limit, traced_current, traced_peak, rss, tracemalloc_memory
- * and py_hexversion; the caller fills pid, executable, host, time_ns and
+ * and py_hexversion; a sampled reply (SNAP_HEAD's sample_size) makes into
+ * a sampled snapshot, its traces with their estimates (wire.h, "Sampled
+ * snapshots"); the caller fills pid, executable, host, time_ns and
  * python_version.  progress (may be NULL) is called after each chunk of
  * traces with the traces read so far and the total.
  *

@@ -113,6 +113,7 @@ void wire_chunk_begin(struct wire_chunk *ck, uint8_t *buf, size_t cap,
 	ck->first = first;
 	ck->count = 0;
 	ck->type = type;
+	ck->flags = 0;
 }
 
 /* Room for an entry of `need` bytes: a pointer to write it at, or NULL
@@ -206,7 +207,7 @@ int wire_chunk_add_trace(struct wire_chunk *ck, uint64_t size,
 	uint8_t *p;
 	int rc = 0;
 
-	if (ck->type != WIRE_SNAP_TRACES)
+	if (ck->type != WIRE_SNAP_TRACES || (ck->flags & WIRE_TRACES_ESTIMATES))
 		return -EINVAL;
 	p = reserve(ck, wi_varint_len(size) + wi_varint_len(traceback_id) +
 				wi_varint_len(domain), &rc);
@@ -218,11 +219,38 @@ int wire_chunk_add_trace(struct wire_chunk *ck, uint64_t size,
 	return added(ck, p);
 }
 
+int wire_chunk_add_trace_est(struct wire_chunk *ck, uint64_t size,
+			     uint32_t traceback_id, uint32_t domain,
+			     const struct wire_trace_est *e)
+{
+	uint8_t *p;
+	int rc = 0;
+
+	if (ck->type != WIRE_SNAP_TRACES ||
+	    (ck->count && !(ck->flags & WIRE_TRACES_ESTIMATES)))
+		return -EINVAL;
+	p = reserve(ck, wi_varint_len(size) + wi_varint_len(traceback_id) +
+				wi_varint_len(domain) + wi_varint_len(e->count) +
+				wi_varint_len(e->alloc_size) +
+				wi_varint_len(e->alloc_count), &rc);
+	if (!p)
+		return rc;
+	ck->flags |= WIRE_TRACES_ESTIMATES;
+	p = wi_put_varint(p, size);
+	p = wi_put_varint(p, traceback_id);
+	p = wi_put_varint(p, domain);
+	p = wi_put_varint(p, e->count);
+	p = wi_put_varint(p, e->alloc_size);
+	p = wi_put_varint(p, e->alloc_count);
+	return added(ck, p);
+}
+
 size_t wire_chunk_finish(struct wire_chunk *ck)
 {
 	if (!ck->count || !ck->buf || ck->len > ck->cap)
 		return 0;
 	wi_put_header(ck->buf, (uint32_t)(ck->len - WIRE_HDR_SIZE), ck->type);
+	wi_put_u16(ck->buf + 6, ck->flags);
 	wi_put_u32(ck->buf + WIRE_HDR_SIZE, ck->first);
 	wi_put_u32(ck->buf + WIRE_HDR_SIZE + 4, ck->count);
 	return ck->len;
@@ -255,7 +283,10 @@ int wire_chunk_open(const struct wire_msg *msg, struct wire_chunk_rd *rd)
 	rd->base = rd->p = msg->payload;
 	rd->end = msg->payload + msg->len;
 	rd->type = msg->type;
+	rd->flags = msg->flags;
 	min = min_entry(msg->type);
+	if (msg->type == WIRE_SNAP_TRACES && (msg->flags & WIRE_TRACES_ESTIMATES))
+		min = 6;
 	if (!min || msg->len < CHUNK_FIXED)
 		return -EPROTO;
 	rd->first = wi_get_u32(rd->p);
@@ -348,10 +379,12 @@ int wire_chunk_next_traceback(struct wire_chunk_rd *rd, uint32_t *frames,
 	return consumed(rd, p);
 }
 
-int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
-			  uint32_t *traceback_id, uint32_t *domain)
+int wire_chunk_next_trace_est(struct wire_chunk_rd *rd, uint64_t *size,
+			      uint32_t *traceback_id, uint32_t *domain,
+			      struct wire_trace_est *e)
 {
 	const uint8_t *p = rd->p;
+	struct wire_trace_est est = { 0, 0, 0 };
 	uint64_t sz;
 	uint32_t tb, dom;
 	int rc = next_check(rd, WIRE_SNAP_TRACES);
@@ -361,10 +394,23 @@ int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
 	if (wi_get_varint(&p, rd->end, UINT64_MAX, &sz) < 0 ||
 	    get32(&p, rd->end, &tb) < 0 || get32(&p, rd->end, &dom) < 0)
 		return -EPROTO;
+	if ((rd->flags & WIRE_TRACES_ESTIMATES) &&
+	    (wi_get_varint(&p, rd->end, UINT64_MAX, &est.count) < 0 ||
+	     wi_get_varint(&p, rd->end, UINT64_MAX, &est.alloc_size) < 0 ||
+	     wi_get_varint(&p, rd->end, UINT64_MAX, &est.alloc_count) < 0))
+		return -EPROTO;
 	*size = sz;
 	*traceback_id = tb;
 	*domain = dom;
+	if (e)
+		*e = est;
 	return consumed(rd, p);
+}
+
+int wire_chunk_next_trace(struct wire_chunk_rd *rd, uint64_t *size,
+			  uint32_t *traceback_id, uint32_t *domain)
+{
+	return wire_chunk_next_trace_est(rd, size, traceback_id, domain, NULL);
 }
 
 size_t wire_chunk_offset(const struct wire_chunk_rd *rd)

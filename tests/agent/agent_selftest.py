@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leb128  # noqa: E402  (tests/lib)
 
 HDR = struct.Struct("<IHH")
-PROTO = 0x00010001
+PROTO = 0x00010002
 HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
 (SNAPSHOT_REQ, SNAP_HEAD, SNAP_STRINGS, SNAP_FRAMES, SNAP_TRACEBACKS,
  SNAP_TRACES, SNAP_END) = range(9, 16)

@@ -43,6 +43,11 @@ static void put(struct stream *s, const uint8_t *p, size_t n)
 	s->len += n;
 }
 
+/* When set, make_reply makes a sampled reply: this size in SNAP_HEAD, and
+ * these estimates (g_est[i] for trace i) when g_est is set. */
+static uint64_t g_sample;
+static const struct wire_trace_est *g_est;
+
 /* Encode one reply as the agent does, interning in t. */
 static void make_reply(struct wire_intern *t, const struct tr *v, size_t n,
 		       struct stream *out, uint32_t chunk_cap)
@@ -51,7 +56,8 @@ static void make_reply(struct wire_intern *t, const struct tr *v, size_t n,
 	struct wire_snap_head h = { .ntraces = n, .py_hexversion = 0x030b07f0,
 				    .traceback_limit = 3, .tracing = 1,
 				    .traced_current = 11, .traced_peak = 22,
-				    .rss = 33, .tracemalloc_memory = 44 };
+				    .rss = 33, .tracemalloc_memory = 44,
+				    .sample_size = g_sample };
 	struct wire_snap_end e = { .ntraces = n };
 	uint32_t *tb = calloc(n + 1, sizeof(*tb));
 	uint8_t *buf = malloc(WIRE_HDR_SIZE + WIRE_SNAP_CHUNK_MAX);
@@ -105,8 +111,11 @@ static void make_reply(struct wire_intern *t, const struct tr *v, size_t n,
 	for (size_t i = 0; i < n; i += 2) { /* two traces a chunk */
 		wire_chunk_begin(&ck, buf, chunk_cap, WIRE_SNAP_TRACES, (uint32_t)i);
 		for (size_t j = i; j < n && j < i + 2; j++)
-			assert_int_equal(wire_chunk_add_trace(&ck, v[j].size, tb[j],
-							      v[j].domain), 0);
+			assert_int_equal(g_est ? wire_chunk_add_trace_est(
+							 &ck, v[j].size, tb[j],
+							 v[j].domain, &g_est[j])
+					       : wire_chunk_add_trace(&ck, v[j].size, tb[j],
+								      v[j].domain), 0);
 		put(out, buf, wire_chunk_finish(&ck));
 	}
 	e.nstrings = now.strings;
@@ -299,6 +308,81 @@ static void test_truncate_and_corrupt(void **state)
 	assert_true(complete > 0); /* flips in sizes, domains, linenos, meta */
 	free(a.p);
 	wire_intern_free(t);
+}
+
+/* A sampled reply: the snapshot is sampled and holds the estimates; a
+ * sampled reply without them, or an exact one with them, or estimates
+ * that cannot be, are refused; every truncation is refused. */
+static void test_sampled(void **state)
+{
+	static const struct wire_trace_est est[5] = {
+		{ 3, 2000, 7 }, { 1, 40, 1 }, { 2, 1ull << 41, 9 }, { 1, 7, 1 },
+		{ 5, 60, 5 },
+	};
+	struct wire_trace_est bad[5];
+	struct wire_intern *t;
+	struct stream a = { 0 };
+	struct trm_err err;
+	struct snapfetch *sf;
+	struct snapshot *s;
+	const struct snap_sample *e;
+
+	(void)state;
+	g_sample = 65536;
+	g_est = est;
+	t = wire_intern_new();
+	make_reply(t, one, 5, &a, 4096);
+	sf = snapfetch_new();
+	s = snapshot_new();
+	assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+	memset(&err, 0, sizeof(err));
+	assert_int_equal(feed_all(sf, a.p, a.len, &err), 1);
+	assert_int_equal(snapshot_sample_size(s), 65536);
+	e = snapshot_samples(s);
+	assert_non_null(e);
+	for (size_t i = 0; i < 5; i++) {
+		check_trace(s, i, &one[i]);
+		assert_int_equal(e[i].count, est[i].count);
+		assert_int_equal(e[i].alloc_size, est[i].alloc_size);
+		assert_int_equal(e[i].alloc_count, est[i].alloc_count);
+	}
+	snapshot_free(s);
+	snapfetch_free(sf);
+	for (size_t cut = 0; cut < a.len; cut++) {
+		sf = snapfetch_new();
+		s = snapshot_new();
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		assert_true(feed_all(sf, a.p, cut, &err) != 1);
+		snapshot_free(s);
+		snapfetch_free(sf);
+	}
+	free(a.p);
+	wire_intern_free(t);
+
+	/* without, with, and impossible estimates */
+	for (int k = 0; k < 3; k++) {
+		memset(&a, 0, sizeof(a));
+		memcpy(bad, est, sizeof(bad));
+		bad[2].alloc_size = 1; /* allocated below in use */
+		g_sample = k == 1 ? 0 : 65536;
+		g_est = k == 0 ? NULL : k == 1 ? est : bad;
+		t = wire_intern_new();
+		make_reply(t, one, 5, &a, 4096);
+		sf = snapfetch_new();
+		s = snapshot_new();
+		assert_int_equal(snapfetch_begin(sf, s, NULL, NULL), 0);
+		memset(&err, 0, sizeof(err));
+		assert_int_equal(feed_all(sf, a.p, a.len, &err), -TRM_EPROTO);
+		assert_non_null(strstr(err.msg, k == 0 ? "without their estimates"
+					  : k == 1 ? "estimates in an exact snapshot"
+						   : "estimates that cannot be"));
+		snapshot_free(s);
+		snapfetch_free(sf);
+		free(a.p);
+		wire_intern_free(t);
+	}
+	g_sample = 0;
+	g_est = NULL;
 }
 
 /* Hand-made streams with ids that do not exist. */
@@ -526,6 +610,7 @@ int main(void)
 		cmocka_unit_test(test_roundtrip_two_snapshots),
 		cmocka_unit_test(test_error_reply),
 		cmocka_unit_test(test_truncate_and_corrupt),
+		cmocka_unit_test(test_sampled),
 		cmocka_unit_test(test_bad_ids),
 		cmocka_unit_test(test_nul_in_name),
 		cmocka_unit_test(test_huge_trace_count),
