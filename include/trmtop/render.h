@@ -38,10 +38,16 @@ enum render_format { RENDER_TEXT, RENDER_JSON, RENDER_COLLAPSED };
  *   traceback (SNAP_REPORT_TRACEBACK): "N memory blocks: SIZE (average
  *     SIZE)", then Traceback.format(): oldest call first, '  File "f",
  *     line n' and the source line indented by four.
+ * Sampled reports (snap_report.sample_size): every text report starts
+ *   with render_sample_note's line, and each estimated size, count,
+ *   average and difference is marked "\xe2\x89\x88" (U+2248; "~" with
+ *   render_opts.ascii): "size=\xe2\x89\x88512 KiB, count=\xe2\x89\x881".
  * JSON: top and traceback reports as {"key", "cumulative", "total_size",
  *   "total_count", "stats": [...], "other"}, diffs as {"key",
  *   "cumulative", "total_size_diff", "diffs": [...], "other"}, each row
- *   with its frames (and their source lines).
+ *   with its frames (and their source lines); a sampled report has
+ *   "sampled": {"size": N, "what": "inuse"|"alloc"} after "cumulative"
+ *   (absent when exact).
  * Collapsed stacks, for flame graph tools: one line per row, "file:line;
  *   file:line size" (oldest frame first); file names escaped with
  *   UTIL_ESC_COLLAPSED, so that ';', ' ' and newlines in a name cannot
@@ -50,6 +56,22 @@ enum render_format { RENDER_TEXT, RENDER_JSON, RENDER_COLLAPSED };
  * form in (text or JSON of stacks). */
 int render_report(FILE *f, enum render_format fmt, const struct snap_report *r);
 int render_text(FILE *f, const struct snap_report *r);
+
+/* How the text sink writes what is not the report's (NULL: defaults). */
+struct render_opts {
+	int ascii; /* the terminal's charset is not UTF-8: "~" marks an
+		      estimate, not "\xe2\x89\x88" (U+2248) */
+};
+int render_report_with(FILE *f, enum render_format fmt,
+		       const struct snap_report *r, const struct render_opts *o);
+int render_text_with(FILE *f, const struct snap_report *r,
+		     const struct render_opts *o);
+
+/* The line a text report of a sampled snapshot starts with, into buf
+ * (returned): "Sampled every 512 KiB: sizes and counts are estimates of
+ * the memory in use" (or "... allocated since sampling started"). */
+const char *render_sample_note(uint64_t sample_size, enum snap_what what,
+			       char *buf, size_t cap);
 int render_json(FILE *f, const struct snap_report *r);
 int render_collapsed(FILE *f, const struct snap_report *r);
 

@@ -214,25 +214,42 @@ int cmd_stop(int argc, char **argv)
 	struct attach_args a;
 	struct session *s;
 	struct wire_state st;
+	struct wire_stats before;
 	struct trm_err err = { 0 };
-	int rc;
+	int rc, pid;
 
 	rc = parse_and_attach(argc, argv, NULL,
-			      "Turn off the tracing trmtop turned on; tracing started "
-			      "by the application is left on.", &a, &s);
+			      "Turn off the tracing (and the sampler) trmtop turned "
+			      "on; tracing started by the application is left on.",
+			      &a, &s);
 	if (rc)
 		return rc;
-	rc = session_stop(s, &st, CONTROL_TIMEOUT_MS, &err);
+	pid = (int)a.target.pid;
+	/* what runs, so as to say what was turned off */
+	rc = session_stats(s, &before, CONTROL_TIMEOUT_MS, &err);
 	if (rc < 0)
 		rc = cli_request_failed(s, rc, &err,
-					"waiting for the agent to stop tracing",
-					"the stop carried out");
+					"waiting for the agent's statistics", NULL);
 	if (rc == 0) {
+		rc = session_stop(s, &st, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			rc = cli_request_failed(s, rc, &err,
+						"waiting for the agent to stop tracing",
+						"the stop carried out");
+	}
+	if (rc == 0) {
+		const char *sampling = before.sample_size && !st.sample_size ?
+					       "sampling off" : NULL;
+
 		if (st.tracing == WIRE_TRACING_APPLICATION)
-			printf("pid %d: tracing was started by the application: left on\n",
-			       (int)a.target.pid);
+			printf("pid %d: %s%stracing was started by the application: "
+			       "left on\n", pid, sampling ? sampling : "",
+			       sampling ? "; " : "");
+		else if (sampling && before.tracing != WIRE_TRACING_TRMTOP)
+			printf("pid %d: %s\n", pid, sampling);
 		else
-			printf("pid %d: tracing off\n", (int)a.target.pid);
+			printf("pid %d: %s%stracing off\n", pid,
+			       sampling ? sampling : "", sampling ? ", " : "");
 	}
 	session_close(s);
 	return rc;

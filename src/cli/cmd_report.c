@@ -9,6 +9,8 @@
 #include <argp.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@ enum {
 	OPT_GROUP_BY = 0x300, OPT_CUMULATIVE, OPT_LIMIT, OPT_INCLUDE, OPT_EXCLUDE,
 	OPT_FORMAT, OPT_ALL_FRAMES, OPT_DOMAIN, OPT_EXCLUDE_DOMAIN,
 	OPT_FAIL_ABOVE, OPT_FAIL_ABOVE_LINE, OPT_RANK, OPT_LOCATION, OPT_TO,
+	OPT_WHAT,
 };
 
 enum fmt { FMT_TEXT, FMT_JSON, FMT_COLLAPSED, FMT_TRACEMALLOC, FMT_TRM };
@@ -48,6 +51,8 @@ struct report_args {
 	const char *location;
 	const char *output;
 	const char *cmd;
+	enum snap_what what;
+	int has_what;
 };
 
 static const struct argp_option view_options[] = {
@@ -69,6 +74,14 @@ static const struct argp_option filter_options[] = {
 	  "Filters match any frame, not only the most recent", 2 },
 	{ "domain", OPT_DOMAIN, "N", 0, "Keep only traces of this domain", 2 },
 	{ "exclude-domain", OPT_EXCLUDE_DOMAIN, "N", 0, "Drop traces of this domain", 2 },
+	{ 0 }
+};
+
+static const struct argp_option what_options[] = {
+	{ "what", OPT_WHAT, "WHAT", 0,
+	  "Of a sampled snapshot: inuse (default: the memory in use now, "
+	  "where leaks show) or alloc (allocated since sampling started: "
+	  "allocation pressure)", 2 },
 	{ 0 }
 };
 
@@ -205,6 +218,12 @@ static error_t report_parse(int key, char *arg, struct argp_state *state)
 	case OPT_LOCATION:
 		a->location = arg;
 		return 0;
+	case OPT_WHAT:
+		if (snap_what_parse(arg, &a->what) < 0)
+			argp_error(state, "--what: expected inuse or alloc, not '%s'",
+				   arg);
+		a->has_what = 1;
+		return 0;
 	case 'o':
 		a->output = arg;
 		return 0;
@@ -231,10 +250,11 @@ static int parse_report(int argc, char **argv, int with,
 			const struct argp_option *extra, const char *args_doc,
 			const char *doc, int nfiles, struct report_args *a)
 {
-	const struct argp_option *groups[3] = {
+	const struct argp_option *groups[4] = {
 		with & WITH_VIEW ? view_options : NULL,
-		with & WITH_FILTERS ? filter_options : NULL, extra };
-	struct argp_option *all = cli_merge_options(groups, 3);
+		with & WITH_FILTERS ? filter_options : NULL,
+		with & WITH_FILTERS ? what_options : NULL, extra };
+	struct argp_option *all = cli_merge_options(groups, 4);
 	struct argp ap = { all, report_parse, args_doc, doc, NULL, NULL, NULL };
 	size_t i;
 	int rc;
@@ -294,6 +314,18 @@ static int stats_failed(const char *file, const char *what, int rc)
 	return EXIT_TARGET;
 }
 
+/* --what on the snapshot loaded from file: 0, or the exit code (an exact
+ * snapshot has no allocated figures; the error printed). */
+static int apply_what(struct snapshot *s, const char *file,
+		      const struct report_args *a)
+{
+	if (snapshot_set_what(s, a->what) == 0)
+		return 0;
+	cli_errorf("%s: --what alloc needs a sampled snapshot (an exact one "
+		   "holds only the memory in use)", file);
+	return EXIT_USAGE;
+}
+
 /* Apply the filters (if any): returns s itself or a filtered copy in *own. */
 static const struct snapshot *filtered(const struct snapshot *s,
 				       const struct report_args *a,
@@ -322,6 +354,9 @@ static const struct snapshot *load_view(const char *file,
 	*s = cli_load_snapshot(file, ec);
 	if (!*s)
 		return NULL;
+	*ec = apply_what(*s, file, a);
+	if (*ec)
+		return NULL;
 	return filtered(*s, a, own, ec);
 }
 
@@ -349,10 +384,19 @@ static int print_report(const struct report_args *a,
 	struct outfile out;
 	int ec, rc;
 
+	struct render_opts ro = { 0 };
+	const char *cs;
+
+	/* "~" for "≈" where the charset is not UTF-8, as the live view */
+	if (r->sample_size && a->format == FMT_TEXT) {
+		setlocale(LC_CTYPE, "");
+		cs = nl_langinfo(CODESET);
+		ro.ascii = !cs || strcmp(cs, "UTF-8") != 0;
+	}
 	ec = outfile_start(&out, NULL, 0);
 	if (ec)
 		return ec;
-	rc = render_report(out.f, render_format(a->format), r);
+	rc = render_report_with(out.f, render_format(a->format), r, &ro);
 	if (note)
 		fputs(note, a->format == FMT_JSON ? stderr : out.f);
 	return outfile_finish(&out, rc, NULL);
@@ -420,6 +464,33 @@ static int check_growth(const struct report_args *a, const struct snap_report *r
 	return ec;
 }
 
+/* "exact" or "sampled every SIZE" into buf. */
+static const char *kind_text(const struct snapshot *s, char *buf, size_t cap)
+{
+	char b[32];
+
+	if (!snapshot_sample_size(s))
+		return "exact";
+	snprintf(buf, cap, "sampled every %s",
+		 util_format_size((int64_t)snapshot_sample_size(s), 0, b, sizeof(b)));
+	return buf;
+}
+
+/* Two snapshots diff compares: both exact, or sampled alike (estimates
+ * of another kind do not subtract).  0, or the exit code (printed). */
+static int check_kinds(const struct report_args *a, const struct snapshot *olds,
+		       const struct snapshot *news)
+{
+	char k1[64], k2[64];
+
+	if (snapshot_sample_size(olds) == snapshot_sample_size(news))
+		return 0;
+	cli_errorf("diff: %s is %s and %s is %s: their figures do not compare",
+		   a->files[0], kind_text(olds, k1, sizeof(k1)), a->files[1],
+		   kind_text(news, k2, sizeof(k2)));
+	return EXIT_TARGET;
+}
+
 int cmd_diff(int argc, char **argv)
 {
 	struct report_args a;
@@ -443,6 +514,13 @@ int cmd_diff(int argc, char **argv)
 		goto out;
 	news = cli_load_snapshot(a.files[1], &ec);
 	if (!news)
+		goto out;
+	ec = check_kinds(&a, olds, news);
+	if (!ec)
+		ec = apply_what(olds, a.files[0], &a);
+	if (!ec)
+		ec = apply_what(news, a.files[1], &a);
+	if (ec)
 		goto out;
 	vo = filtered(olds, &a, &own1, &ec);
 	vn = vo ? filtered(news, &a, &own2, &ec) : NULL;
@@ -572,6 +650,13 @@ int cmd_export(int argc, char **argv)
 	v = load_view(a.files[0], &a, &s, &own, &ec);
 	if (!v)
 		goto out;
+	if (a.format == FMT_TRACEMALLOC && snapshot_sample_size(s)) {
+		cli_errorf("%s: a sampled snapshot holds estimates per traceback, "
+			   "not traces: tracemalloc's format cannot hold it (use "
+			   "--to json or collapsed)", a.files[0]);
+		ec = EXIT_TARGET;
+		goto out;
+	}
 	ec = top_rows(v, s, &a, &r);
 	if (ec)
 		goto out;

@@ -1,7 +1,7 @@
 /* cmd_snapshot.c - one-shot snapshot of a live process into a .trm file:
- * a session (session.h) that turns tracing on if needed, waits, fetches
- * the snapshot, and leaves tracing as asked; source lines and the file
- * are added here. */
+ * a session (session.h) that turns tracing (or, with --sample, the
+ * sampler) on if needed, waits, fetches the snapshot, and leaves tracing
+ * as asked; source lines and the file are added here. */
 #include "config.h"
 
 #include <argp.h>
@@ -28,14 +28,21 @@
 #define SOURCE_TOP_LINES 100
 #define SOURCE_TOP_TRACEBACKS 50
 
-enum { OPT_DURATION = 0x400, OPT_FRAMES, OPT_KEEP };
+enum { OPT_DURATION = 0x400, OPT_FRAMES, OPT_KEEP, OPT_SAMPLE };
+
+#define SAMPLE_SIZE_DEFAULT (512u << 10)
+#define SAMPLE_FRAMES_DEFAULT 16u
+#define SAMPLE_SIZE_MAX (1ull << 40)
 
 struct snap_args {
 	struct cli_target_opts target;
 	uint64_t duration_ms;
 	int has_duration;
 	unsigned frames;
+	int frames_set;
 	int keep;
+	int sample;
+	uint64_t sample_size;
 	const char *output;
 };
 
@@ -47,6 +54,10 @@ static const struct argp_option options[] = {
 	  "Frames per traceback when trmtop turns tracing on (default 1)", 2 },
 	{ "keep-tracing", OPT_KEEP, NULL, 0,
 	  "Leave tracing on afterwards (for a later snapshot and diff)", 2 },
+	{ "sample", OPT_SAMPLE, "SIZE", OPTION_ARG_OPTIONAL,
+	  "Take the sampler's estimates (one allocation per SIZE bytes, "
+	  "default 512KiB; 16 frames unless --frames), turning it on if it "
+	  "is off, instead of tracemalloc's traces", 2 },
 	{ "output", 'o', "FILE", 0,
 	  "Where to write (default trmtop-PID-YYYYmmdd-HHMMSS.trm)", 2 },
 	{ 0 }
@@ -64,6 +75,16 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_FRAMES:
 		a->frames = cli_parse_frames(state, arg);
+		a->frames_set = 1;
+		return 0;
+	case OPT_SAMPLE:
+		a->sample = 1;
+		a->sample_size = SAMPLE_SIZE_DEFAULT;
+		if (arg && (util_parse_size(arg, &a->sample_size) < 0 ||
+			    a->sample_size == 0 ||
+			    a->sample_size > SAMPLE_SIZE_MAX))
+			argp_error(state, "--sample: expected a size from 1 byte "
+				   "to 1TiB such as 64KiB, not '%s'", arg);
 		return 0;
 	case OPT_KEEP:
 		a->keep = 1;
@@ -143,6 +164,7 @@ int cmd_snapshot(int argc, char **argv)
 	static const char *what_start = "waiting for the agent to start tracing";
 	static const char *what_stop = "waiting for the agent to stop tracing";
 	static const char *what_keep = "waiting for the agent to keep tracing on";
+	static const char *what_sample = "waiting for the agent to start sampling";
 	struct snap_args a;
 	struct session *ss;
 	const struct inject_conn *c;
@@ -152,15 +174,19 @@ int cmd_snapshot(int argc, char **argv)
 	struct progress prog = { 0 };
 	struct snapshot_meta *m;
 	struct target_creds creds = { 0 };
+	struct wire_start sreq = { 0 };
+	struct session_req req = { .op = SESSION_OP_SNAPSHOT };
 	char path[512];
 	int ec, rc, started = 0, has_creds;
-	uint64_t wait_ms;
+	uint64_t wait_ms, sampler = 0;
 
 	memset(&a, 0, sizeof(a));
 	cli_target_opts_init(&a.target);
 	a.frames = 1;
 	if (argp_parse(&ap, argc, argv, 0, NULL, &a) != 0)
 		return EXIT_USAGE;
+	if (a.sample && !a.frames_set)
+		a.frames = SAMPLE_FRAMES_DEFAULT;
 	/* Before anything happens to the target: an output that cannot be
 	 * written fails now, not after --duration of tracing. */
 	if (outfile_check(a.output ? a.output : cli_default_output(a.target.pid, path, sizeof(path)),
@@ -181,7 +207,59 @@ int cmd_snapshot(int argc, char **argv)
 		ec = EXIT_TARGET;
 		goto out;
 	}
-	if (c->hello.tracing == WIRE_TRACING_OFF) {
+	if (a.sample || c->hello.tracing == WIRE_TRACING_OFF) {
+		/* is the sampler on?  (an agent before wire minor 1 has none:
+		 * it says 0) */
+		struct wire_stats stt;
+
+		rc = session_stats(ss, &stt, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0) {
+			ec = cli_request_failed(ss, rc, &err, "waiting for the "
+						"agent's statistics", NULL);
+			goto out;
+		}
+		sampler = stt.sample_size;
+	}
+	if (a.sample || (sampler && c->hello.tracing == WIRE_TRACING_OFF)) {
+		char b[32];
+
+		req.sampled = 1;
+		if ((c->hello.proto & 0xffffu) < 2) {
+			cli_errorf("pid %d: its agent, loaded by an earlier trmtop "
+				   "(protocol %#x), cannot send sampled snapshots",
+				   (int)a.target.pid, c->hello.proto);
+			ec = EXIT_TARGET;
+			goto out;
+		}
+		if (!a.sample)
+			fprintf(stderr, "trmtop: pid %d: tracing is off and the "
+				"sampler runs (sampled every %s): taking its "
+				"estimates\n", (int)a.target.pid,
+				util_format_size((int64_t)sampler, 0, b, sizeof(b)));
+		sreq = (struct wire_start){ .nframe = a.frames,
+					    .flags = WIRE_START_SAMPLE,
+					    .sample_size = a.sample_size };
+		if (sampler) {
+			wait_ms = a.has_duration ? a.duration_ms : 0;
+		} else {
+			/* without KEEP, as tracing below */
+			rc = session_start_req(ss, &sreq, &st, CONTROL_TIMEOUT_MS,
+					       &err);
+			if (rc < 0) {
+				ec = cli_request_failed(ss, rc, &err, what_sample,
+							NULL);
+				goto out;
+			}
+			if (!st.sample_size) {
+				cli_errorf("pid %d: sampling could not be started",
+					   (int)a.target.pid);
+				ec = EXIT_TARGET;
+				goto out;
+			}
+			started = 1;
+			wait_ms = a.has_duration ? a.duration_ms : DEFAULT_WAIT_MS;
+		}
+	} else if (c->hello.tracing == WIRE_TRACING_OFF) {
 		/* without KEEP: the session's until the snapshot is written
 		 * (below), so that a cancelled or failed snapshot, or a trmtop
 		 * killed, leaves tracing off again */
@@ -223,7 +301,10 @@ int cmd_snapshot(int argc, char **argv)
 		if (prog.tty)
 			fputs("\r\033[K", stderr);
 	}
-	rc = session_snapshot(ss, s, show_progress, &prog, SNAPSHOT_TIMEOUT_MS, &err);
+	req.into = s;
+	req.progress = show_progress;
+	req.arg = &prog;
+	rc = session_request(ss, &req, SNAPSHOT_TIMEOUT_MS, &err);
 	if (prog.shown)
 		fputs("\n", stderr);
 	if (rc < 0) {
@@ -265,19 +346,53 @@ int cmd_snapshot(int argc, char **argv)
 		a.output = cli_default_output(a.target.pid, path, sizeof(path));
 	ec = cli_save_snapshot(s, a.output);
 	if (ec == 0) {
-		char b1[32];
+		char b1[32], b2[32];
 
 		util_fprint_escaped(stdout, a.output);
-		printf(": %zu traces, %s traced, traceback limit %u (pid %d, Python ",
-		       snapshot_ntraces(s),
-		       util_format_size((int64_t)snapshot_total_size(s), 0, b1, sizeof(b1)),
-		       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid);
+		if (snapshot_sample_size(s))
+			printf(": sampled every %s: %zu tracebacks, about %s in "
+			       "use in %" PRIu64 " blocks (estimates), traceback "
+			       "limit %u (pid %d, Python ",
+			       util_format_size((int64_t)snapshot_sample_size(s), 0,
+						b2, sizeof(b2)),
+			       snapshot_ntraces(s),
+			       util_format_size((int64_t)snapshot_total_size(s), 0,
+						b1, sizeof(b1)),
+			       snapshot_total_count(s),
+			       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid);
+		else
+			printf(": %zu traces, %s traced, traceback limit %u (pid "
+			       "%d, Python ", snapshot_ntraces(s),
+			       util_format_size((int64_t)snapshot_total_size(s), 0,
+						b1, sizeof(b1)),
+			       snapshot_cmeta(s)->traceback_limit, (int)a.target.pid);
 		util_fprint_escaped(stdout, c->target.py.version);
 		fputs(")\n", stdout);
 	}
 	if (ec)
 		goto out;
-	if (started && !a.keep) {
+	if (started && req.sampled) {
+		/* the sampler this session started: STOP would also stop the
+		 * tracing an earlier 'trmtop start' kept on, so then the end
+		 * of the session stops it (the agent does, as it does for a
+		 * cancelled one) */
+		if (!a.keep && c->hello.tracing == WIRE_TRACING_TRMTOP)
+			goto out;
+		if (a.keep) {
+			sreq.flags |= WIRE_START_KEEP;
+			rc = session_start_req(ss, &sreq, &st, CONTROL_TIMEOUT_MS,
+					       &err);
+		} else {
+			rc = session_stop(ss, &st, CONTROL_TIMEOUT_MS, &err);
+		}
+		if (rc < 0)
+			ec = cli_request_failed(ss, rc, &err, a.keep ? what_keep :
+						what_stop, a.keep ?
+						"sampling left on, as asked (the "
+						"snapshot was written)" :
+						"sampling turned off again (the "
+						"snapshot was written)");
+	} else if (started && !a.keep) {
 		rc = session_stop(ss, &st, CONTROL_TIMEOUT_MS, &err);
 		if (rc < 0)
 			ec = cli_request_failed(ss, rc, &err, what_stop,

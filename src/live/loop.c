@@ -101,7 +101,7 @@ static int end_refresh(struct loop *lp, struct trm_err *err)
 	smp.peak = m->traced_peak;
 	smp.rss = m->rss;
 	smp.tm_mem = m->tracemalloc_memory;
-	smp.blocks = snapshot_ntraces(s);
+	smp.blocks = snapshot_total_count(s);
 	session_gil_time(lp->s, &smp.gil_ns, &smp.gil_max_ns);
 	lp->st->traceback_limit = m->traceback_limit;
 	if (lp->o->nfilters) {

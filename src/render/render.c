@@ -16,6 +16,40 @@
 
 #define SZ 32
 
+/* What text puts before an estimate: "" for an exact report; "≈", or
+ * "~" where the terminal's charset is not UTF-8 (struct render_opts). */
+static const char *approx(const struct snap_report *r,
+			  const struct render_opts *o)
+{
+	if (!r->sample_size)
+		return "";
+	return o && o->ascii ? "~" : "\xe2\x89\x88";
+}
+
+const char *render_sample_note(uint64_t sample_size, enum snap_what what,
+			       char *buf, size_t cap)
+{
+	char b[SZ];
+
+	snprintf(buf, cap, "Sampled every %s: sizes and counts are estimates "
+		 "of the memory %s",
+		 util_format_size((int64_t)sample_size, 0, b, sizeof(b)),
+		 what == SNAP_WHAT_ALLOC ? "allocated since sampling started"
+					 : "in use");
+	return buf;
+}
+
+/* The sampled report's first line, if sampled. */
+static void print_sample_note(FILE *f, const struct snap_report *r)
+{
+	char note[128];
+
+	if (!r->sample_size)
+		return;
+	fputs(render_sample_note(r->sample_size, r->what, note, sizeof(note)), f);
+	fputc('\n', f);
+}
+
 /* "file:line", the name escaped (tracemalloc's Frame.__str__ prints the
  * lineno even when it is 0); "<unknown>:0" for no frame. */
 static void print_frame(FILE *f, const struct snap_loc *loc)
@@ -43,32 +77,33 @@ void render_json_str(FILE *f, const char *s, size_t len)
 	(void)util_fputs_json(f, s, len); /* a write error shows at ferror */
 }
 
-/* "<loc>: size=..., count=..., average=..." */
-static void print_stat_line(FILE *f, const struct snap_row *row)
+/* "<loc>: size=..., count=..., average=..." (a: before each estimate) */
+static void print_stat_line(FILE *f, const struct snap_row *row, const char *a)
 {
 	char b1[SZ], b2[SZ];
 
 	print_frame(f, row->loc);
-	fprintf(f, ": size=%s, count=%" PRIu64,
-		util_format_size((int64_t)row->size, 0, b1, sizeof(b1)), row->count);
+	fprintf(f, ": size=%s%s, count=%s%" PRIu64, a,
+		util_format_size((int64_t)row->size, 0, b1, sizeof(b1)), a,
+		row->count);
 	if (row->count)
-		fprintf(f, ", average=%s",
+		fprintf(f, ", average=%s%s", a,
 			util_format_size_f(row->average, 0, b2, sizeof(b2)));
 	fputc('\n', f);
 }
 
 /* "<loc>: size=... (+...), count=... (+...), average=..." */
-static void print_diff_line(FILE *f, const struct snap_row *row)
+static void print_diff_line(FILE *f, const struct snap_row *row, const char *a)
 {
 	char b1[SZ], b2[SZ], b3[SZ];
 
 	print_frame(f, row->loc);
-	fprintf(f, ": size=%s (%s), count=%" PRIu64 " (%+" PRId64 ")",
-		util_format_size((int64_t)row->size, 0, b1, sizeof(b1)),
-		util_format_size(row->size_diff, 1, b2, sizeof(b2)), row->count,
-		row->count_diff);
+	fprintf(f, ": size=%s%s (%s%s), count=%s%" PRIu64 " (%s%+" PRId64 ")", a,
+		util_format_size((int64_t)row->size, 0, b1, sizeof(b1)), a,
+		util_format_size(row->size_diff, 1, b2, sizeof(b2)), a, row->count,
+		a, row->count_diff);
 	if (row->count)
-		fprintf(f, ", average=%s",
+		fprintf(f, ", average=%s%s", a,
 			util_format_size_f(row->average, 0, b3, sizeof(b3)));
 	fputc('\n', f);
 }
@@ -102,81 +137,92 @@ static void print_row_detail(FILE *f, const struct snap_report *r,
 		print_source(f, row->source);
 }
 
-static void text_top(FILE *f, const struct snap_report *r)
+static void text_top(FILE *f, const struct snap_report *r, const char *a)
 {
 	char b1[SZ];
 	size_t i;
 
+	print_sample_note(f, r);
 	fprintf(f, "Top %zu %s%s\n", r->nshown,
 		r->key == SNAP_KEY_TRACEBACK ? "tracebacks"
 		: r->key == SNAP_KEY_FILENAME ? "files" : "lines",
 		r->cumulative ? " (cumulative)" : "");
 	for (i = 0; i < r->nshown; i++) {
 		fprintf(f, "#%zu: ", r->rows[i].rank);
-		print_stat_line(f, &r->rows[i]);
+		print_stat_line(f, &r->rows[i], a);
 		print_row_detail(f, r, &r->rows[i]);
 	}
 	if (r->nother)
-		fprintf(f, "%zu other: size=%s, count=%" PRIu64 "\n", r->nother,
+		fprintf(f, "%zu other: size=%s%s, count=%s%" PRIu64 "\n", r->nother, a,
 			util_format_size((int64_t)r->other_size, 0, b1, sizeof(b1)),
-			r->other_count);
-	fprintf(f, "Total: size=%s, count=%" PRIu64 "\n",
-		util_format_size((int64_t)r->total_size, 0, b1, sizeof(b1)),
+			a, r->other_count);
+	fprintf(f, "Total: size=%s%s, count=%s%" PRIu64 "\n", a,
+		util_format_size((int64_t)r->total_size, 0, b1, sizeof(b1)), a,
 		r->total_count);
 }
 
-static void text_diff(FILE *f, const struct snap_report *r)
+static void text_diff(FILE *f, const struct snap_report *r, const char *a)
 {
 	char b1[SZ];
 	size_t i;
 
+	print_sample_note(f, r);
 	fprintf(f, "Top %zu differences by %s%s\n", r->nshown, snap_key_name(r->key),
 		r->cumulative ? " (cumulative)" : "");
 	for (i = 0; i < r->nshown; i++) {
 		fprintf(f, "#%zu: ", r->rows[i].rank);
-		print_diff_line(f, &r->rows[i]);
+		print_diff_line(f, &r->rows[i], a);
 		print_row_detail(f, r, &r->rows[i]);
 	}
 	if (r->nother)
-		fprintf(f, "%zu other: %s\n", r->nother,
+		fprintf(f, "%zu other: %s%s\n", r->nother, a,
 			util_format_size(r->other_size_diff, 1, b1, sizeof(b1)));
-	fprintf(f, "Total growth: %s\n",
+	fprintf(f, "Total growth: %s%s\n", a,
 		util_format_size(r->total_size_diff, 1, b1, sizeof(b1)));
 }
 
 /* "N memory blocks: SIZE (average SIZE)" and the traceback. */
-static void text_traceback(FILE *f, const struct snap_report *r)
+static void text_traceback(FILE *f, const struct snap_report *r, const char *a)
 {
 	char b1[SZ], b2[SZ];
 	size_t i;
 
+	print_sample_note(f, r);
 	for (i = 0; i < r->nshown; i++) {
 		const struct snap_row *row = &r->rows[i];
 
-		fprintf(f, "%" PRIu64 " memory block%s: %s (average %s)\n", row->count,
-			row->count == 1 ? "" : "s",
-			util_format_size((int64_t)row->size, 0, b1, sizeof(b1)),
+		fprintf(f, "%s%" PRIu64 " memory block%s: %s%s (average %s%s)\n", a,
+			row->count, row->count == 1 ? "" : "s", a,
+			util_format_size((int64_t)row->size, 0, b1, sizeof(b1)), a,
 			util_format_size_f(row->average, 0, b2, sizeof(b2)));
 		print_traceback(f, row);
 	}
 }
 
-int render_text(FILE *f, const struct snap_report *r)
+int render_text_with(FILE *f, const struct snap_report *r,
+		     const struct render_opts *o)
 {
+	const char *a = approx(r, o);
+
 	switch (r->kind) {
 	case SNAP_REPORT_TOP:
-		text_top(f, r);
+		text_top(f, r, a);
 		break;
 	case SNAP_REPORT_DIFF:
-		text_diff(f, r);
+		text_diff(f, r, a);
 		break;
 	case SNAP_REPORT_TRACEBACK:
-		text_traceback(f, r);
+		text_traceback(f, r, a);
 		break;
 	default:
 		return -EINVAL;
 	}
 	return ferror(f) ? -EIO : 0;
+}
+
+int render_text(FILE *f, const struct snap_report *r)
+{
+	return render_text_with(f, r, NULL);
 }
 
 static void json_frames(FILE *f, const struct snap_row *row)
@@ -199,14 +245,24 @@ static void json_frames(FILE *f, const struct snap_row *row)
 	fputc(']', f);
 }
 
+/* ", \"sampled\": {...}" for a sampled report (FORMATS.md); nothing for
+ * an exact one. */
+static void json_sampled(FILE *f, const struct snap_report *r)
+{
+	if (r->sample_size)
+		fprintf(f, ", \"sampled\": {\"size\": %" PRIu64 ", \"what\": \"%s\"}",
+			r->sample_size, snap_what_name(r->what));
+}
+
 static void json_top(FILE *f, const struct snap_report *r)
 {
 	size_t i;
 
-	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s, \"total_size\": %" PRIu64
-		", \"total_count\": %" PRIu64 ", \"stats\": [",
-		snap_key_name(r->key), r->cumulative ? "true" : "false", r->total_size,
-		r->total_count);
+	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s", snap_key_name(r->key),
+		r->cumulative ? "true" : "false");
+	json_sampled(f, r);
+	fprintf(f, ", \"total_size\": %" PRIu64 ", \"total_count\": %" PRIu64
+		", \"stats\": [", r->total_size, r->total_count);
 	for (i = 0; i < r->nshown; i++) {
 		const struct snap_row *row = &r->rows[i];
 
@@ -225,9 +281,11 @@ static void json_diff(FILE *f, const struct snap_report *r)
 {
 	size_t i;
 
-	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s, \"total_size_diff\": %" PRId64
-		", \"diffs\": [",
-		snap_key_name(r->key), r->cumulative ? "true" : "false", r->total_size_diff);
+	fprintf(f, "{\"key\": \"%s\", \"cumulative\": %s", snap_key_name(r->key),
+		r->cumulative ? "true" : "false");
+	json_sampled(f, r);
+	fprintf(f, ", \"total_size_diff\": %" PRId64 ", \"diffs\": [",
+		r->total_size_diff);
 	for (i = 0; i < r->nshown; i++) {
 		const struct snap_row *row = &r->rows[i];
 
@@ -287,9 +345,15 @@ int render_collapsed(FILE *f, const struct snap_report *r)
 
 int render_report(FILE *f, enum render_format fmt, const struct snap_report *r)
 {
+	return render_report_with(f, fmt, r, NULL);
+}
+
+int render_report_with(FILE *f, enum render_format fmt,
+		       const struct snap_report *r, const struct render_opts *o)
+{
 	switch (fmt) {
 	case RENDER_TEXT:
-		return render_text(f, r);
+		return render_text_with(f, r, o);
 	case RENDER_JSON:
 		return render_json(f, r);
 	case RENDER_COLLAPSED:

@@ -1,7 +1,11 @@
 """trmtop start --sample, stats and stop on a live target: the sampler
 turned on at run time, reported by stats (text and JSON), kept after
-trmtop exits, and removed by stop.  (Its accuracy and safety are tested
-in the agent, tests/agent/sample_selftest.py.)"""
+trmtop exits, and removed by stop; snapshot --sample turning it on and
+off (or leaving it on), and a snapshot of a target where only the
+sampler runs.  (Its accuracy and safety are tested in the agent,
+tests/agent/sample_selftest.py; sampled snapshots against tracemalloc in
+test_sampled.py.)"""
+import os
 import subprocess
 
 from conftest import stats, stopped_or_traced
@@ -36,6 +40,7 @@ def test_start_sample_stats_stop(python_faults, trmtop):
         assert res.rc == 0 and "sampled every 64.0 KiB" in res.out, res
         res = trmtop("stop", "--pid", proc.pid)
         assert res.rc == 0, res
+        assert res.out.strip() == "pid %d: sampling off" % proc.pid, res
         st = stats(proc.pid)
         assert "sample_size" not in st and st["tracing"] == "off", st
         assert proc.poll() is None, "the target died"
@@ -50,3 +55,41 @@ def test_sample_size_refused(trmtop):
     for bad in ("0", "1x", "2TiB"):
         res = trmtop("start", "--pid", "1", "--sample=" + bad)
         assert res.rc == 1 and "--sample" in res.err, res   # usage
+
+
+def test_snapshot_sample(python_faults, trmtop, tmp_path):
+    proc = subprocess.Popen([python_faults.path, "-c", ALLOCATOR],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    a, b, c = (str(tmp_path / n) for n in ("a.trm", "b.trm", "c.trm"))
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+        # off: turned on for the snapshot, off again after it
+        res = trmtop("snapshot", "--pid", proc.pid, "--sample=64KiB",
+                     "--duration", "500ms", "-o", a)
+        assert res.rc == 0 and "sampled every 64.0 KiB" in res.out, res
+        st = stats(proc.pid)
+        assert "sample_size" not in st and st["tracing"] == "off", st
+        res = trmtop("top", a, "--format", "json")
+        assert res.rc == 0, res
+        top = res.json()
+        assert top["sampled"]["size"] == 65536, top
+        # the allocating line (line 6 of the -c text) holds most
+        assert top["stats"][0]["frames"][-1]["lineno"] == 6, top["stats"][:2]
+        # --keep-tracing: the sampler stays on
+        res = trmtop("snapshot", "--pid", proc.pid, "--sample=64KiB",
+                     "--duration", "0", "--keep-tracing", "-o", b)
+        assert res.rc == 0, res
+        assert stats(proc.pid)["sample_size"] == 65536
+        # without --sample, tracing off and the sampler on: its estimates
+        res = trmtop("snapshot", "--pid", proc.pid, "-o", c)
+        assert res.rc == 0 and "sampled every 64.0 KiB" in res.out, res
+        assert "the sampler runs" in res.err, res
+        assert os.path.exists(c)
+        res = trmtop("stop", "--pid", proc.pid)
+        assert res.rc == 0 and res.out.strip() == "pid %d: sampling off" % proc.pid, res
+        assert proc.poll() is None, "the target died"
+        assert not stopped_or_traced(proc.pid)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr.read() == b""
