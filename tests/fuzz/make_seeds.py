@@ -15,6 +15,9 @@ and committed):
     over-2-63.trm        the same with one byte more: refused
     cumulative-2-63.trm  a 2^62-byte trace under a 3-deep recursive
                          traceback: loads, cumulative statistics overflow
+    sampled.trm          a sampled snapshot (version 2): estimates of in-use
+                         and allocated bytes and blocks, allocated totals
+                         near 2^63 - 1, a traceback with nothing in use
 """
 
 import os
@@ -36,12 +39,18 @@ def string(b):
     return varint(len(b)) + b
 
 
-def trm(strings, frames, tracebacks, traces):
+def trm(strings, frames, tracebacks, traces, sample_size=0):
     """frames: (string id, lineno); tracebacks: [frame id, ...] most recent
-    first; traces: (traceback id, domain, size)."""
-    out = bytearray(b"TRMSNAP\0" + struct.pack("<II", 1, 0))
+    first; traces: (traceback id, domain, size), or with sample_size
+    (traceback id, domain, size, (count, alloc_size, alloc_count))."""
+    if sample_size:
+        out = bytearray(b"TRMSNAP\0" + struct.pack("<II", 2, 2))
+    else:
+        out = bytearray(b"TRMSNAP\0" + struct.pack("<II", 1, 0))
     out += varint(0) + varint(0x030B07F0) + varint(4) + varint(0)  # pid, version, limit, time
     out += varint(0) * 4 + string(b"/usr/bin/python3") + string(b"3.11.7") + string(b"h")
+    if sample_size:
+        out += varint(sample_size)
     out += varint(len(strings)) + b"".join(string(s) for s in strings)
     out += varint(len(frames)) + b"".join(varint(s) + varint(l) for s, l in frames)
     out += varint(len(tracebacks))
@@ -49,20 +58,24 @@ def trm(strings, frames, tracebacks, traces):
         out += varint(len(tb)) + varint(0) + b"".join(varint(f) for f in tb)
     out += varint(len(traces))
     for t in range(len(tracebacks)):
-        mine = sorted((d, s) for tb, d, s in traces if tb == t)
+        mine = sorted((tr[1], tr[2], tr[3] if sample_size else None)
+                      for tr in traces if tr[0] == t)
         runs = []
-        for d, s in mine:
+        for d, s, e in mine:
             if runs and runs[-1][0] == d:
-                runs[-1][1].append(s)
+                runs[-1][1].append((s, e))
             else:
-                runs.append((d, [s]))
+                runs.append((d, [(s, e)]))
         out += varint(len(runs))
         for d, sizes in runs:
             out += varint(d) + varint(len(sizes))
             prev = 0
-            for s in sizes:
+            for s, e in sizes:
                 out += varint(s - prev)
                 prev = s
+                if sample_size:
+                    count, asize, acount = e
+                    out += varint(count) + varint(asize - s) + varint(acount - count)
     out += struct.pack("<I", zlib.crc32(bytes(out))) + b"TEND"
     return bytes(out)
 
@@ -83,6 +96,11 @@ def main():
         f.write(trm(STRINGS, FRAMES, TBS, over))
     with open(CORPUS + "cumulative-2-63.trm", "wb") as f:
         f.write(trm(STRINGS, FRAMES, TBS, [(2, 0, half), (0, 0, 1)]))
+    sampled = [(0, 0, 4 << 20, (64, 4 << 20, 64)), (1, 0, 1 << 20, (16, half, 1 << 40)),
+               (2, 0, 0, (0, half - 1 - (4 << 20) - 524288, 7)), (3, 0, 524288, (1, 524288, 1))]
+    assert sum(e[1] for _, _, _, e in sampled) == (1 << 63) - 1
+    with open(CORPUS + "sampled.trm", "wb") as f:
+        f.write(trm(STRINGS, FRAMES, TBS, sampled, sample_size=512 << 10))
     words = []
     for name, v in (("2^63-1", (1 << 63) - 1), ("2^63", 1 << 63), ("2^63+1", (1 << 63) + 1),
                     ("2^64-1", (1 << 64) - 1), ("2^62", 1 << 62), ("2^62-1", (1 << 62) - 1),
