@@ -339,7 +339,7 @@ def test_bad_trm(trmtop_bin, good_trm, tmp_path):
     assert "magic" in check_bad(write(rnd))
     check_bad(write(src[:16] + rnd))
     # a newer version, even with a good checksum; unknown flags
-    for version in (2, 0x100, 0xFFFFFFFF):
+    for version in (3, 0x100, 0xFFFFFFFF):   # 2 is a sampled file's
         b = bytearray(src)
         b[8:12] = struct.pack("<I", version)
         for data in (bytes(b), _with_crc(b)):
