@@ -2,9 +2,7 @@
 turned on at run time, reported by stats (text and JSON), kept after
 trmtop exits, and removed by stop.  (Its accuracy and safety are tested
 in the agent, tests/agent/sample_selftest.py.)"""
-import subprocess
-
-from conftest import stats, stopped_or_traced
+from conftest import inline_target, stats, stopped_or_traced
 
 ALLOCATOR = r'''
 import sys
@@ -18,10 +16,7 @@ while True:
 
 
 def test_start_sample_stats_stop(python_faults, trmtop):
-    proc = subprocess.Popen([python_faults.path, "-c", ALLOCATOR],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+    with inline_target(python_faults, ALLOCATOR) as proc:
         res = trmtop("start", "--pid", proc.pid, "--sample=64KiB")
         assert res.rc == 0, res
         assert res.out.strip() == "pid %d: sampled every 64.0 KiB" % proc.pid, res
@@ -40,10 +35,6 @@ def test_start_sample_stats_stop(python_faults, trmtop):
         assert "sample_size" not in st and st["tracing"] == "off", st
         assert proc.poll() is None, "the target died"
         assert not stopped_or_traced(proc.pid)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stderr.read() == b""
 
 
 def test_sample_size_refused(trmtop):
