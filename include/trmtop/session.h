@@ -92,6 +92,8 @@ struct session_req {
 	 * fills pid, executable, host, time_ns and python_version); on error
 	 * it holds an unspecified part: free it */
 	struct snapshot *into;
+	uint16_t snap_flags; /* SESSION_OP_SNAPSHOT: WIRE_SNAPSHOT_SAMPLED for
+			      * the sampler's estimates (wire.h), or 0 */
 	session_progress_fn *progress; /* may be NULL */
 	void *arg;
 };

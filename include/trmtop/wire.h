@@ -252,6 +252,8 @@ int wire_enc_state(uint8_t *buf, size_t cap, const struct wire_state *m);
 int wire_enc_error(uint8_t *buf, size_t cap, uint32_t code, const char *text);
 /* A frame with an empty payload (STATS_REQ, STOP, DETACH). */
 int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type);
+/* SNAPSHOT_REQ with frame flags (WIRE_SNAPSHOT_SAMPLED, or 0). */
+int wire_enc_snapshot_req(uint8_t *buf, size_t cap, uint16_t flags);
 
 /* Decoders check the payload length (shorter than the layout: -EPROTO;
  * longer: extra bytes ignored) and fill the struct.  0 or -EPROTO. */

@@ -170,7 +170,7 @@ int session_request_async(struct session *s, const struct session_req *req,
 		if (rc < 0)
 			return trm_err_set(err, rc, "pid %d: connection out of step "
 					   "after an earlier error", pid);
-		n = wire_enc_empty(buf, sizeof(buf), WIRE_SNAPSHOT_REQ);
+		n = wire_enc_snapshot_req(buf, sizeof(buf), req->snap_flags);
 		break;
 	default:
 		return trm_err_set(err, -EINVAL, "pid %d: no such request", pid);
