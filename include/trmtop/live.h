@@ -186,6 +186,8 @@ struct live_state {
 	enum live_tracing tracing;
 	int64_t tracing_since_ns;  /* wall clock; 0: unknown */
 	unsigned traceback_limit;
+	uint64_t sample_size;      /* the sampler's (--sample; tracing then
+				    * says who started it), 0: tracemalloc */
 	/* the refresh */
 	uint64_t interval_ms;      /* asked for (+/- change it) */
 	uint64_t effective_ms;     /* after stretching */
@@ -238,6 +240,8 @@ struct live_opts {
 	live_write_fn *write;
 	void *write_arg;
 	const char *host;      /* for the snapshots' metadata */
+	uint16_t snap_flags;   /* of each snapshot request
+				  (WIRE_SNAPSHOT_SAMPLED: the sampler's) */
 };
 
 enum live_end {

@@ -92,10 +92,11 @@ struct session_req {
 	 * fills pid, executable, host, time_ns and python_version); on error
 	 * it holds an unspecified part: free it */
 	struct snapshot *into;
-	/* SESSION_OP_SNAPSHOT: the sampler's estimates (a sampled snapshot,
-	 * snapshot.h), not tracemalloc's traces; an agent older than wire
-	 * minor 2 is refused (-TRM_EAGENT): it sends no block counts */
-	int sampled;
+	/* SESSION_OP_SNAPSHOT: WIRE_SNAPSHOT_SAMPLED for the sampler's
+	 * estimates (a sampled snapshot, snapshot.h), or 0; the session adds
+	 * WIRE_SNAPSHOT_ESTIMATES (all four figures), and refuses an agent
+	 * older than wire minor 2 (-TRM_EAGENT: it sends no block counts) */
+	uint16_t snap_flags;
 	session_progress_fn *progress; /* may be NULL */
 	void *arg;
 };

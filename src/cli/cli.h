@@ -84,8 +84,25 @@ int cli_attach(const struct cli_target_opts *o, struct session **s);
 struct argp_option *cli_merge_options(const struct argp_option *const *groups,
 				      size_t ngroups);
 
+/* How long START and STOP wait for the agent's answer. */
+#define CONTROL_TIMEOUT_MS 60000
+
 /* --frames N: 1 to 65535, else an argp usage error. */
 unsigned cli_parse_frames(struct argp_state *state, const char *arg);
+
+/* The sampler: --sample[=SIZE] (arg NULL: the default size), and how
+ * many frames it keeps when --frames is not given. */
+#define CLI_SAMPLE_SIZE_DEFAULT (512u << 10)
+#define CLI_SAMPLE_FRAMES_DEFAULT 16u
+#define CLI_SAMPLE_SIZE_MAX (1ull << 40)
+uint64_t cli_parse_sample(struct argp_state *state, const char *arg);
+
+/* START the sampler in s's agent (nframe frames, one sample per size
+ * bytes; kept after trmtop exits with keep, else the session's); *st is
+ * the reply.  0, or the exit code after saying why (an agent too old,
+ * a refusal, a signal: "waiting for the agent to start sampling"). */
+int cli_start_sample(struct session *s, unsigned nframe, uint64_t size,
+		     int keep, struct wire_state *st);
 
 /* A request of s failed with rc (< 0) and err: cancelled by a signal
  * (-TRM_EINTR), cli_cancel(s, what, done) (what: "waiting for the agent

@@ -15,13 +15,9 @@
 #include "trmtop/wire.h"
 
 #define REQUEST_TIMEOUT_MS 60000 /* STATS */
-#define CONTROL_TIMEOUT_MS 60000 /* START, STOP */
 
 enum { OPT_JSON = 0x200, OPT_FRAMES, OPT_SAMPLE };
 
-#define SAMPLE_SIZE_DEFAULT (512u << 10)
-#define SAMPLE_FRAMES_DEFAULT 16u
-#define SAMPLE_SIZE_MAX (1ull << 40)
 
 struct attach_args {
 	struct cli_target_opts target;
@@ -63,12 +59,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_SAMPLE:
 		a->sample = 1;
-		a->sample_size = SAMPLE_SIZE_DEFAULT;
-		if (arg && (util_parse_size(arg, &a->sample_size) < 0 ||
-			    a->sample_size == 0 ||
-			    a->sample_size > SAMPLE_SIZE_MAX))
-			argp_error(state, "--sample: expected a size from 1 byte "
-				   "to 1TiB such as 64KiB, not '%s'", arg);
+		a->sample_size = cli_parse_sample(state, arg);
 		return 0;
 	default:
 		return cli_target_parse_key(key, arg, state, &a->target);
@@ -119,39 +110,14 @@ static const char *tracing_text(unsigned t)
  * is, in two steps).  Returns the exit code. */
 static int start_sample(struct session *s, const struct attach_args *a)
 {
-	const struct inject_conn *c = session_conn(s);
-	struct wire_start req = {
-		.nframe = a->frames_set ? a->frames : SAMPLE_FRAMES_DEFAULT,
-		.flags = WIRE_START_SAMPLE,
-		.sample_size = a->sample_size,
-	};
 	struct wire_state st;
-	struct trm_err err = { 0 };
 	char b[32];
-	int rc;
+	int ec;
 
-	if ((c->hello.proto & 0xffffu) < 1) {
-		cli_errorf("pid %d: its agent, loaded by an earlier trmtop "
-			   "(protocol %#x), cannot sample", (int)a->target.pid,
-			   c->hello.proto);
-		return EXIT_TARGET;
-	}
-	rc = session_start_req(s, &req, &st, CONTROL_TIMEOUT_MS, &err);
-	if (rc < 0)
-		return cli_request_failed(s, rc, &err,
-					  "waiting for the agent to start sampling",
-					  NULL);
-	if (!st.sample_size) {
-		cli_errorf("pid %d: sampling could not be started",
-			   (int)a->target.pid);
-		return EXIT_TARGET;
-	}
-	req.flags |= WIRE_START_KEEP;
-	rc = session_start_req(s, &req, &st, CONTROL_TIMEOUT_MS, &err);
-	if (rc < 0)
-		return cli_request_failed(s, rc, &err,
-					  "waiting for the agent to keep sampling on",
-					  "sampling left on, as asked");
+	ec = cli_start_sample(s, a->frames_set ? a->frames : CLI_SAMPLE_FRAMES_DEFAULT,
+			      a->sample_size, 1, &st);
+	if (ec)
+		return ec;
 	printf("pid %d: sampled every %s\n", (int)a->target.pid,
 	       util_format_size((int64_t)st.sample_size, 0, b, sizeof(b)));
 	return 0;

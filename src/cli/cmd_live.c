@@ -26,18 +26,19 @@
 #include "trmtop/util.h"
 #include "trmtop/wire.h"
 
-#define CONTROL_TIMEOUT_MS 60000
 #define LIVE_SOURCES 200 /* rows by size given source lines */
 
 enum {
 	OPT_INTERVAL = 0x500, OPT_FRAMES, OPT_GROUP_BY, OPT_INCLUDE, OPT_EXCLUDE,
-	OPT_BATCH, OPT_ITERATIONS, OPT_FORMAT,
+	OPT_BATCH, OPT_ITERATIONS, OPT_FORMAT, OPT_SAMPLE,
 };
 
 struct live_args {
 	struct cli_target_opts target;
 	uint64_t interval_ms;
 	unsigned frames;
+	int frames_set;
+	uint64_t sample_size; /* --sample; 0: tracemalloc */
 	enum snap_key key;
 	struct snap_filter *filters;
 	size_t nfilters;
@@ -50,7 +51,12 @@ static const struct argp_option options[] = {
 	  "Refresh every DURATION (default 2s; 1, 1.5, 500ms, 2s, 1m); stretched "
 	  "so that the target is held at most 5% of the time", 2 },
 	{ "frames", OPT_FRAMES, "N", 0,
-	  "Frames per traceback when the view turns tracing on (default 1)", 2 },
+	  "Frames per traceback when the view turns tracing on (default 1; "
+	  "16 with --sample)", 2 },
+	{ "sample", OPT_SAMPLE, "SIZE", OPTION_ARG_OPTIONAL,
+	  "Watch the sampler's estimates (one allocation per SIZE bytes, default "
+	  "512KiB; started if it does not run, stopped again on leaving) instead "
+	  "of tracemalloc's exact figures: cheap enough for production", 2 },
 	{ "group-by", OPT_GROUP_BY, "KEY", 0,
 	  "Group by lineno (default), filename or traceback", 2 },
 	{ "include", OPT_INCLUDE, "GLOB", 0,
@@ -85,6 +91,10 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_FRAMES:
 		a->frames = cli_parse_frames(state, arg);
+		a->frames_set = 1;
+		return 0;
+	case OPT_SAMPLE:
+		a->sample_size = cli_parse_sample(state, arg);
 		return 0;
 	case OPT_GROUP_BY:
 		if (snap_key_parse(arg, &a->key) < 0)
@@ -189,6 +199,75 @@ static int live_write(void *arg, const struct snapshot *s, char *path, size_t ca
 	return outfile_commit(&of, err);
 }
 
+static int64_t wall_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* --sample: the sampler that runs (an earlier `trmtop start --sample`),
+ * or one started for the view (the session's: the agent stops it when
+ * the view ends, however it ends).  0 or the exit code. */
+static int start_sampler(struct session *ss, const struct live_args *a,
+			 struct live_state *st)
+{
+	struct wire_stats stats;
+	struct wire_state wst;
+	struct trm_err err = { 0 };
+	int rc, ec;
+
+	if ((session_conn(ss)->hello.proto & 0xffffu) >= 1) {
+		rc = session_stats(ss, &stats, CONTROL_TIMEOUT_MS, &err);
+		if (rc < 0)
+			return cli_request_failed(ss, rc, &err, "waiting for the "
+						  "agent's statistics", NULL);
+		if (stats.sample_size) {
+			st->tracing = LIVE_TRACING_TRMTOP;
+			st->sample_size = stats.sample_size;
+			st->traceback_limit = 0; /* the first snapshot says */
+			return 0;
+		}
+	}
+	ec = cli_start_sample(ss, a->frames_set ? a->frames : CLI_SAMPLE_FRAMES_DEFAULT,
+			      a->sample_size, 0, &wst);
+	if (ec)
+		return ec;
+	st->tracing = LIVE_TRACING_VIEW;
+	st->sample_size = wst.sample_size;
+	st->traceback_limit = a->frames_set ? a->frames : CLI_SAMPLE_FRAMES_DEFAULT;
+	st->tracing_since_ns = wall_ns();
+	return 0;
+}
+
+/* q: the view ends its session and waits for the agent to undo what
+ * the session started (DETACH: tracing or sampling off, and only that:
+ * what an earlier `trmtop start` keeps on stays on).  The exit code. */
+static int leave(struct session *ss, const struct live_state *st,
+		 const char *what)
+{
+	int rc = session_cancel(ss, CONTROL_TIMEOUT_MS);
+
+	if (rc == 0)
+		return EXIT_OK;
+	if (rc == -TRM_EINTR) {
+		char done[64];
+
+		snprintf(done, sizeof(done), "%s off once the target lets it run", what);
+		return cli_cancel(ss, "leaving", done);
+	}
+	if (rc == -TRM_ETIMEOUT) {
+		cli_errorf("pid %d: the agent has not ended its session within %d s: "
+			   "it turns %s off once the target lets it run", (int)st->pid,
+			   CONTROL_TIMEOUT_MS / 1000, what);
+		return EXIT_OK;
+	}
+	cli_errorf("pid %d: the agent went away while %s was turned off (the "
+		   "target may have exited)", (int)st->pid, what);
+	return cli_exit_for(-TRM_EAGENT);
+}
+
 int cmd_live(int argc, char **argv)
 {
 	struct argp ap = { options, parse, NULL,
@@ -209,6 +288,7 @@ int cmd_live(int argc, char **argv)
 	struct outfile out = { 0 };
 	char host[256];
 	enum live_end end = LIVE_END_ERROR;
+	const char *what;
 	int ec, rc, tty, wec = 0;
 
 	memset(&a, 0, sizeof(a));
@@ -242,9 +322,11 @@ int cmd_live(int argc, char **argv)
 	st.exe = c->target.exe;
 	st.python_version = c->target.py.version;
 	st.traceback_limit = c->hello.traceback_limit;
-	if (c->hello.tracing == WIRE_TRACING_OFF) {
-		struct timespec ts;
-
+	if (a.sample_size) {
+		ec = start_sampler(ss, &a, &st);
+		if (ec)
+			goto out;
+	} else if (c->hello.tracing == WIRE_TRACING_OFF) {
 		/* the session's: DETACH, or trmtop gone, turns it off */
 		rc = session_start(ss, a.frames, 0, &wst, CONTROL_TIMEOUT_MS, &err);
 		if (rc < 0) {
@@ -254,8 +336,7 @@ int cmd_live(int argc, char **argv)
 		}
 		st.tracing = LIVE_TRACING_VIEW;
 		st.traceback_limit = wst.traceback_limit;
-		clock_gettime(CLOCK_REALTIME, &ts);
-		st.tracing_since_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+		st.tracing_since_ns = wall_ns();
 	} else {
 		st.tracing = c->hello.tracing == WIRE_TRACING_APPLICATION
 			? LIVE_TRACING_APP : LIVE_TRACING_TRMTOP;
@@ -280,6 +361,7 @@ int cmd_live(int argc, char **argv)
 	lo.write = live_write;
 	lo.write_arg = &wr;
 	lo.host = host;
+	lo.snap_flags = st.sample_size ? WIRE_SNAPSHOT_SAMPLED : 0;
 	if (a.batch) {
 		/* outfile's stream keeps the errno of a failed write: a reader
 		 * gone (`| head`) ends the view quietly, anything else is
@@ -298,6 +380,7 @@ int cmd_live(int argc, char **argv)
 		goto out;
 	}
 	end = live_run(ss, &lo, &st, &sink, &err);
+	what = st.sample_size ? "sampling" : "tracing";
 	if (out.f) {
 		wec = outfile_finish(&out, end == LIVE_END_OUTPUT ? -EIO : 0, NULL);
 		if (end == LIVE_END_OUTPUT && !wec)
@@ -310,25 +393,23 @@ int cmd_live(int argc, char **argv)
 			break;
 		if (session_pending(ss) != SESSION_OP_NONE) {
 			/* q twice: left with a refresh in flight; the agent
-			 * turns tracing off when it sees the hang-up */
+			 * undoes what the view started when it sees the
+			 * hang-up */
 			cli_errorf("pid %d: left without waiting for the refresh in "
-				   "flight; the agent turns tracing off once the "
-				   "target lets it run", (int)st.pid);
+				   "flight; the agent turns %s off once the target "
+				   "lets it run", (int)st.pid, what);
 			break;
 		}
-		/* off before trmtop exits (DETACH would do it too, after) */
-		rc = session_stop(ss, &wst, CONTROL_TIMEOUT_MS, &err);
-		if (rc < 0)
-			ec = cli_request_failed(ss, rc, &err,
-						"waiting for the agent to stop tracing", NULL);
+		ec = leave(ss, &st, what);
 		break;
 	case LIVE_END_GONE:
 		cli_errorf("%s", st.end_msg);
 		ec = EXIT_OK;
 		break;
 	case LIVE_END_ABORT:
-		ec = cli_cancel(ss, "watching", st.tracing == LIVE_TRACING_VIEW
-				? "tracing turned off again" : NULL);
+		ec = cli_cancel(ss, "watching", st.tracing != LIVE_TRACING_VIEW ? NULL
+				: st.sample_size ? "sampling turned off again"
+				: "tracing turned off again");
 		break;
 	default:
 		if (end == LIVE_END_OUTPUT) /* said by outfile_finish */

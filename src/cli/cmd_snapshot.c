@@ -24,15 +24,10 @@
 
 #define DEFAULT_WAIT_MS 10000u
 #define SNAPSHOT_TIMEOUT_MS 600000
-#define CONTROL_TIMEOUT_MS 60000
 #define SOURCE_TOP_LINES 100
 #define SOURCE_TOP_TRACEBACKS 50
 
 enum { OPT_DURATION = 0x400, OPT_FRAMES, OPT_KEEP, OPT_SAMPLE };
-
-#define SAMPLE_SIZE_DEFAULT (512u << 10)
-#define SAMPLE_FRAMES_DEFAULT 16u
-#define SAMPLE_SIZE_MAX (1ull << 40)
 
 struct snap_args {
 	struct cli_target_opts target;
@@ -79,12 +74,7 @@ static error_t parse(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_SAMPLE:
 		a->sample = 1;
-		a->sample_size = SAMPLE_SIZE_DEFAULT;
-		if (arg && (util_parse_size(arg, &a->sample_size) < 0 ||
-			    a->sample_size == 0 ||
-			    a->sample_size > SAMPLE_SIZE_MAX))
-			argp_error(state, "--sample: expected a size from 1 byte "
-				   "to 1TiB such as 64KiB, not '%s'", arg);
+		a->sample_size = cli_parse_sample(state, arg);
 		return 0;
 	case OPT_KEEP:
 		a->keep = 1;
@@ -186,7 +176,7 @@ int cmd_snapshot(int argc, char **argv)
 	if (argp_parse(&ap, argc, argv, 0, NULL, &a) != 0)
 		return EXIT_USAGE;
 	if (a.sample && !a.frames_set)
-		a.frames = SAMPLE_FRAMES_DEFAULT;
+		a.frames = CLI_SAMPLE_FRAMES_DEFAULT;
 	/* Before anything happens to the target: an output that cannot be
 	 * written fails now, not after --duration of tracing. */
 	if (outfile_check(a.output ? a.output : cli_default_output(a.target.pid, path, sizeof(path)),
@@ -223,7 +213,7 @@ int cmd_snapshot(int argc, char **argv)
 	if (a.sample || (sampler && c->hello.tracing == WIRE_TRACING_OFF)) {
 		char b[32];
 
-		req.sampled = 1;
+		req.snap_flags = WIRE_SNAPSHOT_SAMPLED;
 		if ((c->hello.proto & 0xffffu) < 2) {
 			cli_errorf("pid %d: its agent, loaded by an earlier trmtop "
 				   "(protocol %#x), cannot send sampled snapshots",
@@ -371,7 +361,7 @@ int cmd_snapshot(int argc, char **argv)
 	}
 	if (ec)
 		goto out;
-	if (started && req.sampled) {
+	if (started && req.snap_flags) {
 		/* the sampler this session started: STOP would also stop the
 		 * tracing an earlier 'trmtop start' kept on, so then the end
 		 * of the session stops it (the agent does, as it does for a

@@ -289,6 +289,54 @@ unsigned cli_parse_frames(struct argp_state *state, const char *arg)
 	return (unsigned)v;
 }
 
+uint64_t cli_parse_sample(struct argp_state *state, const char *arg)
+{
+	uint64_t size = CLI_SAMPLE_SIZE_DEFAULT;
+
+	if (arg && (util_parse_size(arg, &size) < 0 || size == 0 ||
+		    size > CLI_SAMPLE_SIZE_MAX))
+		argp_error(state, "--sample: expected a size from 1 byte to 1TiB "
+			   "such as 64KiB, not '%s'", arg);
+	return size;
+}
+
+int cli_start_sample(struct session *s, unsigned nframe, uint64_t size,
+		     int keep, struct wire_state *st)
+{
+	const struct inject_conn *c = session_conn(s);
+	struct wire_start req = {
+		.nframe = nframe,
+		.flags = WIRE_START_SAMPLE,
+		.sample_size = size,
+	};
+	struct trm_err err = { 0 };
+	int pid = (int)c->target.pid, rc;
+
+	if ((c->hello.proto & 0xffffu) < 1) {
+		cli_errorf("pid %d: its agent, loaded by an earlier trmtop "
+			   "(protocol %#x), cannot sample", pid, c->hello.proto);
+		return EXIT_TARGET;
+	}
+	rc = session_start_req(s, &req, st, CONTROL_TIMEOUT_MS, &err);
+	if (rc < 0)
+		return cli_request_failed(s, rc, &err,
+					  "waiting for the agent to start sampling",
+					  NULL);
+	if (!st->sample_size) {
+		cli_errorf("pid %d: sampling could not be started", pid);
+		return EXIT_TARGET;
+	}
+	if (!keep)
+		return 0;
+	req.flags |= WIRE_START_KEEP;
+	rc = session_start_req(s, &req, st, CONTROL_TIMEOUT_MS, &err);
+	if (rc < 0)
+		return cli_request_failed(s, rc, &err,
+					  "waiting for the agent to keep sampling on",
+					  "sampling left on, as asked");
+	return 0;
+}
+
 int cli_request_failed(struct session *s, int rc, const struct trm_err *err,
 		       const char *what, const char *done)
 {

@@ -7,6 +7,8 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <langinfo.h>
+#include <locale.h>
 #include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,13 +20,29 @@
 struct batch {
 	FILE *f;
 	int json;
+	int utf8; /* the locale's: sampled titles marked with U+2248 or ~ */
 };
 
-static void text_block(FILE *f, struct live_state *st)
+/* s right-aligned in width columns (UTF-8: a column a character). */
+static void put_right(FILE *f, const char *s, int width)
 {
+	int cols = 0;
+	const char *p;
+
+	for (p = s; *p; p++)
+		cols += ((unsigned char)*p & 0xc0) != 0x80;
+	fprintf(f, "%*s%s", width > cols ? width - cols : 0, "", s);
+}
+
+static void text_block(struct batch *b, struct live_state *st)
+{
+	static const char *const titles[] = { "SIZE", "DSIZE", "COUNT", "DCOUNT",
+		"AVG", "GROWTH" };
+	static const int widths[] = { 10, 11, 9, 9, 10, 14 };
 	const struct live_row *const *rows;
-	size_t n, i;
-	char line[2048];
+	FILE *f = b->f;
+	size_t n, i, k;
+	char line[2048], title[32];
 	int h;
 
 	n = live_model_view(st->model, st->sort, st->suspects_only,
@@ -33,9 +51,15 @@ static void text_block(FILE *f, struct live_state *st)
 		live_header_line(st, h, line, sizeof(line));
 		fprintf(f, "%s\n", line);
 	}
-	fprintf(f, "\n%5s %1s %10s %11s %9s %9s %10s %14s  %s (by %s)\n", "#", "!",
-		"SIZE", "DSIZE", "COUNT", "DCOUNT", "AVG", "GROWTH", "LOCATION",
-		snap_key_name(live_model_key(st->model)));
+	/* sampled: the estimated columns' titles say so */
+	fprintf(f, "\n%5s %1s", "#", "!");
+	for (k = 0; k < sizeof(titles) / sizeof(titles[0]); k++) {
+		snprintf(title, sizeof(title), "%s%s", !st->sample_size ? ""
+			 : b->utf8 ? "\u2248" : "~", titles[k]);
+		fputc(' ', f);
+		put_right(f, title, widths[k]);
+	}
+	fprintf(f, "  %s (by %s)\n", "LOCATION", snap_key_name(live_model_key(st->model)));
 	for (i = 0; i < n && i < LIVE_BATCH_ROWS; i++) {
 		struct live_cells c;
 
@@ -134,6 +158,10 @@ static void json_object(FILE *f, struct live_state *st)
 	json_str(f, "python_version", st->python_version, strlen(st->python_version));
 	fprintf(f, "\"tracing\": \"%s\", ", live_tracing_name(st->tracing));
 	json_u64(f, "traceback_limit", st->traceback_limit);
+	if (st->sample_size)
+		fprintf(f, "\"sampled\": {\"size\": %" PRIu64 "}, ", st->sample_size);
+	else
+		fputs("\"sampled\": null, ", f);
 	json_u64(f, "traced", l->traced);
 	json_u64(f, "peak", l->peak);
 	json_u64(f, "rss", l->rss);
@@ -165,8 +193,13 @@ static void json_object(FILE *f, struct live_state *st)
 
 static int batch_begin(void *arg, struct live_state *st)
 {
-	(void)arg;
+	struct batch *b = arg;
+	const char *cs;
+
 	(void)st;
+	setlocale(LC_CTYPE, "");
+	cs = nl_langinfo(CODESET);
+	b->utf8 = cs && strcmp(cs, "UTF-8") == 0;
 	return 0;
 }
 
@@ -189,7 +222,7 @@ static int batch_refresh(void *arg, struct live_state *st)
 	if (b->json)
 		json_object(b->f, st);
 	else
-		text_block(b->f, st);
+		text_block(b, st);
 	fflush(b->f);
 	return ferror(b->f) ? -1 : 0;
 }

@@ -55,6 +55,7 @@ static int start_refresh(struct loop *lp, struct trm_err *err)
 	memset(&req, 0, sizeof(req));
 	req.op = SESSION_OP_SNAPSHOT;
 	req.into = lp->into;
+	req.snap_flags = lp->o->snap_flags;
 	req.progress = on_progress;
 	req.arg = lp;
 	rc = session_request_async(lp->s, &req, err);

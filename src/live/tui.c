@@ -212,7 +212,8 @@ static void draw_sparks(struct tui *t, struct live_state *st, int y)
 	}
 	live_sparkline(tr, n, t->utf8, a, sizeof(a));
 	live_sparkline(rss, n, t->utf8, b, sizeof(b));
-	snprintf(line, sizeof(line), "traced %-*s  RSS %s", w, a, b);
+	snprintf(line, sizeof(line), "%s %-*s  RSS %s",
+		 st->sample_size ? "in use" : "traced", w, a, b);
 	put(y, 0, line, COLS, 0);
 }
 
@@ -316,9 +317,12 @@ static void draw_table(struct tui *t, struct live_state *st)
 	static const char *const titles_ascii[NCOLS] = { "#", "!", "SIZE", "DSIZE",
 		"COUNT", "DCOUNT", "AVG", "GROWTH", "TREND" };
 	const struct live_row *const *rows;
+	const char *const *names = t->utf8 ? titles : titles_ascii;
+	const char *heads[NCOLS];
+	char marked[NCOLS][16];
 	struct live_native nat;
 	char line[2048];
-	int y, h, x, shown[NCOLS], body = LINES - HEAD_ROWS;
+	int y, h, x, k, shown[NCOLS], body = LINES - HEAD_ROWS;
 	size_t n, i;
 
 	for (h = 0; h < 2; h++) {
@@ -337,7 +341,16 @@ static void draw_table(struct tui *t, struct live_state *st)
 	attron(A_REVERSE);
 	mvhline(6, 0, ' ', COLS);
 	attroff(A_REVERSE);
-	x = draw_cells(6, shown, t->utf8 ? titles : titles_ascii, A_REVERSE, A_REVERSE);
+	/* sampled: the estimated columns' titles say so */
+	for (k = 0; k < NCOLS; k++) {
+		heads[k] = names[k];
+		if (st->sample_size && k >= COL_SIZE && k <= COL_RATE) {
+			snprintf(marked[k], sizeof(marked[k]), "%s%s",
+				 t->utf8 ? "\u2248" : "~", names[k]);
+			heads[k] = marked[k];
+		}
+	}
+	x = draw_cells(6, shown, heads, A_REVERSE, A_REVERSE);
 	put(6, x, "LOCATION", COLS - x, A_REVERSE);
 	if (!live_model_last(st->model))
 		return;

@@ -61,18 +61,38 @@ void live_header_line(const struct live_state *st, int line, char *buf, size_t c
 		util_escape(exe, sizeof(exe), st->exe, strlen(st->exe), 0);
 		util_escape(ver, sizeof(ver), st->python_version,
 			    strlen(st->python_version), 0);
+		a[0] = '\0';
 		if (st->tracing == LIVE_TRACING_VIEW && st->tracing_since_ns)
 			snprintf(a, sizeof(a), "this view since %s",
 				 clock_of(st->tracing_since_ns, b, sizeof(b)));
-		snprintf(buf, cap, "pid %d  %s  Python %s  tracing: %s, %u frame%s",
-			 (int)st->pid, exe, ver,
+		if (st->sample_size)
+			snprintf(c, sizeof(c), "every %s, ",
+				 util_format_size((int64_t)st->sample_size, 0, d,
+						  sizeof(d)));
+		snprintf(buf, cap, "pid %d  %s  Python %s  %s: %s, %s%u frame%s",
+			 (int)st->pid, exe, ver, st->sample_size ? "sampling" : "tracing",
 			 st->tracing == LIVE_TRACING_APP ? "by the application"
 			 : st->tracing == LIVE_TRACING_TRMTOP ? "by trmtop start"
-			 : a, st->traceback_limit, st->traceback_limit == 1 ? "" : "s");
+			 : a, st->sample_size ? c : "", st->traceback_limit,
+			 st->traceback_limit == 1 ? "" : "s");
 		break;
 	case 1:
 		if (!l) {
-			snprintf(buf, cap, "traced -  peak -  RSS -  tracemalloc -  blocks -");
+			snprintf(buf, cap, st->sample_size ? "estimated: in use -  "
+				 "blocks -  RSS -  sampler -"
+				 : "traced -  peak -  RSS -  tracemalloc -  blocks -");
+			break;
+		}
+		if (st->sample_size) {
+			/* the sampled snapshot: estimates, no peak, the
+			 * sampler's own memory */
+			snprintf(buf, cap, "estimated: in use %s  blocks %" PRIu64
+				 "  RSS %s  sampler %s  (sampled: sizes and counts "
+				 "are estimates)",
+				 util_format_size((int64_t)l->traced, 0, a, sizeof(a)),
+				 l->blocks,
+				 util_format_size((int64_t)l->rss, 0, c, sizeof(c)),
+				 util_format_size((int64_t)l->tm_mem, 0, d, sizeof(d)));
 			break;
 		}
 		snprintf(buf, cap, "traced %s  peak %s  RSS %s  tracemalloc %s  "

@@ -164,7 +164,8 @@ int session_request_async(struct session *s, const struct session_req *req,
 		if (!req->into)
 			return trm_err_set(err, -EINVAL, "pid %d: no snapshot to "
 					   "fill", pid);
-		if (req->sampled && (s->c.hello.proto & 0xffffu) < 2)
+		if ((req->snap_flags & WIRE_SNAPSHOT_SAMPLED) &&
+		    (s->c.hello.proto & 0xffffu) < 2)
 			return trm_err_set(err, -TRM_EAGENT, "pid %d: its agent, "
 					   "loaded by an earlier trmtop (protocol "
 					   "%#x), sends no sampled block counts",
@@ -175,9 +176,10 @@ int session_request_async(struct session *s, const struct session_req *req,
 		if (rc < 0)
 			return trm_err_set(err, rc, "pid %d: connection out of step "
 					   "after an earlier error", pid);
-		n = wire_enc_snapshot_req(buf, sizeof(buf), req->sampled ?
-					  WIRE_SNAPSHOT_SAMPLED |
-					  WIRE_SNAPSHOT_ESTIMATES : 0);
+		n = wire_enc_snapshot_req(buf, sizeof(buf),
+					  req->snap_flags & WIRE_SNAPSHOT_SAMPLED ?
+					  req->snap_flags | WIRE_SNAPSHOT_ESTIMATES :
+					  req->snap_flags);
 		break;
 	default:
 		return trm_err_set(err, -EINVAL, "pid %d: no such request", pid);

@@ -14,19 +14,30 @@
 
 #include "trmtop/util.h"
 
-/* Split "1.5 MiB" into a finite non-negative number and a unit suffix. */
+/* Split "1.5 MiB" into a finite non-negative decimal number (digits
+ * with at most one point: no sign, exponent, hex or "inf") and a unit
+ * suffix. */
 static int split_number(const char *s, double *num, const char **unit)
 {
-	char *end;
+	char digits[64], *end;
+	size_t len, ndig = 0, i;
 
 	while (isspace((unsigned char)*s))
 		s++;
-	if (!isdigit((unsigned char)*s) && *s != '.')
+	len = strspn(s, "0123456789.");
+	if (len == 0 || len >= sizeof(digits))
 		return -EINVAL;
+	for (i = 0; i < len; i++)
+		ndig += s[i] != '.';
+	if (ndig == 0 || len - ndig > 1)
+		return -EINVAL;
+	memcpy(digits, s, len);
+	digits[len] = '\0';
 	errno = 0;
-	*num = strtod(s, &end);
-	if (errno || end == s || !isfinite(*num) || *num < 0)
+	*num = strtod(digits, &end);
+	if (errno || *end || !isfinite(*num))
 		return -EINVAL;
+	end = (char *)s + len;
 	while (isspace((unsigned char)*end))
 		end++;
 	*unit = end;

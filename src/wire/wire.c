@@ -120,10 +120,11 @@ int wire_enc_empty(uint8_t *buf, size_t cap, uint16_t type)
 
 int wire_enc_snapshot_req(uint8_t *buf, size_t cap, uint16_t flags)
 {
-	if (!wi_begin_frame(buf, cap, WIRE_SNAPSHOT_REQ, 0))
-		return -ENOSPC;
-	wi_put_u16(buf + 6, flags);
-	return (int)WIRE_HDR_SIZE;
+	int n = wire_enc_empty(buf, cap, WIRE_SNAPSHOT_REQ);
+
+	if (n > 0)
+		wi_put_u16(buf + 6, flags);
+	return n;
 }
 
 int wire_dec_hello(const struct wire_msg *msg, struct wire_hello *m)

@@ -493,32 +493,42 @@ def test_application_tracing():
     tracemalloc.stop()
 
 
-def test_fork():
-    s = Session()
-    s.bootstrap(load=False)
-    s.hello()
+def in_child(fn, what):
+    """Fork (the warning of 3.12+ about threads silenced), run fn() in the
+    child and exit it at once: 0 if fn returned, 1 (said on stderr) if it
+    raised; check in the parent that the child exited 0."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")   # 3.12+: fork with threads
         pid = os.fork()
     if pid == 0:
         code = 0
         try:
-            # The agent's inherited ends are closed in the child...
-            check(not fd_is(s.ctl_r, s.real_ctl_ino) and not fd_is(s.data_w, s.data_ino),
-                  "child kept agent fds")
-            # ...and a new session works there.
-            c = Session()
-            c.start_direct()
-            c.hello()
-            check(c.stats()["tracing"] == OFF, "child stats")
-            c.detach()
+            fn()
         except BaseException as e:  # report and exit without cleanup
             sys.stderr.write("child: %s\n" % e)
             code = 1
         os._exit(code)
     _, status = os.waitpid(pid, 0)
     check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
-          "fork child failed")
+          "%s: %r" % (what, status))
+
+
+def test_fork():
+    s = Session()
+    s.bootstrap(load=False)
+    s.hello()
+
+    def child():
+        # The agent's inherited ends are closed in the child...
+        check(not fd_is(s.ctl_r, s.real_ctl_ino) and not fd_is(s.data_w, s.data_ino),
+              "child kept agent fds")
+        # ...and a new session works there.
+        c = Session()
+        c.start_direct()
+        c.hello()
+        check(c.stats()["tracing"] == OFF, "child stats")
+        c.detach()
+    in_child(child, "fork child failed")
     check(s.stats()["tracing"] == OFF, "parent session after fork")
     s.detach()
 

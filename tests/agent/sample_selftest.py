@@ -295,29 +295,18 @@ def test_fork():
     s = session()
     start_sample(s, 4, 4096)
     keep = [bytes(500) for _ in range(2000)]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")   # 3.12+: fork with threads
-        pid = os.fork()
-    if pid == 0:
-        code = 0
-        try:
-            del keep[:]
-            junk = [bytearray(i % 2000) for i in range(50000)]
-            c = Session()
-            c.start_direct()
-            c.hello()
-            st = stats(c)
-            check(st["size"] == 4096 and st["samples"] > 0,
-                  "child stats %r" % st)
-            stop(c)
-            c.detach()
-        except BaseException as e:  # report and exit without cleanup
-            sys.stderr.write("child: %s\n" % e)
-            code = 1
-        os._exit(code)
-    _, status = os.waitpid(pid, 0)
-    check(os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0,
-          "fork child failed: %r" % status)
+
+    def child():
+        del keep[:]
+        [bytearray(i % 2000) for i in range(50000)]
+        c = Session()
+        c.start_direct()
+        c.hello()
+        st = stats(c)
+        check(st["size"] == 4096 and st["samples"] > 0, "child stats %r" % st)
+        stop(c)
+        c.detach()
+    at.in_child(child, "fork child failed")
     st = stats(s)
     check(st["size"] == 4096 and st["samples"] > 0, "parent after fork %r" % st)
     del keep

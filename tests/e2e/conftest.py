@@ -24,6 +24,7 @@ deadline (wait_until).
 
 import ast
 import collections
+import contextlib
 import functools
 import glob
 import json
@@ -363,6 +364,22 @@ def sustained(pred, n=3):
 def end_spin(flag):
     with open(flag, "r+b") as f:
         f.write(b"\1")
+
+
+@contextlib.contextmanager
+def inline_target(python, code):
+    """A `python -c code` process (not a tests/targets shape) that prints
+    "ready" once set up: yields its Popen; afterwards it is killed, and
+    what it wrote to stderr must be nothing."""
+    proc = subprocess.Popen([python.path, "-c", code], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+        yield proc
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.stderr.read() == b""
 
 
 def maps_libpython(pid):

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import (EXIT_CODE, HELD_BYTES, PROC_TIMEOUT, REPLY_TIMEOUT, _read,
                       assert_close, assert_same_outcome, baseline, fd_links,
-                      maps_libpython, stats, stopped_or_traced, wait_until)
+                      inline_target, maps_libpython, stats, stopped_or_traced, wait_until)
 
 FRAMES = 3
 APP_FRAMES = 5  # tests/targets/app_tracemalloc.py
@@ -321,17 +321,10 @@ def test_target_maps_its_own_libc(python_faults, trmtop):
     offset 0, below the loaded libc: the symbols are still taken from the
     loaded one (taken from the other, every remote call jumped into
     non-executable memory and crashed the target)."""
-    proc = subprocess.Popen([python_faults.path, "-c", MAPS_LIBC], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+    with inline_target(python_faults, MAPS_LIBC) as proc:
         res = trmtop("start", "--pid", proc.pid)
         assert res.rc == 0, res
         assert stats(proc.pid)["tracing"] == "trmtop"
         assert trmtop("stop", "--pid", proc.pid).rc == 0
         assert proc.poll() is None, "the target died"
         assert not stopped_or_traced(proc.pid)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stderr.read() == b""

@@ -193,6 +193,24 @@ def test_attach_while_threads_come_and_go(python, spawn, trmtop, tmp_path):
     assert_same_outcome(t, base)
 
 
+def test_sampler_while_threads_come_and_go(python_faults, spawn, trmtop, tmp_path):
+    """The same churn of threads while the sampler is started and stopped
+    40 times (its hooks put in and taken out of the allocators while new
+    threads allocate): the target computes correctly throughout, and the
+    sampler is off at the end."""
+    base = baseline(python_faults, "thread_churn", str(tmp_path))
+    t = spawn(python_faults, "thread_churn")
+    for _ in range(CHURN_CYCLES):
+        res = trmtop("start", "--pid", t.pid, "--sample=16KiB")
+        assert res.rc == 0, res
+        res = trmtop("stop", "--pid", t.pid)
+        assert res.rc == 0, res
+        t.check_healthy()
+    assert sampler_off(t.pid)
+    assert t.exit() == EXIT_CODE
+    assert_same_outcome(t, base)
+
+
 # trmtop SIGKILLed at random instants of an attach and a snapshot: inside
 # remote calls, between them, while the agent answers.  TRMTOP_KILL_RUNS
 # sets the runs per interpreter and shape (50: 300 in all over the three
@@ -206,20 +224,32 @@ def trmtop_memfds(pid):
         return set(re.findall(r"/memfd:(trmtop[^ \n]*)", f.read()))
 
 
-@pytest.mark.parametrize("shape", ["sleep_loop", "cpu_loop"])
-def test_random_kills(python_faults, shape, spawn, trmtop, tmp_path):
+def sampler_off(pid):
+    return "sample_size" not in stats(pid)
+
+
+@pytest.mark.parametrize("shape,mode", [("sleep_loop", "snapshot"), ("cpu_loop", "snapshot"),
+                                        ("sleep_loop", "sampled-view"),
+                                        ("cpu_loop", "sampled-view")])
+def test_random_kills(python_faults, shape, mode, spawn, trmtop, tmp_path):
     """One long-lived target; trmtop snapshot (attach, start, 20 ms of
-    tracing, snapshot, stop) is SIGKILLed KILL_RUNS times at an instant
-    drawn uniformly over the time a whole one takes.
+    tracing, snapshot, stop), or a sampled live view (attach, the sampler
+    started, two refreshes 10 ms apart, the session ended), is SIGKILLed
+    KILL_RUNS times at an instant drawn uniformly over the time a whole
+    one takes.
     After each kill the target runs, is neither stopped nor traced, and
-    gets back exactly its fds and threads with tracing off; in the end it
-    still works, answers, and exits as it would have."""
+    gets back exactly its fds and threads with tracing and the sampler
+    off; in the end it still works, answers, and exits as it would have."""
     seed = int(os.environ.get("TRMTOP_FAULT_SEED") or random.SystemRandom().randrange(1 << 32))
     rnd = random.Random(seed)
     out = os.path.join(str(tmp_path), "s.trm")
     t = spawn(python_faults, shape)
     fds0, threads0 = fd_links(t.pid), thread_count(t.pid)
-    cmd = ["snapshot", "--pid", str(t.pid), "--duration", "20ms", "-o", out]
+    if mode == "snapshot":
+        cmd = ["snapshot", "--pid", str(t.pid), "--duration", "20ms", "-o", out]
+    else:
+        cmd = ["--pid", str(t.pid), "--sample=64KiB", "--batch", "--iterations", "2",
+               "--interval", "10ms"]
     t0 = time.monotonic()
     res = trmtop(*cmd)
     window = time.monotonic() - t0
@@ -241,6 +271,8 @@ def test_random_kills(python_faults, shape, spawn, trmtop, tmp_path):
                    % (where, fds0, threads0, fd_links(t.pid), thread_count(t.pid)))
         wait_until(lambda: t.truth()["tracing"] is False, PROC_TIMEOUT,
                    "%s: tracing off again" % where)
+        if mode != "snapshot":
+            wait_until(lambda: sampler_off(t.pid), PROC_TIMEOUT, "%s: the sampler off again" % where)
         assert len(trmtop_memfds(t.pid)) <= 1, "%s: %r" % (where, trmtop_memfds(t.pid))
     t.check_progress()
     clean_cycle(t, trmtop)

@@ -568,6 +568,36 @@ def test_tui_quit_with_refresh_in_flight(python_faults, twice, spawn, tmux, tmp_
     assert t.exit() == EXIT_CODE
 
 
+def test_tui_sampled(python_faults, spawn, tmux):
+    """--sample in the terminal view: the header says sampling, the
+    estimated columns are marked, the leaking line is there; leaving
+    stops the sampler the view started and only that: a sampler kept by
+    `trmtop start --sample` stays on after a view of either kind."""
+    t = spawn(python_faults, "native_grower")
+    t.ok("drip 5")
+    script = t.script
+    loc = "%s:%d" % (script, drip_line_no(script))
+    tmux.run_trmtop(t.pid, "--interval", INTERVAL, "--sample=64KiB")
+    s = tmux.wait(lambda s: loc in s and "\u2248SIZE" in s, "the sampled table")
+    assert "sampling: this view since" in s and "every 64.0 KiB, 16 frames" in s, s
+    assert re.search(r"^estimated: in use \S+ \S+  blocks \d+  RSS \S+ \S+  sampler ", s, re.M), s
+    tmux.keys("q")
+    tmux.wait_text("TRMTOP-EXIT=0")
+    st = json.loads(run_trmtop("stats", "--pid", t.pid, "--json").out)
+    assert "sample_size" not in st and st["tracing"] == "off", st
+    assert run_trmtop("start", "--pid", t.pid, "--sample").rc == 0
+    for args, head in ((), "tracing: this view since"), (("--sample",), "sampling: by trmtop start"):
+        tmux.run_trmtop(t.pid, "--interval", INTERVAL, *args)
+        tmux.wait(lambda s: loc in s and head in s, head)
+        tmux.keys("q")
+        tmux.wait_text("TRMTOP-EXIT=0")
+        st = json.loads(run_trmtop("stats", "--pid", t.pid, "--json").out)
+        assert st["sample_size"] == 512 << 10 and st["tracing"] == "off", (args, st)
+    assert run_trmtop("stop", "--pid", t.pid).rc == 0
+    t.ok("drip 0")
+    assert t.exit() == EXIT_CODE
+
+
 def test_help_and_man_page_agree():
     """The live view's options: those of `trmtop --pid PID --help` are the
     man page's synopsis of the view, both ways, and each is described in
@@ -646,4 +676,53 @@ def test_tui_ascii_locale(python_faults, spawn, tmux):
     assert not any(c in s for c in "~\x1b"), s
     tmux.keys("q")
     tmux.wait_text("TRMTOP-EXIT=0")
+    assert t.exit() == EXIT_CODE
+
+
+def marked_line(path, marker):
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            if text.rstrip().endswith("# " + marker):
+                return no
+    raise AssertionError("no %s in %s" % (marker, path))
+
+
+def test_sampled_leak_suspect(python_faults, spawn, live):
+    """Issue 12's leak, watched live with --sample at the default size: a
+    worker with a 200 MiB heap serves requests that churn short-lived
+    objects and leak 4 KiB each, 1 MiB per simulated minute (a minute is
+    one 500 ms refresh: an accelerated run).  The leaking line becomes a
+    leak suspect and is the first of them by growth (the L key's order);
+    the view says its figures are estimates; leaving stops the sampler it
+    started and the target is healthy."""
+    t = spawn(python_faults, "prod_leak")
+    script = t.script
+    leak = marked_line(script, "LEAK-LINE")
+    t.ok("heap 200")
+    lv = live(t.pid, "--sample", "--interval", "500ms", "--format", "json")
+    first = lv.json()
+    assert first is not None, lv.wait()
+    assert first["sampled"] == {"size": 512 << 10} and first["tracing"] == "view", first
+    assert first["traceback_limit"] == 16, first
+    t.ok("serve 500")
+    deadline = time.monotonic() + TRMTOP_TIMEOUT
+    while True:
+        o = lv.json()
+        assert o is not None, lv.wait()
+        rows = [r for r in o["rows"] if r["suspect"]]
+        mine = [r for r in rows if r["filename"] == script and r["lineno"] == leak]
+        if mine and o["since_baseline"] >= 10:
+            break
+        assert time.monotonic() < deadline, "the leaking line never became a suspect: %r" % o
+    by_rate = sorted(rows, key=lambda r: -r["rate_per_min"])
+    assert (by_rate[0]["filename"], by_rate[0]["lineno"]) == (script, leak), by_rate
+    assert mine[0]["source"] == "LEAKED.append(bytearray(LEAK_SIZE))" \
+        "                                     # LEAK-LINE", mine[0]
+    lv.proc.send_signal(signal.SIGINT)
+    rc, err = lv.wait()
+    assert rc == 130 and "sampling turned off again" in err, err
+    st = json.loads(run_trmtop("stats", "--pid", t.pid, "--json").out)
+    assert "sample_size" not in st and st["tracing"] == "off", st
+    t.ok("serve 0")
+    t.check_healthy()
     assert t.exit() == EXIT_CODE

@@ -6,9 +6,8 @@ sampler runs.  (Its accuracy and safety are tested in the agent,
 tests/agent/sample_selftest.py; sampled snapshots against tracemalloc in
 test_sampled.py.)"""
 import os
-import subprocess
 
-from conftest import stats, stopped_or_traced
+from conftest import inline_target, stats, stopped_or_traced
 
 ALLOCATOR = r'''
 import sys
@@ -22,10 +21,7 @@ while True:
 
 
 def test_start_sample_stats_stop(python_faults, trmtop):
-    proc = subprocess.Popen([python_faults.path, "-c", ALLOCATOR],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+    with inline_target(python_faults, ALLOCATOR) as proc:
         res = trmtop("start", "--pid", proc.pid, "--sample=64KiB")
         assert res.rc == 0, res
         assert res.out.strip() == "pid %d: sampled every 64.0 KiB" % proc.pid, res
@@ -45,10 +41,6 @@ def test_start_sample_stats_stop(python_faults, trmtop):
         assert "sample_size" not in st and st["tracing"] == "off", st
         assert proc.poll() is None, "the target died"
         assert not stopped_or_traced(proc.pid)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stderr.read() == b""
 
 
 def test_sample_size_refused(trmtop):
@@ -58,11 +50,8 @@ def test_sample_size_refused(trmtop):
 
 
 def test_snapshot_sample(python_faults, trmtop, tmp_path):
-    proc = subprocess.Popen([python_faults.path, "-c", ALLOCATOR],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     a, b, c = (str(tmp_path / n) for n in ("a.trm", "b.trm", "c.trm"))
-    try:
-        assert proc.stdout.readline() == b"ready\n", proc.stderr.read()
+    with inline_target(python_faults, ALLOCATOR) as proc:
         # off: turned on for the snapshot, off again after it
         res = trmtop("snapshot", "--pid", proc.pid, "--sample=64KiB",
                      "--duration", "500ms", "-o", a)
@@ -73,8 +62,10 @@ def test_snapshot_sample(python_faults, trmtop, tmp_path):
         assert res.rc == 0, res
         top = res.json()
         assert top["sampled"]["size"] == 65536, top
-        # the allocating line (line 6 of the -c text) holds most
-        assert top["stats"][0]["frames"][-1]["lineno"] == 6, top["stats"][:2]
+        # the allocating line of the -c text holds most
+        line = ALLOCATOR.splitlines().index(
+            [l for l in ALLOCATOR.splitlines() if "keep.append" in l][0]) + 1
+        assert top["stats"][0]["frames"][-1]["lineno"] == line, top["stats"][:2]
         # --keep-tracing: the sampler stays on
         res = trmtop("snapshot", "--pid", proc.pid, "--sample=64KiB",
                      "--duration", "0", "--keep-tracing", "-o", b)
@@ -89,7 +80,3 @@ def test_snapshot_sample(python_faults, trmtop, tmp_path):
         assert res.rc == 0 and res.out.strip() == "pid %d: sampling off" % proc.pid, res
         assert proc.poll() is None, "the target died"
         assert not stopped_or_traced(proc.pid)
-    finally:
-        proc.kill()
-        proc.wait()
-    assert proc.stderr.read() == b""

@@ -117,6 +117,37 @@ class Shape(object):
             return self.tick_cond.wait_for(lambda: self.ticks >= target, timeout)
 
 
+class Periodic(object):
+    """A daemon thread that calls fn() every `period` seconds of a pace
+    set by set(ms): ms > 0 (re)starts it, 0 stops it; set returns once the
+    old thread has ended.  `calls` counts the calls made."""
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.thread = None
+        self.stop = threading.Event()
+        self.calls = 0
+
+    def run(self, period):
+        while not self.stop.wait(period):
+            self.fn()
+            self.calls += 1
+
+    def set(self, ms, period=None):
+        """ms: the pace in milliseconds; period (seconds), when given, is
+        used instead (a pace that is not a whole number of ms)."""
+        if self.thread:
+            self.stop.set()
+            self.thread.join()
+            self.thread = None
+        if ms > 0:
+            self.stop = threading.Event()
+            self.thread = threading.Thread(
+                target=self.run, args=(period if period else ms / 1000.0,))
+            self.thread.daemon = True
+            self.thread.start()
+
+
 class IdleShape(Shape):
     """A shape whose main thread waits in os.read() on a pipe of its own and
     ticks each time it is poked (a process that sits idle between

@@ -16,7 +16,6 @@ Report: the number of native and Python blocks held.
 """
 
 import ctypes
-import threading
 
 import _common
 
@@ -42,33 +41,12 @@ def drip_one():
     DRIPPED.append(bytearray(LEAK_SIZE))   # DRIP-LINE
 
 
-class Drip(object):
-    def __init__(self):
-        self.thread = None
-        self.stop = threading.Event()
-
-    def run(self, period):
-        while not self.stop.wait(period):
-            drip_one()
-
-    def set(self, ms):
-        if self.thread:
-            self.stop.set()
-            self.thread.join()
-            self.thread = None
-        if ms > 0:
-            self.stop = threading.Event()
-            self.thread = threading.Thread(target=self.run, args=(ms / 1000.0,))
-            self.thread.daemon = True
-            self.thread.start()
-
-
 class NativeGrower(_common.IdleShape):
     name = "native_grower"
 
     def __init__(self, argv):
         _common.IdleShape.__init__(self, argv)
-        self.drip = Drip()
+        self.drip = _common.Periodic(drip_one)
 
     def command(self, words):
         if words[0] == "drip":
