@@ -176,6 +176,29 @@ void agent_sample_stats(struct agent_sample_stats *st);
  * the caller holds the GIL.  0 or -ENOMEM. */
 int agent_sample_rows(struct agent_sample_row **rows, size_t *n);
 
+/* ---- the Python stack for the sampler (pyframes.c) ---- */
+
+enum {
+	AGENT_FRAMES_API,     /* 3.8-3.10: the frame API, which creates
+				 nothing there */
+	AGENT_FRAMES_API_NEW, /* the frame API, creating frame objects (an
+				 unknown 3.11+, or a check failed) */
+	AGENT_FRAMES_DIRECT,  /* the interpreter's frames read directly */
+};
+
+/* How this interpreter's stack is walked: decided at the first call
+ * (GIL held, on a thread that runs no Python: the control thread), the
+ * same afterwards.  Returns an AGENT_FRAMES_* value. */
+int agent_frames_init(void);
+
+/* Up to max frames of the stack of ts, most recent first, into f; the
+ * filenames are borrowed (alive while the frames are: until the caller's
+ * allocator hook returns).  Only for AGENT_FRAMES_DIRECT; ts is this
+ * thread's thread state and the current one (it holds the GIL).  Reads
+ * only: creates no object, calls no Python code, takes no lock. */
+uint32_t agent_frames_walk(PyThreadState *ts, struct agent_sframe *f,
+			   uint32_t max);
+
 /* Start the control thread for s with every signal blocked.  0 or
  * -errno (then the caller still owns s). */
 int agent_ctl_spawn(struct agent_sess *s);

@@ -8,8 +8,8 @@
  * exponential distribution of mean SIZE (a Poisson process over bytes):
  * no lock, no syscall, no Python call.  When it runs out, that allocation
  * is sampled: its traceback is walked (only when the thread holds the
- * GIL, and on 3.11+ not for the raw domain: see record(); otherwise, and
- * without a Python frame, it counts under "<no Python frame>"), and the
+ * GIL: its thread state is the current one; otherwise, and without a
+ * Python frame, it counts under "<no Python frame>"), and the
  * block goes into a table of sampled
  * pointers with its weight: a block of s bytes is sampled with
  * probability p = 1 - e^(-s/SIZE), so it stands for s / p bytes and 1 / p
@@ -27,10 +27,22 @@
  * nelem * elsize.  A realloc that fails after its old block was removed
  * loses that sample (the block stays, unaccounted).
  *
+ * The walk: on 3.11-3.14 pyframes.c reads the interpreter's frames
+ * directly (no object created, no Python code run, no lock taken), so
+ * every domain is walked, the raw one too.  On 3.8-3.10 the frame API
+ * (frame objects exist there: it creates nothing); on an unknown 3.11+
+ * the frame API too, which materialises frame objects: there the cyclic
+ * GC is paused for the walk and raw-domain samples are not walked (see
+ * walk_api() and record()).
+ *
  * Re-entrancy: a thread-local flag is set while a sample is recorded; an
- * allocation made meanwhile (the frame API may materialise frame
- * objects) goes straight to the base allocator, unsampled.  Frees are
- * always looked at, and the lock is never held while Python is called.
+ * allocation made meanwhile (the frame objects of the frame-API walk of
+ * an unknown 3.11+) goes straight to the base allocator, unsampled.
+ * Frees are always looked at, and the lock is never held while Python is
+ * called.  Filenames are borrowed during a walk and referenced by the
+ * interned traceback (Py_INCREF, which allocates nothing); they are only
+ * released by clear(), never inside an allocator hook, where a
+ * deallocator must not run.
  * The sampler's own memory comes from libc (malloc is not hooked by PEP
  * 445) and is capped; past the cap new samples are dropped and STATS
  * says so.
@@ -80,8 +92,6 @@ int PyGILState_Check(void);
  * this thread's when attached): 3.13 renamed it. */
 extern PyThreadState *_PyThreadState_UncheckedGet(void) __attribute__((weak));
 extern PyThreadState *PyThreadState_GetUnchecked(void) __attribute__((weak));
-/* 3.11+: its presence says the frame API may create frame objects */
-extern const unsigned long Py_Version __attribute__((weak));
 /* 3.10+; weak as in snap.c */
 extern int PyGC_Enable(void) __attribute__((weak));
 extern int PyGC_Disable(void) __attribute__((weak));
@@ -93,6 +103,8 @@ static bool in_chain[NDOMAIN];    /* our hooks are installed (maybe under
 				     someone else's); GIL held */
 static atomic_bool recording;     /* samples are recorded */
 static bool atfork_done;
+static int walker = AGENT_FRAMES_API; /* agent_frames_init's answer, set
+					 before the first install */
 
 /* Read by the slow path without the lock (written under it, with the GIL,
  * while recording is false). */
@@ -273,8 +285,10 @@ static uint64_t tb_hash(const struct agent_sframe *f, uint32_t n)
 	return util_mix64(h);
 }
 
-/* The interned traceback of f[0..n), taking references to its filenames
- * when new (GIL held).  NULL when out of memory or over the cap. */
+/* The interned traceback of f[0..n) (borrowed filenames), taking
+ * references to its filenames when new (GIL held; Py_INCREF allocates
+ * nothing, and the references are dropped by clear(), outside any
+ * allocator hook).  NULL when out of memory or over the cap. */
 static struct agent_stb *tb_intern(const struct agent_sframe *f, uint32_t n)
 {
 	uint64_t h = tb_hash(f, n);
@@ -366,45 +380,47 @@ static void clear(void)
 
 /* ---- recording ---- */
 
-/* Does this thread hold the GIL, with its own thread state of the main
- * interpreter?  Compared with the current thread state rather than asked
- * of PyGILState_Check(), which says yes to every thread once a
- * subinterpreter exists (3.8-3.11) or its check is off. */
-static bool holds_gil(void)
+/* This thread's thread state if it holds the GIL with it, of the main
+ * interpreter; NULL otherwise.  Compared with the current thread state
+ * rather than asked of PyGILState_Check(), which says yes to every
+ * thread once a subinterpreter exists (3.8-3.11) or its check is off. */
+static PyThreadState *holds_gil(void)
 {
 	PyThreadState *mine, *cur;
 
 	if (atomic_load_explicit(&agent_exiting, memory_order_relaxed))
-		return false;
+		return NULL;
 	mine = PyGILState_GetThisThreadState();
 	if (!mine)
-		return false;
+		return NULL;
 	if (PyThreadState_GetUnchecked)
 		cur = PyThreadState_GetUnchecked();
 	else if (_PyThreadState_UncheckedGet)
 		cur = _PyThreadState_UncheckedGet();
 	else
-		return PyGILState_Check();
-	return cur == mine;
+		return PyGILState_Check() ? mine : NULL;
+	return cur == mine ? mine : NULL;
 }
 
-/* Walk up to max frames of this thread's Python stack into f (new
- * references to the filenames).  GIL held; the thread's exception, if
- * any, is kept.
+/* Walk up to max frames of this thread's Python stack into f with the
+ * frame API (filenames borrowed: their code objects stay referenced by
+ * the frames).  GIL held; the thread's exception, if any, is kept.
  *
- * On 3.11+ the frame API materialises frame objects, and on 3.11 the
- * allocation of a GC object can run a collection there and then: its
- * finalizers, inside an allocation that may hold interpreter locks (a
- * thread state is allocated under the runtime's HEAD_LOCK on 3.11.2; a
- * stress run deadlocked on it).  The cyclic GC is therefore switched off
- * for the walk (PyGC_Disable, 3.10+: a flag; 3.8 and 3.9 create no frame
- * objects here). */
-static uint32_t walk(struct agent_sframe *f, uint32_t max)
+ * Used where pyframes.c cannot read the frames: on 3.8-3.10, where the
+ * frame objects exist already and this creates nothing, and on an
+ * unknown 3.11+, where the frame API materialises frame objects.  There,
+ * on 3.11, the allocation of a GC object can run a collection there and
+ * then: its finalizers, inside an allocation that may hold interpreter
+ * locks (a thread state is allocated under the runtime's HEAD_LOCK on
+ * 3.11.2; a stress run deadlocked on it).  The cyclic GC is therefore
+ * switched off for such a walk (PyGC_Disable, 3.10+: a flag). */
+static uint32_t walk_api(struct agent_sframe *f, uint32_t max)
 {
 	PyObject *type, *value, *tb;
 	PyFrameObject *fr, *back;
 	uint32_t n = 0;
-	bool gc_was = PyGC_Disable && PyGC_Enable && PyGC_Disable() == 1;
+	bool gc_was = walker == AGENT_FRAMES_API_NEW && PyGC_Disable &&
+		      PyGC_Enable && PyGC_Disable() == 1;
 
 	PyErr_Fetch(&type, &value, &tb);
 	fr = PyEval_GetFrame();
@@ -423,9 +439,10 @@ static uint32_t walk(struct agent_sframe *f, uint32_t max)
 			f[n].filename = fn;
 			f[n].lineno = ln < 0 ? 0 : (uint32_t)ln;
 			n++;
-		} else {
-			Py_XDECREF(fn);
 		}
+		/* never the last references: the frame holds its code,
+		 * the code its filename */
+		Py_XDECREF(fn);
 		Py_XDECREF(code);
 		back = PyFrame_GetBack ? PyFrame_GetBack(fr)
 				       : (PyFrameObject *)PyObject_GetAttr(
@@ -450,12 +467,18 @@ static void record(int d, uintptr_t p, size_t size)
 	struct agent_sframe f[MAX_FRAMES];
 	uint32_t n = 0, max = atomic_load_explicit(&nframe_max,
 						   memory_order_relaxed);
-	/* A raw-domain allocation is not walked where the walk creates
-	 * objects (3.11+): tracemalloc, when it runs over the sampler,
-	 * allocates its tables through the raw domain with its lock held,
-	 * and a new object takes that lock (_PyTraceMalloc_NewReference):
-	 * a stress run deadlocked on it.  It counts under <no Python frame>. */
-	bool gil = !(d == 0 && &Py_Version != NULL) && holds_gil();
+	/* Only the thread that holds the GIL walks its stack: no other
+	 * thread changes its frames meanwhile.  A raw-domain allocation may
+	 * come in the middle of the interpreter's own work (a thread state
+	 * made under HEAD_LOCK, tracemalloc's tables under its lock): the
+	 * direct walk only reads, so it walks those too.  The frame API
+	 * walk of an unknown 3.11+ creates objects, and a new object takes
+	 * tracemalloc's lock (_PyTraceMalloc_NewReference) when tracemalloc
+	 * runs over the sampler: a stress run deadlocked on it.  There a
+	 * raw-domain sample counts under <no Python frame>. */
+	PyThreadState *ts = d == 0 && walker == AGENT_FRAMES_API_NEW
+				    ? NULL
+				    : holds_gil();
 	double s = size ? (double)size : 1.0;
 	double mean = (double)atomic_load_explicit(&size_mean,
 						   memory_order_relaxed);
@@ -465,8 +488,12 @@ static void record(int d, uintptr_t p, size_t size)
 	struct agent_stb *tb;
 	struct sent *e;
 
-	if (gil)
-		n = walk(f, max < MAX_FRAMES ? max : MAX_FRAMES);
+	if (max > MAX_FRAMES)
+		max = MAX_FRAMES;
+	if (ts && walker == AGENT_FRAMES_DIRECT)
+		n = agent_frames_walk(ts, f, max);
+	else if (ts)
+		n = walk_api(f, max);
 	pthread_mutex_lock(&lock);
 	if (!atomic_load(&recording))
 		goto out;
@@ -499,8 +526,6 @@ static void record(int d, uintptr_t p, size_t size)
 	tb->alloc_blocks += blocks;
 out:
 	pthread_mutex_unlock(&lock);
-	for (uint32_t k = 0; k < n; k++)
-		Py_DECREF(f[k].filename);
 }
 
 /* The countdown ran out on p (size bytes, domain d; p may be NULL). */
@@ -708,6 +733,8 @@ int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 		seed = (uint64_t)getpid() ^ (uint64_t)(uintptr_t)&seed;
 	}
 
+	if (walker != agent_frames_init())
+		walker = agent_frames_init(); /* once: the same afterwards */
 	clear();
 	pthread_mutex_lock(&lock);
 	max_memory = max_mem ? max_mem : DEFAULT_MAX_MEMORY;
