@@ -298,7 +298,7 @@ def test_fork():
 
     def child():
         del keep[:]
-        [bytearray(i % 2000) for i in range(50000)]
+        junk = [bytearray(i % 2000) for i in range(50000)]  # held: sampled
         c = Session()
         c.start_direct()
         c.hello()
@@ -306,6 +306,7 @@ def test_fork():
         check(st["size"] == 4096 and st["samples"] > 0, "child stats %r" % st)
         stop(c)
         c.detach()
+        del junk
     at.in_child(child, "fork child failed")
     st = stats(s)
     check(st["size"] == 4096 and st["samples"] > 0, "parent after fork %r" % st)
