@@ -85,7 +85,9 @@
  *                   of each the connection had before it), u32 new_strings,
  *                   u32 new_frames, u32 new_tracebacks, u8 tracing, u8 pad[3]
  *                   (76 bytes); a sampled snapshot then has u64
- *                   sample_size (84 bytes)
+ *                   sample_size (84 bytes); a table reply (minor 3,
+ *                   below) then has u64 table_rows, u32 table (enum
+ *                   wire_table) (96 bytes)
  *   SNAP_STRINGS    u32 first_id, u32 count, count x { varint len, len
  *                   bytes }: ids first_id .. first_id+count-1.  UTF-8 (a
  *                   filename that was undecodable in the target arrives as
@@ -138,8 +140,37 @@
  *    ESTIMATES (trmtop asks a minor-2 agent only); an older trmtop never
  *    sets it and gets the minor-1 form.
  *
+ * Only the changed rows (minor 3).  SNAPSHOT_REQ flags SAMPLED |
+ * ESTIMATES | CHANGED ask for a table reply: SNAP_HEAD is 96 bytes, its
+ * table says which kind and table_rows how many rows the whole table has
+ * (a row: a traceback id and its four figures, each traceback id at most
+ * once, one per traceback with a non-zero allocated estimate; tracebacks
+ * the agent holds apart but that intern to the same id, e.g. two files
+ * compiled under one name, are one row, their figures summed):
+ *
+ *  - WIRE_TABLE_FULL: the entries are the whole table (ntraces ==
+ *    table_rows); it replaces what the receiver held.  The agent sends it
+ *    for the first table reply of a connection and after the sampler was
+ *    restarted since the last one (its tracebacks are all new);
+ *  - WIRE_TABLE_DELTA: the entries are the rows whose figures changed
+ *    since the last table reply on this connection, new rows included;
+ *    every other row is as that reply left it (rows are never removed
+ *    while the sampler runs; a row whose in-use figures fell to 0 is
+ *    sent, with its allocated ones).
+ *
+ * In both, traced_current is the in-use total of the whole table and
+ * SNAP_END's total_size the sum of the entries sent.  The receiver
+ * applies the entries and checks that its table then has table_rows rows
+ * and traced_current bytes in use, or refuses the reply (and the
+ * connection: out of step).  Neither side changes its table on an ERROR
+ * reply.  An agent older than minor 3 ignores CHANGED and sends a
+ * 84-byte head and traces (table NONE), which the receiver takes as
+ * before; an older trmtop never sets CHANGED.  CHANGED without SAMPLED
+ * and ESTIMATES is ignored.
+ *
  * Minor versions: 1 the sampler (START's SAMPLE, STATS's and STATE's
- * sampler fields, SNAPSHOT_REQ's SAMPLED); 2 the estimates above.
+ * sampler fields, SNAPSHOT_REQ's SAMPLED); 2 the estimates above; 3 the
+ * table replies (CHANGED).
  */
 #ifndef TRMTOP_WIRE_H
 #define TRMTOP_WIRE_H
@@ -147,8 +178,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_PROTO_VERSION 0x00010002u /* minor 1: the sampler; 2: its
-					  estimates in sampled snapshots */
+#define WIRE_PROTO_VERSION 0x00010003u /* minor 1: the sampler; 2: its
+					  estimates in sampled snapshots;
+					  3: only the changed rows */
 #define WIRE_HDR_SIZE 8u
 #define WIRE_MAX_PAYLOAD (64u << 20)
 #define WIRE_CTL_MAX 512u /* every control frame fits (< PIPE_BUF) */
@@ -171,6 +203,13 @@ enum wire_type {
 	WIRE_SNAP_END = 15,
 };
 
+/* SNAP_HEAD table: what the traces of a sampled reply are (minor 3) */
+enum wire_table {
+	WIRE_TABLE_NONE = 0,  /* traces, as before minor 3 (not sent) */
+	WIRE_TABLE_FULL = 1,  /* the whole table: one row per traceback */
+	WIRE_TABLE_DELTA = 2, /* the rows changed since the last table reply */
+};
+
 enum wire_tracing {
 	WIRE_TRACING_OFF = 0,
 	WIRE_TRACING_TRMTOP = 1,      /* started by trmtop */
@@ -182,6 +221,9 @@ enum wire_tracing {
 #define WIRE_SNAPSHOT_SAMPLED 1u /* SNAPSHOT_REQ frame flag: the sampler's */
 #define WIRE_SNAPSHOT_ESTIMATES 2u /* SNAPSHOT_REQ frame flag (with SAMPLED,
 				      minor 2): all four estimates */
+#define WIRE_SNAPSHOT_CHANGED 4u /* SNAPSHOT_REQ frame flag (with SAMPLED
+				    and ESTIMATES, minor 3): a table reply,
+				    only the rows changed since the last */
 #define WIRE_TRACES_ESTIMATES 1u /* SNAP_TRACES frame flag: its entries
 				    carry the estimates (minor 2) */
 
@@ -238,6 +280,7 @@ struct wire_error {
 #define WIRE_SNAP_NFRAME_MAX 65535u     /* frames of one traceback */
 #define WIRE_SNAP_HEAD_LEN 76u
 #define WIRE_SNAP_HEAD_SAMPLE_LEN 84u
+#define WIRE_SNAP_HEAD_TABLE_LEN 96u
 #define WIRE_SNAP_END_LEN 48u
 
 struct wire_snap_head {
@@ -248,6 +291,10 @@ struct wire_snap_head {
 	uint32_t new_strings, new_frames, new_tracebacks;
 	uint8_t tracing;
 	uint64_t sample_size; /* 0: exact (tracemalloc's traces, not sent) */
+	/* a reply to WIRE_SNAPSHOT_CHANGED (minor 3; not sent when table is
+	 * WIRE_TABLE_NONE): rows of the whole table, and the reply's kind */
+	uint64_t table_rows;
+	uint32_t table; /* enum wire_table */
 };
 
 struct wire_snap_end {

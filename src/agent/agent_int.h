@@ -39,6 +39,8 @@ struct agent_sess {
 	struct wire_reader rd;
 	struct wire_intern *tables; /* what this connection has sent; NULL
 				       until the first snapshot */
+	struct agent_tab *tab; /* the rows of its table replies; NULL until
+				  the first */
 	uint32_t py_hexversion;
 };
 
@@ -138,6 +140,12 @@ struct agent_sframe {
 struct agent_stb {
 	uint64_t hash;
 	uint64_t inuse_bytes, inuse_blocks, alloc_bytes, alloc_blocks;
+	uint64_t mod; /* the sampler's change count at its last change (0:
+			 never counted) */
+	struct agent_stb *newer, *older; /* the change list, most recently
+					    changed first */
+	uint32_t idx; /* dense for a sampler run: 0 "<no Python frame>",
+			 1.. the others in the order they were made */
 	uint32_t n;
 	struct agent_sframe f[]; /* most recent call first */
 };
@@ -175,6 +183,34 @@ void agent_sample_stats(struct agent_sample_stats *st);
  * for a non-zero estimate of bytes).  The tracebacks stay valid while
  * the caller holds the GIL.  0 or -ENOMEM. */
 int agent_sample_rows(struct agent_sample_row **rows, size_t *n);
+
+/* Where the sampler stood for a table reply (snap.c): its run (epoch,
+ * from 1; a restart makes a new one) and its change count. */
+struct agent_sample_mark {
+	uint64_t epoch, seq;
+	uint32_t nidx; /* tracebacks' idx are below this */
+};
+
+/* The rows changed since *since, most recently changed first: when
+ * since->epoch is the running sampler's, those changed after since->seq,
+ * else all of them (the tracebacks with a non-zero allocated estimate).
+ * Blocks stay in 16.16 fixed point (agent_sample_whole_blocks).  At most
+ * cap rows go to rows (the caller's buffer: nothing is allocated); *n is
+ * how many changed, *now where the sampler stands.  0, or -ENOSPC when
+ * *n > cap (rows unspecified: grow it and call again), -ESRCH when the
+ * sampler does not run.  The tracebacks stay valid while the caller holds
+ * the GIL.  Any thread; takes the sampler's lock for O(changed rows). */
+int agent_sample_changed(const struct agent_sample_mark *since,
+			 struct agent_sample_row *rows, size_t cap, size_t *n,
+			 struct agent_sample_mark *now);
+/* 16.16 fixed-point blocks to whole ones, to the nearest (a non-zero
+ * estimate stays non-zero: every sample counts at least one block). */
+uint64_t agent_sample_whole_blocks(uint64_t fixed);
+
+/* The table replies of one connection (snap.c); freed with it.  NULL
+ * accepted. */
+struct agent_tab;
+void agent_tab_free(struct agent_tab *t);
 
 /* ---- the Python stack for the sampler (pyframes.c) ---- */
 

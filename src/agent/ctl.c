@@ -308,6 +308,7 @@ static void end_session(struct agent_sess *s)
 	pthread_mutex_unlock(&agent_lock);
 	wire_reader_fini(&s->rd);
 	wire_intern_free(s->tables);
+	agent_tab_free(s->tab);
 	free(s);
 }
 

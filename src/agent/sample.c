@@ -146,6 +146,12 @@ static uint64_t mem_tb;       /* bytes of traceback structs */
 static uint64_t max_memory = DEFAULT_MAX_MEMORY;
 static uint64_t dropped;
 static bool capped;
+/* The change list: every traceback counted in this run, the most
+ * recently changed first, each stamped with ++seq when it changes (a
+ * table reply sends those changed since the last: snap.c). */
+static struct agent_stb *changed;
+static uint64_t seq;
+static uint64_t epoch; /* the run: 1 for the first start, +1 each start */
 
 static PyObject *no_frame_name; /* "<no Python frame>" */
 static PyObject *co_filename_name, *f_back_name, *f_code_name;
@@ -266,8 +272,31 @@ static void filter_del(uintptr_t p)
 		atomic_store_explicit(c, v - 1, memory_order_relaxed);
 }
 
+/* tb's figures changed: stamp it and move it to the front of the
+ * change list.  A few stores; no allocation. */
+static void touch(struct agent_stb *tb)
+{
+	bool listed = tb->mod != 0;
+
+	tb->mod = ++seq;
+	if (changed == tb)
+		return;
+	if (listed) {
+		/* not the first: it has a newer one */
+		tb->newer->older = tb->older;
+		if (tb->older)
+			tb->older->newer = tb->newer;
+	}
+	tb->newer = NULL;
+	tb->older = changed;
+	if (changed)
+		changed->newer = tb;
+	changed = tb;
+}
+
 static void unaccount(struct sent *e)
 {
+	touch(e->tb);
 	e->tb->inuse_bytes -= e->bytes;
 	e->tb->inuse_blocks -= e->blocks;
 	filter_del(e->key);
@@ -332,6 +361,7 @@ static struct agent_stb *tb_intern(const struct agent_sframe *f, uint32_t n)
 		return NULL;
 	tb->hash = h;
 	tb->n = n;
+	tb->idx = (uint32_t)tbs_n + 1; /* tbs_n < 2^32: the cap */
 	memcpy(tb->f, f, n * sizeof(*f));
 	for (uint32_t k = 0; k < n; k++)
 		Py_INCREF(f[k].filename);
@@ -363,6 +393,9 @@ static void clear(void)
 	capped = false;
 	no_frame.tb.inuse_bytes = no_frame.tb.inuse_blocks = 0;
 	no_frame.tb.alloc_bytes = no_frame.tb.alloc_blocks = 0;
+	no_frame.tb.mod = 0;
+	no_frame.tb.newer = no_frame.tb.older = NULL;
+	changed = NULL;
 	for (size_t i = 0; i < FILTER_SLOTS; i++)
 		atomic_store_explicit(&filter[i], 0, memory_order_relaxed);
 	pthread_mutex_unlock(&lock);
@@ -520,6 +553,7 @@ static void record(int d, uintptr_t p, size_t size)
 	e->blocks = blocks;
 	e->tb = tb;
 	filter_add(p);
+	touch(tb);
 	tb->inuse_bytes += bytes;
 	tb->inuse_blocks += blocks;
 	tb->alloc_bytes += bytes;
@@ -743,6 +777,7 @@ int agent_sample_start(uint64_t size, uint32_t nframe, uint64_t max_mem)
 	atomic_store(&seed_base, seed);
 	atomic_store(&thread_seq, 0);
 	atomic_fetch_add(&seed_gen, 1);
+	epoch++;
 	pthread_mutex_unlock(&lock);
 	atomic_store(&recording, true);
 
@@ -822,6 +857,11 @@ static uint64_t whole_blocks(uint64_t fixed)
 	return (fixed >> 16) + ((fixed & 0xffff) >= 0x8000);
 }
 
+uint64_t agent_sample_whole_blocks(uint64_t fixed)
+{
+	return whole_blocks(fixed);
+}
+
 static void row_of(struct agent_sample_row *r, const struct agent_stb *tb)
 {
 	r->tb = tb;
@@ -853,4 +893,36 @@ int agent_sample_rows(struct agent_sample_row **rows, size_t *n)
 	*rows = r;
 	*n = k;
 	return 0;
+}
+
+int agent_sample_changed(const struct agent_sample_mark *since,
+			 struct agent_sample_row *rows, size_t cap, size_t *n,
+			 struct agent_sample_mark *now)
+{
+	size_t k = 0;
+	uint64_t after;
+
+	*n = 0;
+	pthread_mutex_lock(&lock);
+	if (!atomic_load(&recording)) {
+		pthread_mutex_unlock(&lock);
+		return -ESRCH;
+	}
+	after = since->epoch == epoch ? since->seq : 0;
+	for (const struct agent_stb *tb = changed; tb && tb->mod > after;
+	     tb = tb->older, k++) {
+		if (k >= cap)
+			continue;
+		rows[k].tb = tb;
+		rows[k].inuse_bytes = tb->inuse_bytes;
+		rows[k].inuse_blocks = tb->inuse_blocks;
+		rows[k].alloc_bytes = tb->alloc_bytes;
+		rows[k].alloc_blocks = tb->alloc_blocks;
+	}
+	now->epoch = epoch;
+	now->seq = seq;
+	now->nidx = (uint32_t)tbs_n + 1;
+	pthread_mutex_unlock(&lock);
+	*n = k;
+	return k > cap ? -ENOSPC : 0;
 }

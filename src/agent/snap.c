@@ -549,6 +549,239 @@ out:
 	return rc;
 }
 
+/* ---- table replies (wire.h, "Only the changed rows") ----
+ *
+ * The connection's table: per wire traceback id, the sum of the figures
+ * of the sampler's tracebacks that intern to it (16.16 blocks), as last
+ * sent; per sampler traceback (by its idx), its wire id and the figures
+ * it added to that sum.  A reply asks the sampler for the tracebacks
+ * changed since the last reply (the sampler's lock is held for those
+ * only, and nothing is allocated under it), interns only those it has
+ * not sent yet, updates the sums and sends the ids whose sum changed.
+ * Everything that can fail comes before the first change to the table,
+ * so an ERROR reply leaves it as the receiver has it.  Control thread,
+ * GIL held (it keeps the sampler's tracebacks alive). */
+
+struct tab_stb {
+	uint32_t wid1; /* wire traceback id + 1; 0: not yet in the table */
+	uint64_t f[4]; /* what it added: in-use bytes, blocks, allocated */
+};
+
+struct tab_row {
+	uint64_t f[4]; /* summed figures, blocks in 16.16 */
+	uint64_t gen;  /* the reply that last marked it changed */
+	bool present;
+};
+
+struct agent_tab {
+	bool valid;                  /* a table reply was sent */
+	struct agent_sample_mark at; /* where the sampler stood for it */
+	struct tab_stb *stb;
+	size_t cap_stb;
+	struct tab_row *row;
+	size_t cap_row, nrows;
+	uint64_t inuse; /* in-use bytes of the whole table */
+	uint64_t gen;
+	struct agent_sample_row *buf; /* the changed rows of a reply */
+	uint32_t *ids;                /* their wire ids */
+	size_t cap_buf;
+};
+
+void agent_tab_free(struct agent_tab *t)
+{
+	if (!t)
+		return;
+	free(t->stb);
+	free(t->row);
+	free(t->buf);
+	free(t->ids);
+	free(t);
+}
+
+/* Grow *arr (of *cap entries of sz bytes, new ones zeroed) to at least n.
+ * 0 or -1. */
+static int tab_grow(void **arr, size_t *cap, size_t n, size_t sz)
+{
+	size_t nc = *cap ? *cap : 64;
+	void *p;
+
+	if (n <= *cap)
+		return 0;
+	while (nc < n)
+		nc *= 2;
+	p = realloc(*arr, nc * sz);
+	if (!p)
+		return -1;
+	memset((char *)p + *cap * sz, 0, (nc - *cap) * sz);
+	*arr = p;
+	*cap = nc;
+	return 0;
+}
+
+/* The changed rows into t->buf (*n of them) and where the sampler stands
+ * into *now.  0 or -1. */
+static int tab_changed(struct snap_ctx *c, struct agent_tab *t, size_t *n,
+		       struct agent_sample_mark *now)
+{
+	struct agent_sample_mark since = { 0 };
+	int rc;
+
+	if (t->valid)
+		since = t->at;
+	while ((rc = agent_sample_changed(&since, t->buf, t->cap_buf, n, now)) ==
+	       -ENOSPC) {
+		size_t want = *n + *n / 2 + 16;
+		void *b = realloc(t->buf, want * sizeof(*t->buf));
+
+		if (!b)
+			return nomem(c);
+		t->buf = b;
+		b = realloc(t->ids, want * sizeof(*t->ids));
+		if (!b)
+			return nomem(c);
+		t->ids = b;
+		t->cap_buf = want;
+	}
+	if (rc < 0) {
+		c->code = WIRE_ERR_NOT_TRACING;
+		snprintf(c->text, sizeof(c->text), "the sampler is not running");
+		return -1;
+	}
+	return 0;
+}
+
+/* The wire id of each changed row into t->ids, interning the tracebacks
+ * not yet sent.  0 or -1 (the caller rolls the tables back). */
+static int tab_intern(struct snap_ctx *c, struct agent_tab *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct agent_stb *tb = t->buf[i].tb;
+		uint32_t nf = tb->n < c->fids_cap ? tb->n : (uint32_t)c->fids_cap;
+
+		if (t->stb[tb->idx].wid1) {
+			t->ids[i] = t->stb[tb->idx].wid1 - 1;
+			continue;
+		}
+		for (uint32_t k = 0; k < nf; k++) {
+			uint32_t sid;
+
+			if (conv_str(c, tb->f[k].filename, &sid) < 0 ||
+			    interned(c, wire_intern_frame(c->s->tables, sid,
+							  tb->f[k].lineno,
+							  &c->fids[k])) < 0)
+				return -1;
+		}
+		if (interned(c, wire_intern_traceback(c->s->tables, c->fids, nf,
+						      nf, &t->ids[i])) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+/* Apply the n changed rows to the table and list the changed wire ids
+ * in c->tr / c->est (sized n).  Cannot fail. */
+static void tab_apply(struct snap_ctx *c, struct agent_tab *t, size_t n)
+{
+	uint64_t gen = ++t->gen;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct agent_sample_row *r = &t->buf[i];
+		const uint64_t f[4] = { r->inuse_bytes, r->inuse_blocks,
+					r->alloc_bytes, r->alloc_blocks };
+		struct tab_stb *st = &t->stb[r->tb->idx];
+		struct tab_row *row = &t->row[t->ids[i]];
+
+		st->wid1 = t->ids[i] + 1;
+		t->inuse += f[0] - st->f[0]; /* modulo 2^64: sums of parts */
+		for (int k = 0; k < 4; k++) {
+			row->f[k] += f[k] - st->f[k];
+			st->f[k] = f[k];
+		}
+		if (!row->present) {
+			row->present = true;
+			t->nrows++;
+		}
+		if (row->gen != gen) {
+			row->gen = gen;
+			c->tr[c->ntr].tb = t->ids[i];
+			c->ntr++;
+		}
+	}
+	for (size_t i = 0; i < c->ntr; i++) {
+		const struct tab_row *row = &t->row[c->tr[i].tb];
+
+		c->tr[i].size = row->f[0];
+		c->tr[i].domain = 0;
+		c->est[i] = (struct wire_trace_est){
+			agent_sample_whole_blocks(row->f[1]), row->f[2],
+			agent_sample_whole_blocks(row->f[3]) };
+		c->end.total_size += row->f[0];
+	}
+}
+
+/* A table reply: only the rows changed since the last (or all of them,
+ * WIRE_TABLE_FULL, for the first reply of a connection and after the
+ * sampler restarted).  GIL held.  0 or -1. */
+static int copy_table(struct snap_ctx *c)
+{
+	struct agent_sample_stats ss;
+	struct agent_sample_mark now;
+	struct wire_intern_counts cnt;
+	struct agent_tab *t = c->s->tab;
+	size_t n = 0;
+	bool full;
+
+	if (agent_tm_state(&c->head.tracing, &c->head.traceback_limit) < 0)
+		return pyfail(c, "tracemalloc state");
+	agent_sample_stats(&ss);
+	if (!ss.size) {
+		c->code = WIRE_ERR_NOT_TRACING;
+		snprintf(c->text, sizeof(c->text), "the sampler is not running");
+		return -1;
+	}
+	if (!t && !(t = c->s->tab = calloc(1, sizeof(*t))))
+		return nomem(c);
+	if (tab_changed(c, t, &n, &now) < 0)
+		return -1;
+	full = !t->valid || now.epoch != t->at.epoch;
+	if (full) {
+		/* a new connection or a new run: every row is new.  Not valid
+		 * until this reply is made (an ERROR reply: full again). */
+		t->valid = false;
+		if (t->stb)
+			memset(t->stb, 0, t->cap_stb * sizeof(*t->stb));
+		if (t->row)
+			memset(t->row, 0, t->cap_row * sizeof(*t->row));
+		t->nrows = 0;
+		t->inuse = 0;
+	}
+	c->head.sample_size = ss.size;
+	c->head.traceback_limit = ss.nframe;
+	c->head.tracemalloc_memory = ss.memory;
+	c->fids_cap = ss.nframe ? ss.nframe : 1;
+	c->fids = malloc(c->fids_cap * sizeof(*c->fids));
+	c->tr = malloc((n ? n : 1) * sizeof(*c->tr));
+	c->est = malloc((n ? n : 1) * sizeof(*c->est));
+	if (!c->fids || !c->tr || !c->est ||
+	    tab_grow((void **)&t->stb, &t->cap_stb, now.nidx, sizeof(*t->stb)) < 0)
+		return nomem(c);
+	if (tab_intern(c, t, n) < 0)
+		return -1;
+	wire_intern_counts(c->s->tables, &cnt);
+	if (tab_grow((void **)&t->row, &t->cap_row, cnt.tracebacks,
+		     sizeof(*t->row)) < 0)
+		return nomem(c);
+	tab_apply(c, t, n);
+	t->at = now;
+	t->valid = true;
+	c->head.table = full ? WIRE_TABLE_FULL : WIRE_TABLE_DELTA;
+	c->head.table_rows = t->nrows;
+	c->head.traced_current = t->inuse;
+	c->head.ntraces = c->ntr;
+	c->end.ntraces = c->ntr;
+	return 0;
+}
+
 /* ---- encoding (no GIL) ---- */
 
 static int send_chunk(struct snap_ctx *c, struct wire_chunk *ck)
@@ -651,6 +884,7 @@ int agent_snapshot(struct agent_sess *s, uint16_t flags)
 	bool sampled = flags & WIRE_SNAPSHOT_SAMPLED;
 	struct snap_ctx c = {
 		.s = s, .estimates = sampled && (flags & WIRE_SNAPSHOT_ESTIMATES) };
+	bool table = c.estimates && (flags & WIRE_SNAPSHOT_CHANGED);
 	uint8_t frame[WIRE_HDR_SIZE + 4 + TEXT_MAX];
 	PyGILState_STATE g;
 	struct wire_intern_counts now;
@@ -673,7 +907,8 @@ int agent_snapshot(struct agent_sess *s, uint16_t flags)
 	}
 	g = PyGILState_Ensure();
 	hold_begin(&c);
-	rc = sampled ? copy_samples(&c) : copy_traces(&c);
+	rc = table ? copy_table(&c) : sampled ? copy_samples(&c)
+					       : copy_traces(&c);
 	hold_end(&c);
 	PyGILState_Release(g);
 	if (rc < 0) {

@@ -136,6 +136,20 @@ static int finish(struct session *s, int rc, struct trm_err *err)
 	return rc;
 }
 
+/* The SNAPSHOT_REQ flags for the caller's: a sampled snapshot is asked
+ * for with all four estimates (minor 2, the session refuses older
+ * agents) and, from minor 3, as a table reply that sends only the rows
+ * changed since the last (wire.h, "Only the changed rows"). */
+static uint16_t snap_flags(const struct session *s, uint16_t flags)
+{
+	if (!(flags & WIRE_SNAPSHOT_SAMPLED))
+		return flags;
+	flags |= WIRE_SNAPSHOT_ESTIMATES;
+	if ((s->c.hello.proto & 0xffffu) >= 3)
+		flags |= WIRE_SNAPSHOT_CHANGED;
+	return flags;
+}
+
 int session_request_async(struct session *s, const struct session_req *req,
 			  struct trm_err *err)
 {
@@ -177,9 +191,7 @@ int session_request_async(struct session *s, const struct session_req *req,
 			return trm_err_set(err, rc, "pid %d: connection out of step "
 					   "after an earlier error", pid);
 		n = wire_enc_snapshot_req(buf, sizeof(buf),
-					  req->snap_flags & WIRE_SNAPSHOT_SAMPLED ?
-					  req->snap_flags | WIRE_SNAPSHOT_ESTIMATES :
-					  req->snap_flags);
+					  snap_flags(s, req->snap_flags));
 		break;
 	default:
 		return trm_err_set(err, -EINVAL, "pid %d: no such request", pid);

@@ -29,6 +29,15 @@ struct sf_tb {
 	uint32_t n, total;
 };
 
+/* A row of the connection's table (table replies, wire.h "Only the
+ * changed rows"): a wire traceback id and its figures. */
+struct sf_row {
+	uint32_t tb, domain;
+	uint64_t size;
+	struct wire_trace_est e;
+	uint64_t gen; /* the reply that last sent it */
+};
+
 struct snapfetch {
 	/* the connection's tables: wire id -> content */
 	struct sf_str *strs;
@@ -54,6 +63,14 @@ struct snapfetch {
 	uint64_t off; /* of the current frame in the reply */
 	uint32_t agent_error;
 	uint64_t gil_ns, gil_max_ns; /* of the last complete snapshot */
+	/* the table of the table replies: valid when have_table (and the
+	 * connection is not broken) */
+	struct sf_row *rows;
+	size_t nrows, cap_rows;
+	uint32_t *rowpos; /* wire traceback id -> index in rows + 1; 0 none */
+	size_t cap_rowpos;
+	bool have_table;
+	uint64_t gen; /* table replies begun */
 	struct snapfetch_limits lim;
 };
 
@@ -71,6 +88,17 @@ static int grow_map(uint32_t **map, size_t *cap, size_t n)
 
 	if (rc == 0 && *cap > old)
 		memset(*map + old, 0xff, (*cap - old) * sizeof(**map));
+	return rc;
+}
+
+/* A u32 array grown to n entries, new ones 0. */
+static int grow_zeroed(uint32_t **arr, size_t *cap, size_t n)
+{
+	size_t old = *cap;
+	int rc = grow((void **)arr, cap, n, sizeof(**arr));
+
+	if (rc == 0 && *cap > old)
+		memset(*arr + old, 0, (*cap - old) * sizeof(**arr));
 	return rc;
 }
 
@@ -113,6 +141,8 @@ void snapfetch_free(struct snapfetch *sf)
 	free(sf->map_tb);
 	free(sf->fbuf);
 	free(sf->sbuf);
+	free(sf->rows);
+	free(sf->rowpos);
 	free(sf);
 }
 
@@ -177,6 +207,42 @@ static int fail(struct snapfetch *sf, int rc, struct trm_err *err)
 	return trm_err_set(err, rc, "snapshot reply: %s", trm_strerror(rc));
 }
 
+/* Forget the table (a full table reply replaces it). */
+static void table_reset(struct snapfetch *sf)
+{
+	for (size_t i = 0; i < sf->nrows; i++)
+		sf->rowpos[sf->rows[i].tb] = 0;
+	sf->nrows = 0;
+	sf->have_table = false;
+}
+
+/* The table part of SNAP_HEAD (sample_size, table_rows, table at 76, 84,
+ * 92).  0 or -TRM_EPROTO. */
+static int on_head_table(struct snapfetch *sf, struct trm_err *err)
+{
+	const struct wire_snap_head *h = &sf->head;
+
+	if (!h->sample_size)
+		return proto(sf, 76, "a table reply without a sampling size", err);
+	if (h->table != WIRE_TABLE_FULL && h->table != WIRE_TABLE_DELTA)
+		return proto(sf, 92, "unknown kind of table reply", err);
+	if (h->table == WIRE_TABLE_DELTA && !sf->have_table)
+		return proto(sf, 92, "a delta with no table on the connection "
+			     "to apply it to", err);
+	if (h->table_rows > sf->lim.traces)
+		return too_many(sf, 84, "table rows announced", h->table_rows,
+				sf->lim.traces, err);
+	if (h->table_rows > (uint64_t)sf->ntb + h->new_tracebacks)
+		return proto(sf, 84, "more table rows than tracebacks", err);
+	if (h->table == WIRE_TABLE_FULL ? h->ntraces != h->table_rows
+					: h->ntraces > h->table_rows)
+		return proto(sf, 32, "more traces than table rows", err);
+	if (h->table == WIRE_TABLE_FULL)
+		table_reset(sf);
+	sf->gen++;
+	return 0;
+}
+
 static int on_head(struct snapfetch *sf, const struct wire_msg *msg,
 		   struct trm_err *err)
 {
@@ -208,6 +274,8 @@ static int on_head(struct snapfetch *sf, const struct wire_msg *msg,
 	    h->new_frames > UINT32_MAX - sf->nframe ||
 	    h->new_tracebacks > UINT32_MAX - sf->ntb)
 		return proto(sf, 60, "too many new entries", err);
+	if (h->table && on_head_table(sf, err) < 0)
+		return -TRM_EPROTO;
 	if (h->sample_size && snapshot_set_sampled(sf->into, h->sample_size) < 0)
 		return fail(sf, -EINVAL, err);
 	sf->state = SF_BODY;
@@ -381,6 +449,72 @@ static int add_trace(struct snapfetch *sf, uint32_t domain, uint64_t size,
 	return snapshot_add_sample(sf->into, domain, size, tb, &smp);
 }
 
+/* One entry of a table reply at byte `at`: a row sent again replaces
+ * its figures, a new one is added.  0 or an error. */
+static int table_row(struct snapfetch *sf, size_t at, uint64_t size,
+		     uint32_t tb, uint32_t domain,
+		     const struct wire_trace_est *e, struct trm_err *err)
+{
+	uint32_t pos = tb < sf->cap_rowpos ? sf->rowpos[tb] : 0;
+	struct sf_row *r;
+
+	if (e->alloc_size < size || e->alloc_count < e->count ||
+	    (size && !e->count) || (e->alloc_size && !e->alloc_count))
+		return proto(sf, at, "estimates that cannot be (allocated below "
+			     "in use, or bytes without blocks)", err);
+	if (size > UINT64_MAX - sf->total_size)
+		return proto(sf, at, "trace sizes add up to more than 2^64-1 "
+			     "bytes", err);
+	if (pos && sf->rows[pos - 1].gen == sf->gen)
+		return proto(sf, at, "a traceback sent twice in a table reply",
+			     err);
+	if (!pos) {
+		if (grow((void **)&sf->rows, &sf->cap_rows, sf->nrows + 1,
+			 sizeof(*sf->rows)) < 0)
+			return fail(sf, -ENOMEM, err);
+		sf->rowpos[tb] = pos = (uint32_t)++sf->nrows;
+	}
+	r = &sf->rows[pos - 1];
+	*r = (struct sf_row){ tb, domain, size, *e, sf->gen };
+	sf->total_size += size;
+	sf->got++;
+	return 0;
+}
+
+/* After a table reply's last entry: check the table against SNAP_HEAD
+ * and put its rows in the snapshot.  0 or an error. */
+static int table_fill(struct snapfetch *sf, struct trm_err *err)
+{
+	uint64_t inuse = 0;
+
+	if (sf->nrows != sf->head.table_rows)
+		return proto(sf, 84, "the table's rows after this reply differ "
+			     "from SNAP_HEAD's table_rows", err);
+	for (size_t i = 0; i < sf->nrows; i++) {
+		const struct sf_row *r = &sf->rows[i];
+		uint32_t stb;
+		int rc;
+
+		if (__builtin_add_overflow(inuse, r->size, &inuse))
+			return proto(sf, 0, "table rows add up to more than "
+				     "2^64-1 bytes in use", err);
+		stb = resolve_tb(sf, r->tb);
+		if (stb == SNAP_NONE)
+			return fail(sf, -ENOMEM, err);
+		rc = add_trace(sf, r->domain, r->size, stb, &r->e);
+		if (rc == -EOVERFLOW || rc == -EINVAL)
+			return proto(sf, 0, "table rows add up to more than "
+				     "2^63-1", err);
+		if (rc < 0)
+			return fail(sf, rc, err);
+	}
+	if (inuse != sf->head.traced_current)
+		return proto(sf, 0, "the table's bytes in use differ from "
+			     "SNAP_HEAD's traced_current", err);
+	sf->have_table = true;
+	return 0;
+}
+
 static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		     struct trm_err *err)
 {
@@ -401,12 +535,19 @@ static int on_traces(struct snapfetch *sf, struct wire_chunk_rd *rd,
 		return proto(sf, 0, est ? "estimates in an exact snapshot"
 				       : "sampled traces without their estimates",
 			     err);
+	if (sf->head.table && grow_zeroed(&sf->rowpos, &sf->cap_rowpos, sf->ntb) < 0)
+		return fail(sf, -ENOMEM, err);
 	for (at = wire_chunk_offset(rd);
 	     (rc = wire_chunk_next_trace_est(rd, &size, &tb, &domain, &e)) == 1;
 	     at = wire_chunk_offset(rd)) {
 		if (tb >= sf->ntb)
 			return proto(sf, at, "trace refers to an unknown traceback",
 				     err);
+		if (sf->head.table) {
+			if ((rc = table_row(sf, at, size, tb, domain, &e, err)) < 0)
+				return rc;
+			continue;
+		}
 		stb = resolve_tb(sf, tb);
 		if (stb == SNAP_NONE)
 			return fail(sf, -ENOMEM, err);
@@ -436,6 +577,7 @@ static int on_end(struct snapfetch *sf, const struct wire_msg *msg,
 	const struct wire_snap_head *h = &sf->head;
 	struct wire_snap_end e;
 	struct snapshot_meta *m;
+	int rc;
 
 	if (wire_dec_snap_end(msg, &e) < 0)
 		return proto(sf, msg->len, "short SNAP_END", err);
@@ -449,6 +591,8 @@ static int on_end(struct snapfetch *sf, const struct wire_msg *msg,
 	    sf->nframe - h->first_frame != h->new_frames ||
 	    sf->ntb - h->first_traceback != h->new_tracebacks)
 		return proto(sf, 16, "table sizes differ from what was sent", err);
+	if (h->table && (rc = table_fill(sf, err)) < 0)
+		return rc;
 	m = snapshot_meta(sf->into);
 	m->traceback_limit = h->traceback_limit;
 	m->traced_current = h->traced_current;

@@ -18,8 +18,9 @@
 
 int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m)
 {
-	size_t len = m->sample_size ? WIRE_SNAP_HEAD_SAMPLE_LEN
-				    : WIRE_SNAP_HEAD_LEN;
+	size_t len = m->table ? WIRE_SNAP_HEAD_TABLE_LEN
+		     : m->sample_size ? WIRE_SNAP_HEAD_SAMPLE_LEN
+				      : WIRE_SNAP_HEAD_LEN;
 	uint8_t *p = wi_begin_frame(buf, cap, WIRE_SNAP_HEAD, len);
 
 	if (!p)
@@ -39,8 +40,12 @@ int wire_enc_snap_head(uint8_t *buf, size_t cap, const struct wire_snap_head *m)
 	wi_put_u32(p + 68, m->new_tracebacks);
 	p[72] = m->tracing;
 	p[73] = p[74] = p[75] = 0;
-	if (m->sample_size)
+	if (len >= WIRE_SNAP_HEAD_SAMPLE_LEN)
 		wi_put_u64(p + 76, m->sample_size);
+	if (len >= WIRE_SNAP_HEAD_TABLE_LEN) {
+		wi_put_u64(p + 84, m->table_rows);
+		wi_put_u32(p + 92, m->table);
+	}
 	return (int)(WIRE_HDR_SIZE + len);
 }
 
@@ -83,6 +88,12 @@ int wire_dec_snap_head(const struct wire_msg *msg, struct wire_snap_head *m)
 	m->tracing = p[72];
 	m->sample_size = msg->len >= WIRE_SNAP_HEAD_SAMPLE_LEN
 				 ? wi_get_u64(p + 76) : 0;
+	m->table_rows = 0;
+	m->table = 0;
+	if (msg->len >= WIRE_SNAP_HEAD_TABLE_LEN) {
+		m->table_rows = wi_get_u64(p + 84);
+		m->table = wi_get_u32(p + 92);
+	}
 	return 0;
 }
 

@@ -47,6 +47,10 @@ static void put(struct stream *s, const uint8_t *p, size_t n)
  * these estimates (g_est[i] for trace i) when g_est is set. */
 static uint64_t g_sample;
 static const struct wire_trace_est *g_est;
+/* When g_table is set (with g_sample and g_est), a table reply: these
+ * table_rows and traced_current in SNAP_HEAD. */
+static uint32_t g_table;
+static uint64_t g_rows, g_current;
 
 /* Encode one reply as the agent does, interning in t. */
 static void make_reply(struct wire_intern *t, const struct tr *v, size_t n,
@@ -78,6 +82,11 @@ static void make_reply(struct wire_intern *t, const struct tr *v, size_t n,
 		e.total_size += v[i].size;
 	}
 	wire_intern_counts(t, &now);
+	if (g_table) {
+		h.table = g_table;
+		h.table_rows = g_rows;
+		h.traced_current = g_current;
+	}
 	h.first_string = m.strings;
 	h.first_frame = m.frames;
 	h.first_traceback = m.tracebacks;
@@ -604,6 +613,275 @@ static void test_caps(void **state)
 	wire_intern_free(t);
 }
 
+/* ---- table replies (wire.h, "Only the changed rows") ---- */
+
+static const struct tr tab_full[] = {
+	{ 100, 0, { "a.py", "b.py" }, { 1, 2 }, 2, 2 },
+	{ 0, 0, { "c.py" }, { 4 }, 1, 1 },
+	{ 50, 0, { "\xc3\xbc.py" }, { 0 }, 1, 1 },
+};
+static const struct wire_trace_est tab_full_est[] = {
+	{ 3, 2000, 7 }, { 0, 40, 1 }, { 1, 60, 2 },
+};
+/* a.py's row fell to 0 in use; d.py is new */
+static const struct tr tab_delta[] = {
+	{ 0, 0, { "a.py", "b.py" }, { 1, 2 }, 2, 2 },
+	{ 10, 0, { "d.py" }, { 9 }, 1, 1 },
+};
+static const struct wire_trace_est tab_delta_est[] = {
+	{ 0, 2100, 8 }, { 1, 10, 1 },
+};
+
+/* Make a table reply of kind `kind` with table_rows rows and `current`
+ * bytes in use. */
+static void make_table(struct wire_intern *t, uint32_t kind, const struct tr *v,
+		       const struct wire_trace_est *e, size_t n, uint64_t rows,
+		       uint64_t current, struct stream *out)
+{
+	g_sample = 65536;
+	g_est = e;
+	g_table = kind;
+	g_rows = rows;
+	g_current = current;
+	make_reply(t, v, n, out, 4096);
+	g_sample = 0;
+	g_est = NULL;
+	g_table = 0;
+}
+
+/* Feed a whole reply into a fresh snapshot: the feed result; *out the
+ * snapshot (or NULL, freed, on failure). */
+static int fetch(struct snapfetch *sf, const struct stream *a,
+		 struct snapshot **out, struct trm_err *err)
+{
+	struct snapshot *s = snapshot_new();
+	int rc;
+
+	assert_non_null(s);
+	memset(err, 0, sizeof(*err));
+	rc = snapfetch_begin(sf, s, NULL, NULL);
+	if (rc == 0)
+		rc = feed_all(sf, a->p, a->len, err);
+	if (rc != 1) {
+		snapshot_free(s);
+		s = NULL;
+	}
+	*out = s;
+	return rc;
+}
+
+/* Does s hold exactly rows v / e (in some order)? */
+static void check_rows(const struct snapshot *s, const struct tr *const *v,
+		       const struct wire_trace_est *const *e, size_t n)
+{
+	const struct snap_sample *smp = snapshot_samples(s);
+	uint64_t total = 0;
+
+	assert_non_null(smp);
+	assert_int_equal(snapshot_ntraces(s), n);
+	for (size_t i = 0; i < n; i++) {
+		size_t k;
+
+		for (k = 0; k < n; k++) {
+			const struct snap_trace *tr = snapshot_traces(s) + k;
+			uint32_t nf, tot, fid, line;
+			size_t len;
+			const uint32_t *f = snapshot_traceback(s, tr->traceback,
+							       &nf, &tot);
+			const char *str;
+
+			snapshot_frame(s, f[0], &fid, &line);
+			str = snapshot_str(s, fid, &len);
+			if (len == strlen(v[i]->file[0]) &&
+			    memcmp(str, v[i]->file[0], len) == 0 &&
+			    line == v[i]->line[0])
+				break;
+		}
+		assert_true(k < n);
+		check_trace(s, k, v[i]);
+		assert_true(smp[k].count == e[i]->count &&
+			    smp[k].alloc_size == e[i]->alloc_size &&
+			    smp[k].alloc_count == e[i]->alloc_count);
+		total += v[i]->size;
+	}
+	assert_true(snapshot_cmeta(s)->traced_current == total);
+}
+
+static void test_table_full_then_delta(void **state)
+{
+	struct wire_intern *t = wire_intern_new();
+	struct snapfetch *sf = snapfetch_new();
+	struct stream a = { 0 }, b = { 0 }, c = { 0 }, e = { 0 };
+	struct trm_err err;
+	struct snapshot *s;
+	uint8_t buf[128];
+	int n;
+
+	(void)state;
+	make_table(t, WIRE_TABLE_FULL, tab_full, tab_full_est, 3, 3, 150, &a);
+	assert_int_equal(fetch(sf, &a, &s, &err), 1);
+	check_rows(s, (const struct tr *[]){ &tab_full[0], &tab_full[1],
+					     &tab_full[2] },
+		   (const struct wire_trace_est *[]){ &tab_full_est[0],
+						      &tab_full_est[1],
+						      &tab_full_est[2] }, 3);
+	snapshot_free(s);
+
+	/* an ERROR instead of a reply leaves the table as it was */
+	n = wire_enc_error(buf, sizeof(buf), WIRE_ERR_NOMEM, "no");
+	e.p = buf;
+	e.len = (size_t)n;
+	assert_int_equal(fetch(sf, &e, &s, &err), -TRM_EAGENT);
+
+	/* the delta: two rows sent, four in the snapshot */
+	make_table(t, WIRE_TABLE_DELTA, tab_delta, tab_delta_est, 2, 4, 60, &b);
+	assert_true(b.len < a.len);
+	assert_int_equal(fetch(sf, &b, &s, &err), 1);
+	check_rows(s, (const struct tr *[]){ &tab_delta[0], &tab_full[1],
+					     &tab_full[2], &tab_delta[1] },
+		   (const struct wire_trace_est *[]){ &tab_delta_est[0],
+						      &tab_full_est[1],
+						      &tab_full_est[2],
+						      &tab_delta_est[1] }, 4);
+	snapshot_free(s);
+
+	/* an empty delta: the same four */
+	make_table(t, WIRE_TABLE_DELTA, NULL, NULL, 0, 4, 60, &c);
+	assert_int_equal(fetch(sf, &c, &s, &err), 1);
+	assert_int_equal(snapshot_ntraces(s), 4);
+	snapshot_free(s);
+
+	/* a full reply (the sampler restarted) replaces the table */
+	free(c.p);
+	memset(&c, 0, sizeof(c));
+	make_table(t, WIRE_TABLE_FULL, &tab_delta[1], &tab_delta_est[1], 1, 1,
+		   10, &c);
+	assert_int_equal(fetch(sf, &c, &s, &err), 1);
+	check_rows(s, (const struct tr *[]){ &tab_delta[1] },
+		   (const struct wire_trace_est *[]){ &tab_delta_est[1] }, 1);
+	snapshot_free(s);
+
+	/* an older agent's reply (no table) goes on as before */
+	free(c.p);
+	memset(&c, 0, sizeof(c));
+	g_sample = 65536;
+	g_est = tab_full_est;
+	make_reply(t, tab_full, 3, &c, 4096);
+	g_sample = 0;
+	g_est = NULL;
+	assert_int_equal(fetch(sf, &c, &s, &err), 1);
+	assert_int_equal(snapshot_ntraces(s), 3);
+	snapshot_free(s);
+	free(a.p);
+	free(b.p);
+	free(c.p);
+	snapfetch_free(sf);
+	wire_intern_free(t);
+}
+
+/* A delta that does not add up, sends a row twice, or comes with no table
+ * to apply it to: refused, and the connection is out of step. */
+static void test_table_bad(void **state)
+{
+	static const struct tr twice[] = {
+		{ 10, 0, { "d.py" }, { 9 }, 1, 1 },
+		{ 10, 0, { "d.py" }, { 9 }, 1, 1 },
+	};
+	static const struct wire_trace_est twice_est[] = {
+		{ 1, 10, 1 }, { 1, 10, 1 },
+	};
+	static const struct {
+		uint32_t kind;
+		uint64_t rows, current;
+		const char *why;
+	} bad[] = {
+		{ WIRE_TABLE_DELTA, 5, 60, "more table rows than tracebacks" },
+		{ WIRE_TABLE_DELTA, 3, 60, "table_rows" },
+		{ WIRE_TABLE_DELTA, 4, 61, "traced_current" },
+		{ WIRE_TABLE_DELTA, 1, 60, "more traces than table rows" },
+		{ WIRE_TABLE_FULL, 4, 60, "more traces than table rows" },
+		{ 7, 4, 60, "unknown kind" },
+	};
+	struct trm_err err;
+	struct snapshot *s;
+
+	(void)state;
+	for (size_t i = 0; i <= sizeof(bad) / sizeof(bad[0]) + 1; i++) {
+		struct wire_intern *t = wire_intern_new();
+		struct snapfetch *sf = snapfetch_new();
+		struct stream a = { 0 }, b = { 0 };
+		const char *why;
+
+		make_table(t, WIRE_TABLE_FULL, tab_full, tab_full_est, 3, 3, 150, &a);
+		if (i < sizeof(bad) / sizeof(bad[0])) {
+			assert_int_equal(fetch(sf, &a, &s, &err), 1);
+			snapshot_free(s);
+			make_table(t, bad[i].kind, tab_delta, tab_delta_est, 2,
+				   bad[i].rows, bad[i].current, &b);
+			why = bad[i].why;
+		} else if (i == sizeof(bad) / sizeof(bad[0])) {
+			assert_int_equal(fetch(sf, &a, &s, &err), 1);
+			snapshot_free(s);
+			make_table(t, WIRE_TABLE_DELTA, twice, twice_est, 2,
+				   4, 70, &b);
+			why = "sent twice";
+		} else {
+			/* a fresh connection: the full reply never came */
+			wire_intern_free(t);
+			t = wire_intern_new();
+			make_table(t, WIRE_TABLE_DELTA, tab_delta, tab_delta_est, 2,
+				   2, 10, &b);
+			why = "no table";
+		}
+		assert_int_equal(fetch(sf, &b, &s, &err), -TRM_EPROTO);
+		if (!strstr(err.msg, why))
+			fail_msg("%zu: %s", i, err.msg);
+		assert_int_equal(fetch(sf, &a, &s, &err), -TRM_EPROTO);
+		free(a.p);
+		free(b.p);
+		snapfetch_free(sf);
+		wire_intern_free(t);
+	}
+}
+
+/* Every prefix and every single-byte change of a delta after its full
+ * reply: an error or a snapshot, never a crash (ASan build). */
+static void test_table_truncate_and_corrupt(void **state)
+{
+	struct wire_intern *t = wire_intern_new();
+	struct stream a = { 0 }, b = { 0 };
+	struct trm_err err;
+	struct snapshot *s;
+
+	(void)state;
+	make_table(t, WIRE_TABLE_FULL, tab_full, tab_full_est, 3, 3, 150, &a);
+	make_table(t, WIRE_TABLE_DELTA, tab_delta, tab_delta_est, 2, 4, 60, &b);
+	for (size_t cut = 0; cut <= b.len * 2; cut++) {
+		struct snapfetch *sf = snapfetch_new();
+		struct stream c = { b.p, cut < b.len ? cut : b.len, 0 };
+		uint8_t keep = 0;
+		int rc;
+
+		assert_int_equal(fetch(sf, &a, &s, &err), 1);
+		snapshot_free(s);
+		if (cut >= b.len) {
+			keep = b.p[cut - b.len];
+			b.p[cut - b.len] ^= 0x5a;
+		}
+		rc = fetch(sf, &c, &s, &err);
+		if (cut < b.len)
+			assert_true(rc != 1);
+		if (rc == 1)
+			snapshot_free(s);
+		if (cut >= b.len)
+			b.p[cut - b.len] = keep;
+		snapfetch_free(sf);
+	}
+	free(a.p);
+	free(b.p);
+	wire_intern_free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -615,6 +893,9 @@ int main(void)
 		cmocka_unit_test(test_nul_in_name),
 		cmocka_unit_test(test_huge_trace_count),
 		cmocka_unit_test(test_caps),
+		cmocka_unit_test(test_table_full_then_delta),
+		cmocka_unit_test(test_table_bad),
+		cmocka_unit_test(test_table_truncate_and_corrupt),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
