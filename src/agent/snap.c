@@ -552,8 +552,8 @@ out:
 /* ---- table replies (wire.h, "Only the changed rows") ----
  *
  * The connection's table: per wire traceback id, the sum of the figures
- * of the sampler's tracebacks that intern to it (16.16 blocks), as last
- * sent; per sampler traceback (by its idx), its wire id and the figures
+ * of the sampler's tracebacks that intern to it (blocks rounded per
+ * sampler traceback, as agent_sample_rows gives them), as last sent; per sampler traceback (by its idx), its wire id and the figures
  * it added to that sum.  A reply asks the sampler for the tracebacks
  * changed since the last reply (the sampler's lock is held for those
  * only, and nothing is allocated under it), interns only those it has
@@ -568,7 +568,7 @@ struct tab_stb {
 };
 
 struct tab_row {
-	uint64_t f[4]; /* summed figures, blocks in 16.16 */
+	uint64_t f[4]; /* summed figures (whole blocks) */
 	uint64_t gen;  /* the reply that last marked it changed */
 	bool present;
 };
@@ -686,8 +686,11 @@ static void tab_apply(struct snap_ctx *c, struct agent_tab *t, size_t n)
 
 	for (size_t i = 0; i < n; i++) {
 		const struct agent_sample_row *r = &t->buf[i];
-		const uint64_t f[4] = { r->inuse_bytes, r->inuse_blocks,
-					r->alloc_bytes, r->alloc_blocks };
+		/* blocks rounded per sampler traceback, as a reply of
+		 * every traceback has them */
+		const uint64_t f[4] = {
+			r->inuse_bytes, agent_sample_whole_blocks(r->inuse_blocks),
+			r->alloc_bytes, agent_sample_whole_blocks(r->alloc_blocks) };
 		struct tab_stb *st = &t->stb[r->tb->idx];
 		struct tab_row *row = &t->row[t->ids[i]];
 
@@ -712,9 +715,8 @@ static void tab_apply(struct snap_ctx *c, struct agent_tab *t, size_t n)
 
 		c->tr[i].size = row->f[0];
 		c->tr[i].domain = 0;
-		c->est[i] = (struct wire_trace_est){
-			agent_sample_whole_blocks(row->f[1]), row->f[2],
-			agent_sample_whole_blocks(row->f[3]) };
+		c->est[i] = (struct wire_trace_est){ row->f[1], row->f[2],
+						     row->f[3] };
 		c->end.total_size += row->f[0];
 	}
 }

@@ -23,7 +23,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import leb128  # noqa: E402  (tests/lib)
 
 HDR = struct.Struct("<IHH")
-PROTO = 0x00010002
+PROTO = 0x00010003
 HELLO, STATS_REQ, STATS, START, STOP, STATE, DETACH, ERROR = range(1, 9)
 (SNAPSHOT_REQ, SNAP_HEAD, SNAP_STRINGS, SNAP_FRAMES, SNAP_TRACEBACKS,
  SNAP_TRACES, SNAP_END) = range(9, 16)
@@ -31,6 +31,8 @@ SNAP_HEAD_FMT = struct.Struct("<QQQQQIIIIIIIIB3x")
 SNAP_END_FMT = struct.Struct("<QQIII4xQQ")
 OFF, TRMTOP, APPLICATION = 0, 1, 2
 KEEP = 1
+SAMPLED, ESTIMATES, CHANGED = 1, 2, 4   # SNAPSHOT_REQ frame flags
+TABLE_FULL, TABLE_DELTA = 1, 2          # SNAP_HEAD table
 ERR_UNKNOWN, ERR_PYTHON, ERR_BUSY, ERR_VERSION, ERR_NOT_TRACING = 1, 2, 3, 4, 5
 TIMEOUT = 20.0
 
@@ -208,7 +210,9 @@ class Session:
         tables: the connection's interning tables, {"strings": [...],
         "frames": [...], "tracebacks": [...]}, extended in place.  Returns
         (head dict, traces [(domain, size, traceback tuple)], end dict,
-        new entries {kind: [...]})."""
+        new entries {kind: [...]}).  With ESTIMATES in flags each trace
+        is (domain, size, traceback tuple, (count, alloc_size,
+        alloc_count), traceback id)."""
         if tables is None:
             tables = self.tables
         self.send(SNAPSHOT_REQ, flags=flags)
@@ -220,6 +224,8 @@ class Session:
         head = dict(zip(keys, SNAP_HEAD_FMT.unpack_from(p)))
         head["sample_size"] = (struct.unpack_from("<Q", p, 76)[0]
                                if len(p) >= 84 else 0)
+        head["table_rows"], head["table"] = (struct.unpack_from("<QI", p, 84)
+                                             if len(p) >= 96 else (0, 0))
         strs, frames, tbs = (tables["strings"], tables["frames"],
                              tables["tracebacks"])
         check((head["first_string"], head["first_frame"],
@@ -276,7 +282,15 @@ class Session:
                     tb, off = uvarint(p, off)
                     dom, off = uvarint(p, off)
                     check(tb < len(tbs), "trace refers to traceback %d" % tb)
-                    traces.append((dom, size, tbs[tb]))
+                    if flags & ESTIMATES:
+                        # (count, alloc_size, alloc_count), and the id
+                        est = []
+                        for _ in range(3):
+                            v, off = uvarint(p, off)
+                            est.append(v)
+                        traces.append((dom, size, tbs[tb], tuple(est), tb))
+                    else:
+                        traces.append((dom, size, tbs[tb]))
             check(off == len(p), "chunk %d: %d bytes left" % (typ, len(p) - off))
         check(len(p) >= SNAP_END_FMT.size, "short SNAP_END")
         keys = ("ntraces", "total_size", "nstrings", "nframes", "ntracebacks",

@@ -518,6 +518,114 @@ def test_exit_sampling():
               % (size, p.returncode, p.stdout, p.stderr[-2000:]))
 
 
+TABLE_SRC = ("def a(): return [bytes(1000) for _ in range(2000)]\n"
+             "def b(): return [bytes(3000) for _ in range(1000)]\n"
+             "def c(): return [bytes(1000) for _ in range(2000)]\n"
+             "def d(): return [bytes(2000) for _ in range(1000)]\n")
+TABLE_FILE = "<table-test>"
+
+
+def table_reply(s, table):
+    """SNAPSHOT_REQ with CHANGED: apply the reply to table ({traceback
+    id: (size, count, alloc_size, alloc_count)}) as trmtop does, check it
+    adds up, and return (kind, {traceback tuple: figures} of the rows
+    sent, the connection's tracebacks by id)."""
+    head, traces, end, _ = s.snapshot(flags=SAMPLED | at.ESTIMATES |
+                                      at.CHANGED)
+    kind = head["table"]
+    check(kind in (at.TABLE_FULL, at.TABLE_DELTA), "table kind %r" % kind)
+    if kind == at.TABLE_FULL:
+        table.clear()
+    sent = {}
+    for dom, size, tb, est, tid in traces:
+        check(dom == 0, "domain %d" % dom)
+        check(tb not in sent, "a traceback sent twice: %r" % (tb,))
+        sent[tb] = (size,) + est
+        table[tid] = (size,) + est
+    check(len(table) == head["table_rows"], "%d rows after the reply, "
+          "SNAP_HEAD says %d" % (len(table), head["table_rows"]))
+    check(sum(v[0] for v in table.values()) == head["current"],
+          "in use %d, SNAP_HEAD says %d"
+          % (sum(v[0] for v in table.values()), head["current"]))
+    return kind, sent
+
+
+def mine(rows):
+    """The rows of TABLE_FILE's lines, by line."""
+    return {tb[0][0][1]: v for tb, v in rows.items()
+            if tb[0] and tb[0][0][0] == TABLE_FILE}
+
+
+def test_table():
+    """Table replies (wire minor 3): the first is the whole table, the
+    next only the rows that changed (a row whose blocks were all freed
+    included), one with nothing changed in the workload sends none of
+    its rows; the table applied equals a full reply; a restart of the
+    sampler and a new session send everything again."""
+    ns = {}
+    exec(compile(TABLE_SRC, TABLE_FILE, "exec"), ns)
+    s = session()
+    check(start_sample(s, 1, 4096)[2] == 4096, "START SAMPLE")
+    table = {}
+    keep = [ns["a"](), ns["b"](), ns["c"]()]
+    kind, sent = table_reply(s, table)
+    check(kind == at.TABLE_FULL, "first reply not a full one")
+    first = mine(sent)
+    check(sorted(first) == [1, 2, 3], "full reply's lines %r" % first)
+    check(all(v[0] > 0 for v in first.values()), "in use %r" % first)
+    # c's blocks go, d's come: only those two of ours change
+    del keep[2]
+    keep.append(ns["d"]())
+    kind, sent = table_reply(s, table)
+    check(kind == at.TABLE_DELTA, "second reply not a delta")
+    second = mine(sent)
+    check(sorted(second) == [3, 4], "delta's lines %r" % second)
+    check(second[3][0] == 0 and second[3][1] == 0 and
+          second[3][2] == first[3][2], "c's row after its frees: %r vs %r"
+          % (second[3], first[3]))
+    check(len(sent) < len(table), "the delta sent %d rows of %d"
+          % (len(sent), len(table)))
+    # nothing of ours changed: none of our rows
+    kind, sent = table_reply(s, table)
+    check(kind == at.TABLE_DELTA and not mine(sent),
+          "third reply: %r %r" % (kind, mine(sent)))
+    # the table as applied equals what a reply of every row says now
+    _, traces, _, _ = s.snapshot(flags=SAMPLED | at.ESTIMATES)
+    whole = defaultdict(lambda: (0, 0, 0, 0))
+    for dom, size, tb, est, tid in traces:
+        if tb[0] and tb[0][0][0] == TABLE_FILE:
+            whole[tb[0][0][1]] = tuple(
+                x + y for x, y in zip(whole[tb[0][0][1]], (size,) + est))
+    ours = {k: v for k, v in mine({s.tables["tracebacks"][t]: v
+                                   for t, v in table.items()}).items()}
+    check(ours == dict(whole), "applied table %r vs a full reply %r"
+          % (ours, dict(whole)))
+    # a restart of the sampler: all rows are new
+    stop(s)
+    start_sample(s, 1, 4096)
+    keep.append(ns["a"]())
+    kind, sent = table_reply(s, table)
+    check(kind == at.TABLE_FULL and 1 in mine(sent),
+          "after a restart: %r %r" % (kind, mine(sent)))
+    s.detach()
+    # a new session (the sampler kept running: KEEP) starts from a full one
+    s = session()
+    start_sample(s, 1, 4096, flags=at.KEEP)
+    keep.append(ns["b"]())
+    s.detach()
+    s = session()
+    table = {}
+    kind, sent = table_reply(s, table)
+    check(kind == at.TABLE_FULL and sorted(mine(sent)) == [2],
+          "new session: %r %r" % (kind, mine(sent)))
+    kind, sent = table_reply(s, table)
+    check(kind == at.TABLE_DELTA and not mine(sent),
+          "new session's second: %r %r" % (kind, mine(sent)))
+    stop(s)
+    s.detach()
+    del keep
+
+
 def fresh(test):
     """test, with OPEN holding only its own sessions."""
     def run():
@@ -529,7 +637,7 @@ def fresh(test):
 
 TESTS = [fresh(t) for t in (test_accuracy, test_restore, test_thread_churn,
                             test_fork, test_cap, test_every_allocation,
-                            test_stacks, test_exit_sampling)]
+                            test_stacks, test_exit_sampling, test_table)]
 
 
 def main(argv):
