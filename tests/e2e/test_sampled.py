@@ -190,3 +190,39 @@ def test_malformed_sampled_file(target, trmtop, tmp_path):
     one_line_error(trmtop("top", p), 4, "cut.trm")
     res = trmtop("top", a)
     assert res.rc == 0, res
+
+
+def test_live_refreshes_equal_snapshot(target, trmtop, tmp_path):
+    """The live view's sampled refreshes (after the first, table replies
+    of only the changed rows, wire minor 3) add up to what a full
+    `snapshot --sample` says: the target stops allocating, the view
+    refreshes three times, then a snapshot; the heavy lines have the same
+    estimates in both (nothing changed in between)."""
+    t = target
+    res = trmtop("start", "--pid", t.pid, "--sample=64KiB")
+    assert res.rc == 0, res
+    t.ok("run", timeout=120)
+    truth = json.loads(t.cmd("lines"))
+    res = trmtop("--pid", t.pid, "--batch", "--sample", "--format", "json",
+                 "--iterations", "3", "--interval", "200ms")
+    assert res.rc == 0, res
+    refreshes = [json.loads(l) for l in res.out.splitlines() if l.strip()]
+    assert len(refreshes) == 3, res.out
+    a = str(tmp_path / "a.trm")
+    res = trmtop("snapshot", "--pid", t.pid, "--sample", "-o", a)
+    assert res.rc == 0, res
+    res = trmtop("top", a, "--format", "json", "--limit", "0")
+    assert res.rc == 0, res
+    rows = by_line(res.json())
+    for o in refreshes:
+        assert o["sampled"] == {"size": SAMPLE}, o["sampled"]
+        live = {r["lineno"]: r for r in o["rows"]
+                if r["filename"].endswith("sampled_lines.py")}
+        for m in HEAVY:
+            line = truth[m]["line"]
+            assert line in live and line in rows, (m, sorted(live), sorted(rows))
+            assert (live[line]["size"], live[line]["count"]) == \
+                (rows[line]["size"], rows[line]["count"]), \
+                (m, o["refresh"], live[line], rows[line])
+    res = trmtop("stop", "--pid", t.pid)
+    assert res.rc == 0, res
