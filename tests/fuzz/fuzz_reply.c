@@ -22,8 +22,12 @@
  *     -IB -Iinclude -Isrc/session tests/fuzz/fuzz_reply.c src/session/snapfetch.c \
  *     src/wire/\*.c src/snapshot/\*.c src/render/\*.c src/util/\*.c -lm
  *   ./a.out -max_total_time=60 tests/fuzz/corpus/reply
+ * A table head (op 9, wire minor 3) plans the rows its traces will send
+ * and announces the table they make with the harness's copy of the
+ * receiver's table, so that deltas are mostly in step.
  * Seeds (tests/fuzz/corpus/reply): programs for a valid reply, two replies
- * sharing tables, sizes near 2^63, a name full of escapes. */
+ * sharing tables, sizes near 2^63, a name full of escapes, a full table
+ * reply then a delta. */
 #include "config.h"
 
 #include <errno.h>
@@ -105,22 +109,117 @@ static uint64_t a_size(struct in *in)
 }
 
 /* What the harness believes the agent has sent on the connection. */
+struct out {
+	uint8_t *buf; /* BUF_CAP bytes */
+};
+
+#define MAX_TB 128u  /* limits.tracebacks */
+#define MAX_PLAN 64u
+
 struct conn {
 	uint32_t nstr, nframe, ntb;   /* tables sent so far */
 	uint32_t str0, frame0, tb0;   /* at this reply's head */
 	uint64_t ntraces, got, total; /* this reply */
 	uint32_t max_frame_ids;       /* longest traceback sent */
+	/* table replies (wire minor 3): the receiver's table as the harness
+	 * believes it, and the rows a table head planned */
+	uint32_t table;               /* this reply's kind, 0: none */
+	uint64_t row[MAX_TB];
+	uint8_t present[MAX_TB];
+	uint32_t plan_tb[MAX_PLAN];
+	uint64_t plan_size[MAX_PLAN];
+	unsigned nplan, sent;
 };
 
-struct out {
-	uint8_t *buf; /* BUF_CAP bytes */
-};
+/* A planned row's estimates: valid ones (blocks for bytes, allocated at
+ * least in use). */
+static struct wire_trace_est est_of(uint64_t size)
+{
+	return (struct wire_trace_est){ size ? 1 : 0, size + (size < UINT64_MAX),
+					size ? 2 : 1 };
+}
+
+/* A table head: plan its rows (distinct traceback ids among those the
+ * connection will have after this reply's tracebacks) and announce the
+ * table they make, in step unless the input says otherwise. */
+static int table_head(struct in *in, struct conn *c, struct out *o)
+{
+	struct wire_snap_head h = { 0 };
+	uint8_t used[MAX_TB] = { 0 };
+	uint64_t cur = 0, rows = 0;
+	uint32_t ntb;
+
+	h.first_string = c->nstr;
+	h.first_frame = c->nframe;
+	h.first_traceback = c->ntb;
+	h.new_strings = u8(in) % 24;
+	h.new_frames = u8(in) % 48;
+	h.new_tracebacks = u8(in) % 48;
+	h.traceback_limit = u8(in);
+	h.tracing = 1;
+	h.sample_size = 4096;
+	h.table = u8(in) < 128 ? WIRE_TABLE_FULL : WIRE_TABLE_DELTA;
+	ntb = c->ntb + h.new_tracebacks;
+	c->nplan = 0;
+	for (unsigned n = u8(in) % MAX_PLAN; n && ntb; n--) {
+		uint32_t tb = u8(in) % ntb;
+
+		if (tb >= MAX_TB || used[tb])
+			continue;
+		used[tb] = 1;
+		c->plan_tb[c->nplan] = tb;
+		c->plan_size[c->nplan++] = a_size(in);
+	}
+	for (uint32_t tb = 0; tb < MAX_TB; tb++) {
+		uint64_t v = c->row[tb];
+		int here = h.table == WIRE_TABLE_DELTA && c->present[tb];
+
+		for (unsigned i = 0; i < c->nplan; i++)
+			if (c->plan_tb[i] == tb) {
+				v = c->plan_size[i];
+				here = 1;
+			}
+		if (here) {
+			rows++;
+			cur += v; /* wraps: the receiver refuses it then */
+		}
+	}
+	h.ntraces = c->nplan;
+	h.table_rows = rows;
+	h.traced_current = cur;
+	if (u8(in) > 240) /* out of step */
+		h.table_rows += (int8_t)u8(in);
+	if (u8(in) > 240)
+		h.traced_current += (int8_t)u8(in);
+	if (u8(in) > 250)
+		h.table = u8(in);
+	c->str0 = c->nstr;
+	c->frame0 = c->nframe;
+	c->tb0 = c->ntb;
+	c->ntraces = h.ntraces;
+	c->got = c->total = 0;
+	c->sent = 0;
+	c->table = h.table;
+	return wire_enc_snap_head(o->buf, BUF_CAP, &h);
+}
+
+/* A table reply was taken: the receiver's table now. */
+static void table_taken(struct conn *c)
+{
+	if (c->table == WIRE_TABLE_FULL)
+		memset(c->present, 0, sizeof(c->present));
+	for (unsigned i = 0; i < c->nplan; i++) {
+		c->row[c->plan_tb[i]] = c->plan_size[i];
+		c->present[c->plan_tb[i]] = 1;
+	}
+}
+
 
 /* Encode the next frame from the input into o->buf: its length, or 0 when
  * the input is used up. */
 static size_t next_frame(struct in *in, struct conn *c, struct out *o)
 {
-	unsigned op = u8(in) % 9, k, n;
+	unsigned op = u8(in) % 10, k, n;
 	struct wire_chunk ck;
 	int len = 0;
 
@@ -146,9 +245,13 @@ static size_t next_frame(struct in *in, struct conn *c, struct out *o)
 		c->tb0 = c->ntb;
 		c->ntraces = h.ntraces;
 		c->got = c->total = 0;
+		c->table = 0;
 		len = wire_enc_snap_head(o->buf, BUF_CAP, &h);
 		break;
 	}
+	case 9: /* a table head (a sampled reply of changed rows) */
+		len = table_head(in, c, o);
+		break;
 	case 1: /* strings */
 		wire_chunk_begin(&ck, o->buf, BUF_CAP, WIRE_SNAP_STRINGS, c->nstr);
 		for (n = u8(in) % 8; n; n--) {
@@ -203,7 +306,18 @@ static size_t next_frame(struct in *in, struct conn *c, struct out *o)
 	case 4: case 5: /* traces */
 		wire_chunk_begin(&ck, o->buf, BUF_CAP, WIRE_SNAP_TRACES,
 				 (uint32_t)c->got);
-		for (n = u8(in) % 16; n; n--) {
+		for (n = u8(in) % 16; c->table && n && c->sent < c->nplan; n--) {
+			uint64_t sz = c->plan_size[c->sent];
+			struct wire_trace_est e = est_of(sz);
+
+			if (wire_chunk_add_trace_est(&ck, sz, c->plan_tb[c->sent], 0,
+						     &e) < 0)
+				break;
+			c->sent++;
+			c->got++;
+			c->total += sz;
+		}
+		for (n = c->table ? 0 : u8(in) % 16; n; n--) {
 			uint64_t sz = a_size(in);
 			uint32_t tb = c->ntb ? u8(in) % c->ntb : u8(in);
 
@@ -335,6 +449,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (rc == 0)
 			continue;
 		if (rc == 1) {
+			if (c.table)
+				table_taken(&c);
 			use(snap, prev);
 			snapshot_free(prev);
 			prev = snap;

@@ -6,7 +6,8 @@ and committed):
   what a snapshot may hold (2^63 - 1 bytes in all, docs/FORMATS.md,
   "Sizes"), and the varint dictionary tests/fuzz/dict/trm.dict;
 * the programs of tests/fuzz/corpus/reply/ for fuzz_reply.c (its
-  next_frame() says how the bytes are read).
+  next_frame() says how the bytes are read), table-then-delta among
+  them: a full table reply, then a delta (wire minor 3).
 
     near-2-63.trm        traces adding up to exactly 2^63 - 1, hostile file
                          names (escape sequences, ';', ' ', a newline, a
@@ -147,6 +148,19 @@ def traces(*ts):  # (index into fuzz_reply's sizes[], delta, tb, domain)
 END = bytes([6, 0])
 
 
+def table_head(strings, frames, tbs, delta, rows):
+    """fuzz_reply.c's op 9: a table head (wire minor 3) planning rows
+    [(traceback id, index into sizes[], delta)], in step."""
+    out = [9, strings, frames, tbs, 4, 200 if delta else 0, len(rows)]
+    for tb, k, d in rows:
+        out += [tb, k, d & 0xFF]
+    return bytes(out + [0, 0, 0])
+
+
+def table_traces(n):
+    return bytes([4, n])
+
+
 def reply_seeds():
     one = (head(3, 2, 2, 2) + strings(0, 3) + frames((0, 1), (1, 5)) +
            tracebacks([0], [1, 1, 0]) + traces((3, 0, 0, 0), (7, 0, 1, 0), (2, 0, 1, 1)) + END)
@@ -159,8 +173,13 @@ def reply_seeds():
     over = (head(2, 1, 1, 1) + strings(4) + frames((0, 1)) + tracebacks([0]) +
             traces((7, 0, 0, 0), (7, 0, 0, 0)) + END)            # 2^62 + 2^62
     error_then = bytes([7, 3]) + b"abc" + bytes([4]) + one
+    # a full table reply of two rows, then a delta changing one of them
+    table = (table_head(2, 2, 2, False, [(0, 3, 0), (1, 2, 0)]) + strings(0, 3) +
+             frames((0, 1), (1, 5)) + tracebacks([0], [1, 1, 0]) + table_traces(2) + END +
+             table_head(0, 0, 0, True, [(1, 1, 0)]) + table_traces(1) + END)
     return {"one": one, "two-replies": one + second, "near-2-63": near,
-            "over-2-63": near + over, "error-then-one": error_then}
+            "over-2-63": near + over, "error-then-one": error_then,
+            "table-then-delta": table}
 
 
 if __name__ == "__main__":
