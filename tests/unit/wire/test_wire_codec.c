@@ -90,7 +90,7 @@ static void test_hello_layout(void **state)
 	/* The exact bytes documented in wire.h, little-endian. */
 	static const uint8_t want[] = {
 		28, 0, 0, 0, 1, 0, 0, 0,                /* len, HELLO, flags */
-		0x02, 0x00, 0x01, 0x00,                 /* proto 0x00010002 */
+		0x03, 0x00, 0x01, 0x00,                 /* proto 0x00010003 */
 		0x04, 0x03, 0x02, 0x01,                 /* pid */
 		0xf0, 0x00, 0x0b, 0x03,                 /* 0x030b00f0 */
 		0x05, 0x00, 0x00, 0x00,                 /* traceback_limit */

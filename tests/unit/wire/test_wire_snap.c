@@ -75,6 +75,27 @@ static void test_head_end_roundtrip(void **state)
 	assert_int_equal(wire_dec_snap_head(&msg, &h2), 0);
 	assert_int_equal(h2.sample_size, 65536);
 	assert_int_equal(h2.tracing, WIRE_TRACING_APPLICATION);
+	assert_true(h2.table == WIRE_TABLE_NONE && h2.table_rows == 0);
+	/* a table reply's head (minor 3): its rows and kind; cut before
+	 * them, a head without (an older agent's) */
+	h.table = WIRE_TABLE_DELTA;
+	h.table_rows = (1ull << 40) + 3;
+	n = wire_enc_snap_head(buf, sizeof(buf), &h);
+	assert_int_equal(n, WIRE_HDR_SIZE + WIRE_SNAP_HEAD_TABLE_LEN);
+	assert_int_equal(wire_parse_frame(buf, (size_t)n, &msg), n);
+	assert_int_equal(wire_dec_snap_head(&msg, &h2), 0);
+	assert_true(h2.sample_size == 65536 && h2.table == WIRE_TABLE_DELTA &&
+		    h2.table_rows == (1ull << 40) + 3);
+	for (uint32_t len = WIRE_SNAP_HEAD_SAMPLE_LEN;
+	     len < WIRE_SNAP_HEAD_TABLE_LEN; len++) {
+		struct wire_msg t = msg_copy(WIRE_SNAP_HEAD, msg.payload, len, &own);
+		assert_int_equal(wire_dec_snap_head(&t, &h2), 0);
+		assert_true(h2.sample_size == 65536 && h2.table == WIRE_TABLE_NONE &&
+			    h2.table_rows == 0);
+		free(own);
+	}
+	h.table = WIRE_TABLE_NONE;
+	h.table_rows = 0;
 	h.sample_size = 0;
 	n = wire_enc_snap_head(buf, sizeof(buf), &h);
 	assert_int_equal(wire_parse_frame(buf, (size_t)n, &msg), n);
