@@ -95,7 +95,10 @@ struct session_req {
 	/* SESSION_OP_SNAPSHOT: WIRE_SNAPSHOT_SAMPLED for the sampler's
 	 * estimates (a sampled snapshot, snapshot.h), or 0; the session adds
 	 * WIRE_SNAPSHOT_ESTIMATES (all four figures), and refuses an agent
-	 * older than wire minor 2 (-TRM_EAGENT: it sends no block counts) */
+	 * older than wire minor 2 (-TRM_EAGENT: it sends no block counts);
+	 * from minor 3 it adds WIRE_SNAPSHOT_CHANGED too (the agent sends
+	 * only the rows changed since the session's last sampled snapshot;
+	 * the snapshot is complete all the same) */
 	uint16_t snap_flags;
 	session_progress_fn *progress; /* may be NULL */
 	void *arg;

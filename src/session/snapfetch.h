@@ -5,8 +5,10 @@
  * Private to src/session/ and its tests.
  *
  * A struct snapfetch holds the interning tables of one connection (wire id
- * -> string, frame, traceback, as the agent sent them): the session keeps
- * one for its life.  Each snapshot is a fresh struct snapshot with its own
+ * -> string, frame, traceback, as the agent sent them), and the rows of
+ * its sampled table replies (wire.h, "Only the changed rows": traceback id
+ * -> four estimates, a delta applied to them, a complete snapshot made of
+ * them): the session keeps one for its life.  Each snapshot is a fresh struct snapshot with its own
  * ids; wire ids are mapped to them through flat arrays.
  *
  * The target is hostile: what it announces and sends is capped, so that
