@@ -22,7 +22,7 @@ import zlib
 
 import pytest
 
-from conftest import stats
+from conftest import EXIT_CODE, stats, wait_until
 
 TOL = 0.25
 SAMPLE = 64 << 10
@@ -226,3 +226,52 @@ def test_live_refreshes_equal_snapshot(target, trmtop, tmp_path):
                 (m, o["refresh"], live[line], rows[line])
     res = trmtop("stop", "--pid", t.pid)
     assert res.rc == 0, res
+
+
+def marked_line(path, marker):
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            if text.rstrip().endswith("# " + marker):
+                return no
+    raise AssertionError("no %s in %s" % (marker, path))
+
+
+def test_leak_in_a_large_heap(python_faults, spawn, trmtop, tmp_path):
+    """Issue 12's leak test for diff: at the default size (512 KiB), a
+    worker builds a 200 MiB heap under the sampler, then serves requests
+    that churn short-lived objects and leak 4 KiB each, 1 MiB per
+    simulated minute (a minute lasting 500 ms: an accelerated run).  Two
+    sampled snapshots 20 simulated minutes apart: diff ranks the leaking
+    line first, its growth about the 20 MiB leaked (the estimate of some
+    40 samples: within 60%, 3.8 standard deviations); the heap's lines are
+    in the snapshots (top)."""
+    t = spawn(python_faults, "prod_leak")
+    leak = marked_line(t.script, "LEAK-LINE")
+    heap = {marked_line(t.script, m) for m in ("HEAP-BYTES", "HEAP-STR", "HEAP-DICT")}
+    res = trmtop("start", "--pid", t.pid, "--sample")
+    assert res.rc == 0 and "sampled every 512 KiB" in res.out, res
+    t.ok("heap 200", timeout=120)
+    t.ok("serve 500")
+    a, b = str(tmp_path / "a.trm"), str(tmp_path / "b.trm")
+    res = trmtop("snapshot", "--pid", t.pid, "-o", a)
+    assert res.rc == 0, res
+    leaked0 = int(t.cmd("leaked"))
+    wait_until(lambda: int(t.cmd("leaked")) >= leaked0 + (20 << 20), 120,
+               "20 MiB more leaked")
+    res = trmtop("snapshot", "--pid", t.pid, "-o", b)
+    assert res.rc == 0, res
+    leaked = int(t.cmd("leaked")) - leaked0
+    t.ok("serve 0")
+    top = json.loads(trmtop("top", b, "--format", "json", "--limit", "10").out)
+    lines = {r["frames"][-1]["lineno"] for r in top["stats"]
+             if r["frames"] and r["frames"][-1]["filename"] == t.script}
+    assert heap <= lines, top["stats"]
+    assert sum(r["size"] for r in top["stats"]
+               if r["frames"] and r["frames"][-1]["lineno"] in heap) > 150 << 20, top["stats"]
+    d = json.loads(trmtop("diff", a, b, "--format", "json").out)
+    first = d["diffs"][0]
+    assert (first["frames"][-1]["filename"], first["frames"][-1]["lineno"]) == (t.script, leak), \
+        d["diffs"][:3]
+    assert abs(first["size_diff"] - leaked) <= 0.6 * leaked, (first, leaked)
+    assert trmtop("stop", "--pid", t.pid).rc == 0
+    assert t.exit() == EXIT_CODE
