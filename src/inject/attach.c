@@ -153,6 +153,7 @@ static void find_gadgets(struct attach *a, int libc)
 		{ "munmap", &a->sym.libc_munmap },
 		{ "close", &a->sym.libc_close },
 		{ "wmemcpy", &a->sym.libc_wmemcpy },
+		{ "pthread_spin_init", &a->sym.libc_spin_init },
 	};
 	size_t i;
 

@@ -72,6 +72,9 @@ struct syms {
 	raddr_t libc_syscall;
 	/* for the undo steps of a held thread (0: not found, no undo) */
 	raddr_t libc_munmap, libc_close, libc_wmemcpy;
+	/* pthread_spin_init(p, 0) stores a 32-bit 0 at p: the undo step
+	 * that withdraws a PEP 768 request (pep768_path.c) */
+	raddr_t libc_spin_init;
 };
 
 struct attach {

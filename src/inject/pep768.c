@@ -441,16 +441,17 @@ static int read_pending(pid_t pid, struct pep_ctx *c, pid_t tid, raddr_t *ts,
 		    "debugger_pending_call", err);
 }
 
-int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
-		   pid_t tid, const char *script_path, struct trm_err *err)
+int pep768_prepare(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
+		   pid_t tid, const char *script_path, struct pep768_req *rq,
+		   struct trm_err *err)
 {
 	struct pep_ctx c;
 	raddr_t ts;
 	int32_t pending;
-	uint64_t breaker;
 	size_t len;
 	int rc;
 
+	memset(rq, 0, sizeof(*rq));
 	rc = ctx_open(pid, ep, py, &c, err);
 	if (rc < 0)
 		return rc;
@@ -458,7 +459,7 @@ int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 	if (rc < 0)
 		return rc;
 	len = strlen(script_path);
-	if (len == 0 || len >= c.l.script_path_size)
+	if (len == 0 || len >= c.l.script_path_size || len >= sizeof(rq->path))
 		return trm_err_set(err, -ENAMETOOLONG,
 				   "script path of %zu bytes (1 to %llu "
 				   "allowed)", len,
@@ -470,27 +471,50 @@ int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 		return trm_err_set(err, -TRM_EBUSY,
 				   "pid %d: a remote-exec request is already "
 				   "pending on thread %d", (int)pid, (int)tid);
+	rq->pid = pid;
+	rq->path_at = ts + c.l.ts_script_path;
+	rq->pending_at = ts + c.l.ts_pending_call;
+	rq->breaker_at = ts + c.l.ts_eval_breaker;
+	memcpy(rq->path, script_path, len + 1);
+	rq->len = len;
+	return 0;
+}
+
+int pep768_commit(const struct pep768_req *rq, struct trm_err *err)
+{
+	int32_t pending = 1;
+	uint64_t breaker;
+	int rc;
+
 	/* Path first: the thread reads it only once pending_call is 1. */
-	rc = poke(pid, ts + c.l.ts_script_path, script_path, len + 1,
+	rc = poke(rq->pid, rq->path_at, rq->path, rq->len + 1,
 		  "debugger_script_path", err);
 	if (rc < 0)
 		return rc;
-	pending = 1;
-	rc = poke(pid, ts + c.l.ts_pending_call, &pending, sizeof(pending),
+	rc = poke(rq->pid, rq->pending_at, &pending, sizeof(pending),
 		  "debugger_pending_call", err);
 	if (rc < 0)
 		return rc;
 	/* No remote atomic OR: read, OR, write back, as CPython does.  Keep
 	 * the window short and skip the write when the bit is already set. */
-	rc = peek(pid, ts + c.l.ts_eval_breaker, &breaker, sizeof(breaker),
+	rc = peek(rq->pid, rq->breaker_at, &breaker, sizeof(breaker),
 		  "eval_breaker", err);
 	if (rc < 0)
 		return rc;
 	if (breaker & PEP768_EVAL_PLEASE_STOP_BIT)
 		return 0;
 	breaker |= PEP768_EVAL_PLEASE_STOP_BIT;
-	return poke(pid, ts + c.l.ts_eval_breaker, &breaker, sizeof(breaker),
+	return poke(rq->pid, rq->breaker_at, &breaker, sizeof(breaker),
 		    "eval_breaker", err);
+}
+
+int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
+		   pid_t tid, const char *script_path, struct trm_err *err)
+{
+	struct pep768_req rq;
+	int rc = pep768_prepare(pid, ep, py, tid, script_path, &rq, err);
+
+	return rc < 0 ? rc : pep768_commit(&rq, err);
 }
 
 int pep768_cancel(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,

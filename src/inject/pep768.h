@@ -53,6 +53,28 @@ int pep768_probe(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 int pep768_request(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
 		   pid_t tid, const char *script_path, struct trm_err *err);
 
+/* pep768_request in two steps, so that what may take time (the layout,
+ * the checks, finding the thread state: reads) is done before trmtop
+ * hands its resources over to the request, and only the writes after
+ * (process_vm_writev calls: the window in which a trmtop that dies
+ * leaves resources that no request and no undo step own is a few
+ * microseconds).  prepare: the checks and errors of pep768_request,
+ * nothing written, the addresses and the path kept in *rq.  commit: the
+ * writes (path, debugger_pending_call = 1, the stop bit); -errno from
+ * memory access (part of the request may be written).  The thread
+ * should be held (stopped) in between, so that its thread state stays. */
+struct pep768_req {
+	pid_t pid;
+	raddr_t path_at, pending_at, breaker_at;
+	char path[512];
+	size_t len;
+};
+
+int pep768_prepare(pid_t pid, struct elf_proc *ep, const struct elf_pyinfo *py,
+		   pid_t tid, const char *script_path, struct pep768_req *rq,
+		   struct trm_err *err);
+int pep768_commit(const struct pep768_req *rq, struct trm_err *err);
+
 /* List the native thread ids that have a thread state in the main
  * interpreter, newest thread state first (CPython's list order; thread
  * states not yet bound to a thread, native id 0, are skipped), so the caller

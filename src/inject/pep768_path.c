@@ -65,28 +65,85 @@ static int make_script(struct ptrace_thread *t, struct attach *a, raddr_t *page,
 	return 0;
 }
 
-/* Write the request for thread tid.  0, or -TRM_EUNSAFE (not written:
- * ptrace instead). */
-static int request(struct attach *a, pid_t tid)
+/* What a failed request says, before ptrace is used instead. */
+static int request_failed(struct attach *a, pid_t tid, int rc,
+			  const struct trm_err *rerr)
+{
+	/* busy, or the thread state changed under us (threads come and
+	 * go): ptrace instead.  Should part of the request have been
+	 * written, a second run of the bootstrap does nothing. */
+	inject_progress(a, "PEP 768 request on thread %d failed (%s); using ptrace",
+			(int)tid, rerr->msg[0] ? rerr->msg : trm_strerror(rc));
+	return -TRM_EUNSAFE;
+}
+
+/* Everything of the request for thread tid but its writes, while the
+ * resources are still covered by the held thread's undo steps.  0, or
+ * -TRM_EUNSAFE (ptrace instead). */
+static int prepare(struct attach *a, pid_t tid, struct pep768_req *rq)
 {
 	struct trm_err rerr = { 0 };
 	char path[64];
 	int rc;
 
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", a->t_script);
-	rc = pep768_request(a->pid, a->ep, &a->tgt->py, tid, path, &rerr);
-	if (rc < 0 && rc > -4096 && rc != -ESRCH && rc != -EINVAL && rc != -ENAMETOOLONG)
-		a->script_taken = 1; /* a memory error: part of it may be written */
-	if (rc < 0) {
-		/* busy, or the thread state changed under us (threads come and
-		 * go): ptrace instead.  Should part of the request have been
-		 * written, a second run of the bootstrap does nothing. */
-		inject_progress(a, "PEP 768 request on thread %d failed (%s); using ptrace",
-				(int)tid, rerr.msg[0] ? rerr.msg : trm_strerror(rc));
-		return -TRM_EUNSAFE;
+	rc = pep768_prepare(a->pid, a->ep, &a->tgt->py, tid, path, rq, &rerr);
+	return rc < 0 ? request_failed(a, tid, rc, &rerr) : 0;
+}
+
+/* The writes of the request, after the hand-over.  0, or -TRM_EUNSAFE
+ * (ptrace instead). */
+static int commit(struct attach *a, pid_t tid, const struct pep768_req *rq)
+{
+	struct trm_err rerr = { 0 };
+	int rc = pep768_commit(rq, &rerr);
+
+	a->script_taken = 1; /* until withdrawn; after an error part of it may
+			      * be written */
+	return rc < 0 ? request_failed(a, tid, rc, &rerr) : 0;
+}
+
+/* Write the request and hand the resources over to it, so that a trmtop
+ * that dies at any instant leaves either the request (which runs the
+ * bootstrap, which owns them) or neither it nor them.  The request is
+ * prepared first (reads: the slow part) while the held thread's undo
+ * steps still cover the resources; then one more step is pushed, run
+ * first: pthread_spin_init(&debugger_pending_call, 0), which withdraws
+ * the request.  The thread runs its steps before any Python code of its
+ * own, so it cannot have taken the request by then.  The request is
+ * written on that chain, then the steps are dropped and the thread's
+ * registers written back (until then, a death runs the chain: request
+ * withdrawn, resources undone).  Without that step (no
+ * pthread_spin_init in the C library, the undo list full), the older
+ * order: registers back, then the writes, a few microseconds in which a
+ * death leaves the resources.  A request that cannot be made (prc)
+ * hands them over all the same, to the ptrace path that follows (its
+ * held thread covers them again). */
+static int hand_over(struct ptrace_thread *t, struct attach *a, pid_t tid,
+		     const struct pep768_req *rq, int prc, struct trm_err *err)
+{
+	int n = t->nundo, rc, armed = 0;
+
+	if (prc == 0 && a->sym.libc_spin_init && n > 0 &&
+	    ptrace_undo_push(t, a->sym.libc_spin_init, 2, PTRACE_ARG_VALUE,
+			     rq->pending_at, 0, 0) >= 0) {
+		if (ptrace_undo_arm(t, NULL) == 0)
+			armed = 1;
+		else
+			ptrace_undo_truncate(t, n);
 	}
-	a->script_taken = 1; /* until withdrawn */
-	return 0;
+	if (armed) {
+		prc = commit(a, tid, rq);
+		if (prc < 0) /* part of it may be written: it may run */
+			ptrace_undo_truncate(t, n);
+	}
+	ptrace_undo_truncate(t, 0);
+	rc = ptrace_restore(t, err);
+	if (rc < 0)
+		return rc;
+	if (prc < 0)
+		return prc;
+	return armed ? 0 : commit(a, tid, rq);
 }
 
 /* The request is written: wait a little for the HELLO, and withdraw it
@@ -126,9 +183,10 @@ int inject_path_pep768(struct attach *a, struct inject_conn *c,
 		       struct trm_err *err)
 {
 	struct ptrace_thread t;
+	struct pep768_req rq;
 	raddr_t page = 0;
 	pid_t tid;
-	int rc;
+	int rc, prc = 0;
 
 	tid = running_python_thread(a);
 	if (!tid)
@@ -141,16 +199,10 @@ int inject_path_pep768(struct attach *a, struct inject_conn *c,
 		rc = make_script(&t, a, &page, err);
 	if (rc == 0)
 		rc = inject_stage(a, "remote", err);
-	if (rc == 0) {
-		/* The request is written with the thread still held, after its
-		 * own registers are back (a death in between leaves the fds;
-		 * one after it leaves the request, which runs the bootstrap):
-		 * handed over */
-		ptrace_undo_truncate(&t, 0);
-		rc = ptrace_restore(&t, err);
-	}
 	if (rc == 0)
-		rc = request(a, tid);
+		prc = prepare(a, tid, &rq);
+	if (rc == 0)
+		rc = hand_over(&t, a, tid, &rq, prc, err);
 	inject_let_go(&t, a, rc < 0 && rc != -TRM_EUNSAFE, 0, page);
 	if (rc < 0)
 		return rc;
