@@ -472,6 +472,26 @@ out:
 	return rc;
 }
 
+/* The wire id of the sampler's traceback tb (its frames, strings and
+ * traceback interned in the connection's tables: sent once).  0, or -1
+ * with c's error set. */
+static int intern_stb(struct snap_ctx *c, const struct agent_stb *tb,
+		      uint32_t *id)
+{
+	uint32_t nf = tb->n < c->fids_cap ? tb->n : (uint32_t)c->fids_cap;
+
+	for (uint32_t k = 0; k < nf; k++) {
+		uint32_t sid;
+
+		if (conv_str(c, tb->f[k].filename, &sid) < 0 ||
+		    interned(c, wire_intern_frame(c->s->tables, sid, tb->f[k].lineno,
+						  &c->fids[k])) < 0)
+			return -1;
+	}
+	return interned(c, wire_intern_traceback(c->s->tables, c->fids, nf, nf,
+						 id)) < 0 ? -1 : 0;
+}
+
 /* The sampler's estimates as traces, one per traceback (wire.h,
  * "Sampled snapshots"): with c->estimates every traceback with a non-zero
  * allocated estimate and all four figures, else (an older trmtop) those
@@ -511,24 +531,11 @@ static int copy_samples(struct snap_ctx *c)
 		goto out;
 	}
 	for (size_t i = 0; i < n; i++) {
-		const struct agent_stb *tb = rows[i].tb;
-		uint32_t nf = tb->n < c->fids_cap ? tb->n : (uint32_t)c->fids_cap;
 		struct snap_tr *t = &c->tr[c->ntr];
 
 		if (!c->estimates && !rows[i].inuse_bytes)
 			continue;
-
-		for (uint32_t k = 0; k < nf; k++) {
-			uint32_t sid;
-
-			if (conv_str(c, tb->f[k].filename, &sid) < 0 ||
-			    interned(c, wire_intern_frame(c->s->tables, sid,
-							  tb->f[k].lineno,
-							  &c->fids[k])) < 0)
-				goto out;
-		}
-		if (interned(c, wire_intern_traceback(c->s->tables, c->fids,
-						      nf, nf, &t->tb)) < 0)
+		if (intern_stb(c, rows[i].tb, &t->tb) < 0)
 			goto out;
 		t->size = rows[i].inuse_bytes;
 		t->domain = 0;
@@ -656,23 +663,12 @@ static int tab_intern(struct snap_ctx *c, struct agent_tab *t, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
 		const struct agent_stb *tb = t->buf[i].tb;
-		uint32_t nf = tb->n < c->fids_cap ? tb->n : (uint32_t)c->fids_cap;
 
 		if (t->stb[tb->idx].wid1) {
 			t->ids[i] = t->stb[tb->idx].wid1 - 1;
 			continue;
 		}
-		for (uint32_t k = 0; k < nf; k++) {
-			uint32_t sid;
-
-			if (conv_str(c, tb->f[k].filename, &sid) < 0 ||
-			    interned(c, wire_intern_frame(c->s->tables, sid,
-							  tb->f[k].lineno,
-							  &c->fids[k])) < 0)
-				return -1;
-		}
-		if (interned(c, wire_intern_traceback(c->s->tables, c->fids, nf,
-						      nf, &t->ids[i])) < 0)
+		if (intern_stb(c, tb, &t->ids[i]) < 0)
 			return -1;
 	}
 	return 0;

@@ -382,6 +382,16 @@ def inline_target(python, code):
     assert proc.stderr.read() == b""
 
 
+def marked_line(path, marker):
+    """The number of the line of path that ends with the comment
+    "# marker" (the targets mark the lines tests look for)."""
+    with open(path) as f:
+        for no, text in enumerate(f, 1):
+            if text.rstrip().endswith("# " + marker):
+                return no
+    raise AssertionError("no %s in %s" % (marker, path))
+
+
 def maps_libpython(pid):
     s = _read("/proc/%d/maps" % pid) or ""
     return re.search(r"/libpython3[^/\s]*\.so", s) is not None

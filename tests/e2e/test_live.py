@@ -25,7 +25,7 @@ import time
 import pytest
 
 from conftest import (EXIT_CODE, PROC_TIMEOUT, TRMTOP_TIMEOUT, _env, agent_waits_for_gil, end_spin,
-                      run_trmtop, spin_flag, sustained, trmtop_path, wait_spinning, wait_until)
+                      marked_line, run_trmtop, spin_flag, sustained, trmtop_path, wait_spinning, wait_until)
 
 LEAK_SIZE = 10 * 1024  # tests/targets/leaker.py LEAK_SIZE
 MIB = 1 << 20
@@ -284,11 +284,7 @@ def parse_size(text):
 
 
 def drip_line_no(path):
-    with open(path) as f:
-        for no, text in enumerate(f, 1):
-            if text.rstrip().endswith("# DRIP-LINE"):
-                return no
-    raise AssertionError("no DRIP-LINE in %s" % path)
+    return marked_line(path, "DRIP-LINE")
 
 
 class Tmux(object):
@@ -677,14 +673,6 @@ def test_tui_ascii_locale(python_faults, spawn, tmux):
     tmux.keys("q")
     tmux.wait_text("TRMTOP-EXIT=0")
     assert t.exit() == EXIT_CODE
-
-
-def marked_line(path, marker):
-    with open(path) as f:
-        for no, text in enumerate(f, 1):
-            if text.rstrip().endswith("# " + marker):
-                return no
-    raise AssertionError("no %s in %s" % (marker, path))
 
 
 def test_sampled_leak_suspect(python_faults, spawn, live):

@@ -22,7 +22,7 @@ import zlib
 
 import pytest
 
-from conftest import EXIT_CODE, stats, wait_until
+from conftest import EXIT_CODE, marked_line, stats, wait_until
 
 TOL = 0.25
 SAMPLE = 64 << 10
@@ -226,14 +226,6 @@ def test_live_refreshes_equal_snapshot(target, trmtop, tmp_path):
                 (m, o["refresh"], live[line], rows[line])
     res = trmtop("stop", "--pid", t.pid)
     assert res.rc == 0, res
-
-
-def marked_line(path, marker):
-    with open(path) as f:
-        for no, text in enumerate(f, 1):
-            if text.rstrip().endswith("# " + marker):
-                return no
-    raise AssertionError("no %s in %s" % (marker, path))
 
 
 def test_leak_in_a_large_heap(python_faults, spawn, trmtop, tmp_path):
