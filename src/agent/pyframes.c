@@ -131,7 +131,7 @@ static int from_debug_offsets(unsigned long minor, struct layout *l)
 	l->co_filename = u64_at(t, d->co_filename);
 	l->co_code = u64_at(t, d->co_code);
 	/* 3.14: a _PyStackRef's tag bit (Py_TAG_REFCNT; a tagged int has
-	 * both low bits set and is refused by the walk's type check) */
+	 * both low bits set and is refused by the walk before any read) */
 	l->code_mask = minor == 13 ? ~(uintptr_t)0 : ~(uintptr_t)1;
 	if (l->ts_frame + 8 > u64_at(t, d->ts_size) ||
 	    l->fr_code + 8 > u64_at(t, d->fr_size) ||
@@ -184,6 +184,12 @@ int agent_frames_init(void)
 	minor = (Py_Version >> 16) & 0xff;
 	if ((Py_Version >> 24) != 3)
 		return mode;
+	/* 3.11.0 and 3.11.1 cleared a returning frame while it was still
+	 * the current one (GH-99729): a weakref callback of its code object
+	 * could allocate with the frame's code freed.  The frame API
+	 * there. */
+	if (minor == 11 && (Py_Version & 0xff00) < 0x0200)
+		return mode;
 	if (minor == 11)
 		l = lay_311;
 	else if (minor == 12)
@@ -213,6 +219,7 @@ uint32_t agent_frames_walk(PyThreadState *ts, struct agent_sframe *f,
 	for (; fr && n < max; fr = ptr_at(fr, lay.fr_previous)) {
 		uint8_t owner = (uint8_t)fr[lay.fr_owner];
 		const char *code;
+		uintptr_t raw;
 		PyObject *fn;
 		intptr_t lasti;
 		int first, line;
@@ -222,9 +229,12 @@ uint32_t agent_frames_walk(PyThreadState *ts, struct agent_sframe *f,
 				break;
 			continue;
 		}
-		code = (const char *)((uintptr_t)ptr_at(fr, lay.fr_code) &
-				      lay.code_mask);
-		if (!code || Py_TYPE((PyObject *)code) != &PyCode_Type)
+		raw = (uintptr_t)ptr_at(fr, lay.fr_code);
+		code = (const char *)(raw & lay.code_mask);
+		/* a tagged int (both low bits) or anything misaligned is no
+		 * code object: refused before it is read through */
+		if (!code || (raw & 3) == 3 || ((uintptr_t)code & 7) ||
+		    Py_TYPE((PyObject *)code) != &PyCode_Type)
 			break;
 		lasti = (intptr_t)((uintptr_t)ptr_at(fr, lay.fr_instr) -
 				   ((uintptr_t)code + lay.co_code));

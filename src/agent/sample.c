@@ -92,6 +92,10 @@ int PyGILState_Check(void);
  * this thread's when attached): 3.13 renamed it. */
 extern PyThreadState *_PyThreadState_UncheckedGet(void) __attribute__((weak));
 extern PyThreadState *PyThreadState_GetUnchecked(void) __attribute__((weak));
+/* 3.9+ (its interpreter: the main one is walked) */
+extern PyInterpreterState *PyThreadState_GetInterpreter(PyThreadState *)
+	__attribute__((weak));
+extern PyInterpreterState *PyInterpreterState_Main(void) __attribute__((weak));
 /* 3.10+; weak as in snap.c */
 extern int PyGC_Enable(void) __attribute__((weak));
 extern int PyGC_Disable(void) __attribute__((weak));
@@ -416,7 +420,13 @@ static void clear(void)
 /* This thread's thread state if it holds the GIL with it, of the main
  * interpreter; NULL otherwise.  Compared with the current thread state
  * rather than asked of PyGILState_Check(), which says yes to every
- * thread once a subinterpreter exists (3.8-3.11) or its check is off. */
+ * thread once a subinterpreter exists (3.8-3.11) or its check is off.
+ * A thread started in a subinterpreter has that interpreter's thread
+ * state as its own on 3.12+ (its GIL, its obmalloc): its file names
+ * must not be referenced from the main interpreter (a DECREF there
+ * freed them through the wrong allocator: the target aborted), so its
+ * samples count under <no Python frame>.  3.8 (no
+ * PyThreadState_GetInterpreter) shares one GIL and one obmalloc. */
 static PyThreadState *holds_gil(void)
 {
 	PyThreadState *mine, *cur;
@@ -432,7 +442,12 @@ static PyThreadState *holds_gil(void)
 		cur = _PyThreadState_UncheckedGet();
 	else
 		return PyGILState_Check() ? mine : NULL;
-	return cur == mine ? mine : NULL;
+	if (cur != mine)
+		return NULL;
+	if (PyThreadState_GetInterpreter && PyInterpreterState_Main &&
+	    PyThreadState_GetInterpreter(mine) != PyInterpreterState_Main())
+		return NULL;
+	return mine;
 }
 
 /* Walk up to max frames of this thread's Python stack into f with the

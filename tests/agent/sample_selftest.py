@@ -337,6 +337,58 @@ def test_cap():
     s.detach()
 
 
+SUBINTERP_CODE = """
+import threading
+def f():
+    exec(compile("x = [str(i) * 10 for i in range(20000)]",
+                 "/tmp/trmtop-subinterpreter-file.py", "exec"), {})
+t = threading.Thread(target=f)
+t.start()
+t.join()
+"""
+
+
+def test_subinterpreter():
+    """A thread started in a subinterpreter allocates while the sampler
+    samples every 64 bytes (on 3.12+ it runs under the subinterpreter's
+    own GIL and obmalloc): its samples count under <no Python frame>, no
+    name of the subinterpreter's is kept, and a sampled snapshot and STOP
+    after the subinterpreter is gone leave the process running (they
+    aborted it: a file name freed through the main interpreter's
+    allocator).  In a child, so that a crash is a failure, not the end of
+    the run."""
+    try:
+        import _interpreters as interp
+        create = interp.create
+    except ImportError:
+        try:
+            import _xxsubinterpreters as interp
+        except ImportError:
+            return  # no subinterpreter module (3.8-3.11 build without it)
+        if sys.version_info >= (3, 12):
+            create = lambda: interp.create(isolated=True)  # its own GIL
+        elif sys.version_info >= (3, 9):
+            create = lambda: interp.create(isolated=False)  # threads allowed
+        else:
+            create = interp.create
+
+    def child():
+        s = Session()
+        s.start_direct()
+        s.hello()
+        start_sample(s, 10, 64)
+        iid = create()
+        interp.run_string(iid, SUBINTERP_CODE)
+        interp.destroy(iid)
+        head, traces, _, _ = s.snapshot(flags=SAMPLED)
+        names = {f[0] for t in traces for f in t[2][0]}
+        check("/tmp/trmtop-subinterpreter-file.py" not in names,
+              "a subinterpreter's file name was kept: %r" % sorted(names)[:5])
+        stop(s)
+        s.detach()
+    at.in_child(child, "subinterpreter child")
+
+
 def test_every_allocation():
     """SIZE 1: every allocation is sampled, so the frame walk itself
     allocates while recording (frame objects on 3.11+) and must pass
@@ -638,7 +690,8 @@ def fresh(test):
 
 
 TESTS = [fresh(t) for t in (test_accuracy, test_restore, test_thread_churn,
-                            test_fork, test_cap, test_every_allocation,
+                            test_fork, test_cap, test_subinterpreter,
+                            test_every_allocation,
                             test_stacks, test_exit_sampling, test_table)]
 
 
