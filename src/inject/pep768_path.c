@@ -116,15 +116,13 @@ static int commit(struct attach *a, pid_t tid, const struct pep768_req *rq)
  * withdrawn, resources undone).  Without that step (no
  * pthread_spin_init in the C library, the undo list full), the older
  * order: registers back, then the writes, a few microseconds in which a
- * death leaves the resources.  A request that cannot be made (prc)
- * hands them over all the same, to the ptrace path that follows (its
- * held thread covers them again). */
+ * death leaves the resources. */
 static int hand_over(struct ptrace_thread *t, struct attach *a, pid_t tid,
-		     const struct pep768_req *rq, int prc, struct trm_err *err)
+		     const struct pep768_req *rq, struct trm_err *err)
 {
-	int n = t->nundo, rc, armed = 0;
+	int n = t->nundo, rc, armed = 0, prc = 0;
 
-	if (prc == 0 && a->sym.libc_spin_init && n > 0 &&
+	if (a->sym.libc_spin_init && n > 0 &&
 	    ptrace_undo_push(t, a->sym.libc_spin_init, 2, PTRACE_ARG_VALUE,
 			     rq->pending_at, 0, 0) >= 0) {
 		if (ptrace_undo_arm(t, NULL) == 0)
@@ -201,8 +199,18 @@ int inject_path_pep768(struct attach *a, struct inject_conn *c,
 		rc = inject_stage(a, "remote", err);
 	if (rc == 0)
 		prc = prepare(a, tid, &rq);
+	if (rc == 0 && prc < 0) {
+		/* no request can be made (a thread list that changed under us,
+		 * one pending already): the held thread undoes what this
+		 * attempt made, by its own steps once released, and the ptrace
+		 * path that follows makes its own (handed over now, they would
+		 * be nobody's until that path's thread covers them: a trmtop
+		 * killed in between left them all) */
+		inject_let_go(&t, a, 1, 1, page);
+		return prc;
+	}
 	if (rc == 0)
-		rc = hand_over(&t, a, tid, &rq, prc, err);
+		rc = hand_over(&t, a, tid, &rq, err);
 	inject_let_go(&t, a, rc < 0 && rc != -TRM_EUNSAFE, 0, page);
 	if (rc < 0)
 		return rc;

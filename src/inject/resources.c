@@ -179,7 +179,11 @@ static int rpipe(struct ptrace_thread *t, struct attach *a, raddr_t fds,
 	for (i = 0; i < 2; i++)
 		(void)ptrace_undo_push(t, a->sym.libc_close, 1, PTRACE_ARG_VALUE,
 				       (uint64_t)(uint32_t)out[i], 0, 0);
-	return 0;
+	/* held on those plain closes now: the chain armed by the call takes
+	 * the fds from fds[], which the next call's text overwrites (the
+	 * script memfd's name goes there: a trmtop killed in between left
+	 * this pipe in the target) */
+	return ptrace_undo_arm(t, err);
 }
 
 /* Does the target's memfd fd hold exactly data[0, len)?  0 or -EIO. */
@@ -318,11 +322,13 @@ int inject_map_and_create(struct ptrace_thread *t, struct attach *a,
  * before any bootstrap could run). */
 static void undo_resources(struct ptrace_thread *t, struct attach *a)
 {
-	int fds[5] = { a->t_memfd, a->t_ctl_r, a->t_ctl_w, a->t_data_r, a->t_data_w };
+	int fds[6] = { a->t_memfd, a->t_ctl_r, a->t_ctl_w, a->t_data_r, a->t_data_w,
+		       a->t_script };
 	int64_t r;
 	size_t i;
 
-	for (i = 0; i < 5; i++)
+	a->t_script = -1;
+	for (i = 0; i < 6; i++)
 		if (fds[i] >= 0)
 			(void)inject_rsys(t, a, SYS_close, (uint64_t)fds[i], 0, 0,
 					  0, 0, 0, &r, NULL);
@@ -339,9 +345,19 @@ static void undo_held(struct ptrace_thread *t, struct attach *a, int created,
 
 	if (t->nundo > 0) {
 		if (created) {
+			/* the released thread closes them (its undo steps): a
+			 * later attempt makes its own */
 			a->have_res = 0;
 			a->t_memfd = a->t_ctl_r = a->t_ctl_w = -1;
 			a->t_data_r = a->t_data_w = -1;
+			a->t_script = -1;
+			if (!a->reader) {
+				if (a->ctl_fd >= 0)
+					close(a->ctl_fd);
+				if (a->data_fd >= 0)
+					close(a->data_fd);
+				a->ctl_fd = a->data_fd = -1;
+			}
 		}
 		return;
 	}
