@@ -139,6 +139,21 @@ static struct wire_trace_est est_of(uint64_t size)
 					size ? 2 : 1 };
 }
 
+/* A SNAP_HEAD's interning fields in step with the connection, and the
+ * counts of what the reply adds, from the input. */
+static void head_in_step(struct in *in, const struct conn *c,
+			 struct wire_snap_head *h)
+{
+	h->first_string = c->nstr;
+	h->first_frame = c->nframe;
+	h->first_traceback = c->ntb;
+	h->new_strings = u8(in) % 24;
+	h->new_frames = u8(in) % 48;
+	h->new_tracebacks = u8(in) % 48;
+	h->traceback_limit = u8(in);
+	h->tracing = 1;
+}
+
 /* A table head: plan its rows (distinct traceback ids among those the
  * connection will have after this reply's tracebacks) and announce the
  * table they make, in step unless the input says otherwise. */
@@ -149,14 +164,7 @@ static int table_head(struct in *in, struct conn *c, struct out *o)
 	uint64_t cur = 0, rows = 0;
 	uint32_t ntb;
 
-	h.first_string = c->nstr;
-	h.first_frame = c->nframe;
-	h.first_traceback = c->ntb;
-	h.new_strings = u8(in) % 24;
-	h.new_frames = u8(in) % 48;
-	h.new_tracebacks = u8(in) % 48;
-	h.traceback_limit = u8(in);
-	h.tracing = 1;
+	head_in_step(in, c, &h);
 	h.sample_size = 4096;
 	h.table = u8(in) < 128 ? WIRE_TABLE_FULL : WIRE_TABLE_DELTA;
 	ntb = c->ntb + h.new_tracebacks;
@@ -230,14 +238,7 @@ static size_t next_frame(struct in *in, struct conn *c, struct out *o)
 		struct wire_snap_head h = { 0 };
 
 		h.ntraces = u8(in) < 240 ? u8(in) : a_size(in);
-		h.first_string = c->nstr;
-		h.first_frame = c->nframe;
-		h.first_traceback = c->ntb;
-		h.new_strings = u8(in) % 24;
-		h.new_frames = u8(in) % 48;
-		h.new_tracebacks = u8(in) % 48;
-		h.traceback_limit = u8(in);
-		h.tracing = 1;
+		head_in_step(in, c, &h);
 		if (u8(in) > 250) /* out of step */
 			h.first_string += u8(in);
 		c->str0 = c->nstr;
