@@ -130,11 +130,8 @@ static int hand_over(struct ptrace_thread *t, struct attach *a, pid_t tid,
 		else
 			ptrace_undo_truncate(t, n);
 	}
-	if (armed) {
-		prc = commit(a, tid, rq);
-		if (prc < 0) /* part of it may be written: it may run */
-			ptrace_undo_truncate(t, n);
-	}
+	if (armed)
+		prc = commit(a, tid, rq); /* an error: part of it may be written */
 	ptrace_undo_truncate(t, 0);
 	rc = ptrace_restore(t, err);
 	if (rc < 0)
